@@ -1,0 +1,103 @@
+# waifu-rt3d: `make run` builds and serves the app, `make test` runs every check.
+# Both install what they need first (`make setup`); a second run installs nothing.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+.SHELLFLAGS := -eu -o pipefail -c
+
+# Build output lives outside the clone so fresh clones (and CI) rebuild incrementally.
+CACHE ?= $(HOME)/.cache/waifu-rt3d
+export CARGO_TARGET_DIR ?= $(CACHE)/target
+export PATH := $(CURDIR)/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+# npm's own browser download is not used: Playwright drives Debian's Chromium.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+
+CARGO_LEPTOS_VERSION := 0.3.10
+# The wasm-bindgen CLI must be exactly the version of the crate in Cargo.lock.
+WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;}' Cargo.lock)
+BIN := $(CARGO_TARGET_DIR)/release/waifu-rt3d
+ARGS ?=
+
+.PHONY: run build setup setup-test test check fmt lint unit e2e dev clean-data help
+
+help:
+	@echo "make run [ARGS='--port 3100 --data-dir /tmp/w']  build (release) and serve http://127.0.0.1:3000"
+	@echo "make test                                         every check: fmt, clippy (ssr + hydrate), cargo test, Playwright"
+	@echo "make dev                                          cargo leptos watch (rebuild on save)"
+	@echo "make setup                                        install the build tools only"
+
+## ---------------------------------------------------------------- setup
+# Each step checks first and does nothing when its tool is already there.
+setup: tools/node_modules/.installed
+	@command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup (https://rustup.rs) first"; exit 1; }
+	rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
+	@if ! command -v cc >/dev/null; then $(MAKE) --no-print-directory apt PKGS="build-essential pkg-config"; fi
+	@if [ "$$(cargo leptos --version 2>/dev/null)" != "cargo-leptos $(CARGO_LEPTOS_VERSION)" ]; then \
+	  echo "==> installing cargo-leptos $(CARGO_LEPTOS_VERSION) (once per machine, about 17 minutes on 2 cores)"; \
+	  cargo install cargo-leptos@$(CARGO_LEPTOS_VERSION) --locked --features no_downloads; \
+	fi
+	@# Not --locked: the CLI's own lock file pins a crate version the registry does not serve.
+	@if [ "$$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $(WASM_BINDGEN_VERSION)" ]; then \
+	  echo "==> installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (about 3 minutes)"; \
+	  cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force; \
+	fi
+
+# wasm-opt from npm (binaryen 132); Debian's binaryen 108 produces a WASM that fails to hydrate.
+tools/node_modules/.installed: tools/package.json tools/package-lock.json
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory apt PKGS="nodejs npm"
+	cd tools && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup-test: setup end2end/node_modules/.installed
+	@command -v chromium >/dev/null || $(MAKE) --no-print-directory apt PKGS="chromium"
+
+end2end/node_modules/.installed: end2end/package.json end2end/package-lock.json
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory apt PKGS="nodejs npm"
+	cd end2end && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+apt:
+	@echo "==> apt-get install $(PKGS)"
+	@if [ "$$(id -u)" -ne 0 ]; then echo "installing $(PKGS) needs root: run 'sudo apt-get install $(PKGS)'"; exit 1; fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PKGS) >/dev/null
+
+## ---------------------------------------------------------------- run
+build: setup
+	cargo leptos build --release
+
+run: build
+	@echo "==> serving http://127.0.0.1:3000 (Ctrl-C stops)"
+	exec "$(BIN)" $(ARGS)
+
+dev: setup
+	cargo leptos watch
+
+## ---------------------------------------------------------------- test
+LOGS := $(CACHE)/logs
+
+test: setup-test
+	mkdir -p $(LOGS)
+	$(MAKE) --no-print-directory fmt lint
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory e2e
+	.ci/summary $(LOGS)/cargo-test.log end2end/test-results/results.json
+
+fmt:
+	cargo fmt --all --check
+
+lint:
+	cargo clippy --features ssr --all-targets -- -D warnings
+	cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
+
+unit:
+	mkdir -p $(LOGS)
+	cargo test --features ssr 2>&1 | tee $(LOGS)/cargo-test.log
+
+e2e:
+	rm -rf end2end/test-results
+	cd end2end && WAIFU_BIN="$(BIN)" npx playwright test
+
+clean-data:
+	rm -rf data

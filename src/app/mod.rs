@@ -1,0 +1,85 @@
+//! [both] The UI: the page shell, the tab bar and one folder per tab. Components only; the logic
+//! they call lives in `api` (server functions) and `shared`.
+
+mod chat;
+mod common;
+mod setup;
+mod system;
+mod viewer;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
+use leptos_router::{
+    components::{Route, Router, Routes, A},
+    StaticSegment,
+};
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="dark"/>
+                <meta name="description" content="A local-first 3D anime companion"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options=options.clone()/>
+                <HashedStylesheet options id="leptos"/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The app: a tab bar and the current tab. Tabs are links, so reload and the back button work.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Title text="waifu-rt3d"/>
+        <Router>
+            <header class="topbar">
+                <a class="brand" href="/">
+                    <span class="brand-mark" aria-hidden="true">"◆"</span>
+                    "waifu-rt3d"
+                </a>
+                <nav class="tabs" aria-label="Tabs">
+                    <A href="/chat">"Chat"</A>
+                    <A href="/viewer">"Viewer"</A>
+                    <A href="/setup">"Setup"</A>
+                    <A href="/system">"System"</A>
+                </nav>
+            </header>
+            <main id="content">
+                <Routes fallback=NotFound>
+                    <Route path=StaticSegment("") view=chat::ChatTab/>
+                    <Route path=StaticSegment("chat") view=chat::ChatTab/>
+                    <Route path=StaticSegment("viewer") view=viewer::ViewerTab/>
+                    <Route path=StaticSegment("setup") view=setup::SetupTab/>
+                    <Route path=StaticSegment("system") view=system::SystemTab/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+/// Any other path: a 404 page that leads back.
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+        res.set_status(axum::http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <section class="tab" data-testid="not-found">
+            <h1>"Page not found"</h1>
+            <p class="muted">"There is nothing at this address. " <a href="/chat">"Go to the chat"</a> "."</p>
+        </section>
+    }
+}

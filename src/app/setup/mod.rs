@@ -1,0 +1,247 @@
+//! The Setup tab: who answers (language model) and who speaks (voices), saved through the
+//! `save_settings` server function. Keys are write-only: the form only ever learns whether one is set.
+
+mod fields;
+
+use crate::{
+    api::{get_settings, save_settings},
+    app::common::ErrorBanner,
+    shared::{
+        config::{
+            AppConfig, AudioFormat, LlmConfig, LlmProvider, MemoryConfig, TtsConfig, TtsProvider,
+        },
+        AppError,
+    },
+};
+use fields::{Field, ProviderFields, SecretField, TextField};
+use leptos::{ev::SubmitEvent, prelude::*};
+
+/// The Setup tab.
+#[component]
+pub fn SetupTab() -> impl IntoView {
+    let settings = Resource::new(|| (), |_| get_settings());
+    view! {
+        <section class="tab setup" data-testid="tab-setup">
+            <h1>"Setup"</h1>
+            <p class="muted lead">
+                "Choose who answers and who speaks. The defaults work offline with no key. "
+                "Keys stay on this machine and are never shown again once saved."
+            </p>
+            <Suspense fallback=|| view! { <p class="muted">"Loading settings…"</p> }>
+                {move || Suspend::new(async move {
+                    match settings.await {
+                        Ok(cfg) => view! { <SettingsForm initial=cfg/> }.into_any(),
+                        Err(e) => view! { <ErrorBanner error=e/> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+/// The settings form. After a successful save it re-renders from what the server stored.
+#[component]
+fn SettingsForm(initial: AppConfig) -> impl IntoView {
+    let saved = RwSignal::new(initial);
+    let save = Action::new(|entries: &Vec<(String, String)>| save_settings(entries.clone()));
+    let errors = Signal::derive(move || save.value().get().and_then(Result::err));
+    Effect::new(move |_| {
+        if let Some(Ok(cfg)) = save.value().get() {
+            saved.set(cfg);
+        }
+    });
+    // The form can only be sent once the page is interactive.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+
+    let form = NodeRef::<leptos::html::Form>::new();
+    let on_submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        if let Some(form) = form.get() {
+            save.dispatch(form_entries(&form));
+        }
+    };
+    let status = move || {
+        if save.pending().get() {
+            ("saving", "Saving…")
+        } else {
+            match save.value().get() {
+                Some(Ok(_)) => ("saved", "Saved."),
+                Some(Err(_)) => ("error", "Not saved: see the messages above."),
+                None => ("idle", ""),
+            }
+        }
+    };
+
+    view! {
+        <form node_ref=form on:submit=on_submit class="settings" novalidate data-testid="settings-form">
+            {move || {
+                let cfg = saved.get();
+                view! {
+                    <LlmFields cfg=cfg.llm errors/>
+                    <TtsFields cfg=cfg.tts errors/>
+                    <MemoryFields cfg=cfg.memory errors/>
+                }
+            }}
+            {move || errors.get().filter(|e| e.fields.is_empty()).map(|e| view! { <ErrorBanner error=e/> })}
+            <div class="form-actions">
+                <button type="submit" class="primary" disabled=move || !hydrated.get() || save.pending().get()>
+                    "Save settings"
+                </button>
+                <span class="status" role="status" data-testid="save-status" data-state=move || status().0>
+                    {move || status().1}
+                </span>
+            </div>
+        </form>
+    }
+}
+
+#[component]
+fn LlmFields(cfg: LlmConfig, errors: Signal<Option<AppError>>) -> impl IntoView {
+    let provider = RwSignal::new(cfg.provider);
+    let endpoint = RwSignal::new(cfg.endpoint.clone());
+    let on_provider = move |ev| {
+        let old = provider.get_untracked();
+        let Some(new) = LlmProvider::from_name(&event_target_value(&ev)) else {
+            return;
+        };
+        // Follow the new provider's usual address unless the user typed their own.
+        let current = endpoint.get_untracked();
+        if current.trim().is_empty() || current == old.default_endpoint() {
+            endpoint.set(new.default_endpoint().to_string());
+        }
+        provider.set(new);
+    };
+    view! {
+        <fieldset class="card" data-testid="llm-settings">
+            <legend>"Language model"</legend>
+            <Field label="Provider" path="llm.provider" errors>
+                <select id="llm.provider" name="llm.provider" on:change=on_provider>
+                    {LlmProvider::ALL
+                        .map(|p| view! { <option value=p.name() selected=p == cfg.provider>{p.label()}</option> })
+                        .collect_view()}
+                </select>
+            </Field>
+            <div class="group" hidden=move || !provider.get().uses_endpoint()>
+                <Field label="Endpoint" path="llm.endpoint" errors hint="The server's OpenAI-compatible base address, usually ending in /v1.">
+                    <input
+                        id="llm.endpoint"
+                        name="llm.endpoint"
+                        type="url"
+                        spellcheck="false"
+                        value=cfg.endpoint.clone()
+                        prop:value=move || endpoint.get()
+                        on:input=move |ev| endpoint.set(event_target_value(&ev))
+                    />
+                </Field>
+                <SecretField label="API key" path="llm.api_key" set=cfg.api_key_set errors/>
+            </div>
+            <TextField label="Model" path="llm.model" value=cfg.model errors placeholder="the server's loaded model"/>
+            <div class="row">
+                <TextField label="Temperature" path="llm.temperature" value=cfg.temperature.to_string() errors kind="number" step="0.05"/>
+                <TextField label="Longest reply (tokens)" path="llm.max_tokens" value=cfg.max_tokens.to_string() errors kind="number"/>
+            </div>
+        </fieldset>
+    }
+}
+
+#[component]
+fn TtsFields(cfg: TtsConfig, errors: Signal<Option<AppError>>) -> impl IntoView {
+    let provider = RwSignal::new(cfg.provider);
+    // Configured fallbacks first, in their order, then the rest: checked boxes submit in this order.
+    let mut order = cfg.fallback_chain.clone();
+    order.extend(
+        TtsProvider::ALL
+            .into_iter()
+            .filter(|p| !cfg.fallback_chain.contains(p)),
+    );
+    view! {
+        <fieldset class="card" data-testid="tts-settings">
+            <legend>"Voice"</legend>
+            <Field label="Voice provider" path="tts.provider" errors>
+                <select
+                    id="tts.provider"
+                    name="tts.provider"
+                    on:change=move |ev| {
+                        if let Some(p) = TtsProvider::from_name(&event_target_value(&ev)) {
+                            provider.set(p);
+                        }
+                    }
+                >
+                    {TtsProvider::ALL
+                        .map(|p| view! { <option value=p.name() selected=p == cfg.provider>{p.label()}</option> })
+                        .collect_view()}
+                </select>
+            </Field>
+            <Field label="Fallbacks, in order" path="tts.fallback_chain" errors hint="When the voice provider fails, these speak instead.">
+                <input type="hidden" name="tts.fallback_chain" value=""/>
+                <div class="checks" id="tts.fallback_chain">
+                    {order
+                        .into_iter()
+                        .map(|p| {
+                            view! {
+                                <label class="check">
+                                    <input type="checkbox" name="tts.fallback_chain" value=p.name() checked=cfg.fallback_chain.contains(&p)/>
+                                    {p.label()}
+                                </label>
+                            }
+                        })
+                        .collect_view()}
+                </div>
+            </Field>
+            <div class="row">
+                <Field label="Format" path="tts.format" errors>
+                    <select id="tts.format" name="tts.format">
+                        {AudioFormat::ALL
+                            .map(|f| view! { <option value=f.name() selected=f == cfg.format>{f.name()}</option> })
+                            .collect_view()}
+                    </select>
+                </Field>
+                <Field label="Sample rate (Hz)" path="tts.sample_rate" errors>
+                    <select id="tts.sample_rate" name="tts.sample_rate">
+                        {[8_000u32, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000]
+                            .map(|r| view! { <option value=r.to_string() selected=r == cfg.sample_rate>{r.to_string()}</option> })
+                            .collect_view()}
+                    </select>
+                </Field>
+            </div>
+            <h2 class="subhead">"Provider settings"</h2>
+            {TtsProvider::ALL
+                .map(|p| view! { <ProviderFields provider=p settings=cfg.providers.get(p).clone() selected=provider errors/> })
+                .collect_view()}
+        </fieldset>
+    }
+}
+
+#[component]
+fn MemoryFields(cfg: MemoryConfig, errors: Signal<Option<AppError>>) -> impl IntoView {
+    view! {
+        <fieldset class="card" data-testid="memory-settings">
+            <legend>"Memory"</legend>
+            <TextField
+                label="Recent messages in each prompt"
+                path="memory.max_history"
+                value=cfg.max_history.to_string()
+                errors
+                kind="number"
+                hint="0 to 200. More remembers more but answers slower."
+            />
+        </fieldset>
+    }
+}
+
+/// Every `(name, value)` the form would submit, in document order.
+fn form_entries(form: &web_sys::HtmlFormElement) -> Vec<(String, String)> {
+    let Ok(data) = web_sys::FormData::new_with_form(form) else {
+        return Vec::new();
+    };
+    let Ok(Some(iter)) = js_sys::try_iter(&data) else {
+        return Vec::new();
+    };
+    iter.flatten()
+        .filter_map(|entry| {
+            let pair = js_sys::Array::from(&entry);
+            Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
+        })
+        .collect()
+}

@@ -1,0 +1,296 @@
+//! The config file: loaded once at start, replaced atomically on every save.
+
+use super::{apply_patch, from_document, migrate_flat_tts, strip_read_only, ConfigError};
+use crate::shared::config::AppConfig;
+use serde_json::Value;
+use std::{
+    fs, io,
+    io::Write,
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+};
+
+/// What happened while loading, for the log and the health report.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub warnings: Vec<String>,
+}
+
+/// The live config and the file behind it. Readers get a cheap snapshot; writers are serialised
+/// so that two concurrent PUTs cannot lose each other's changes.
+pub struct ConfigStore {
+    path: PathBuf,
+    current: RwLock<Arc<AppConfig>>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl ConfigStore {
+    /// Reads `path`, or writes the defaults there if there is no file. A file that is not valid
+    /// JSON or not a valid config is kept as `.bak` and the app starts on defaults, with a warning.
+    pub fn load(path: PathBuf) -> Result<(Self, LoadReport), ConfigError> {
+        let mut report = LoadReport::default();
+        let cfg = match fs::read_to_string(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let cfg = AppConfig::default();
+                write_atomic(&path, &cfg)?;
+                cfg
+            }
+            Err(source) => return Err(ConfigError::Write { path, source }),
+            Ok(text) => match parse(&text) {
+                Ok((cfg, migrated)) => {
+                    if migrated {
+                        let bak = backup(&path)?;
+                        write_atomic(&path, &cfg)?;
+                        report.warnings.push(format!(
+                            "The settings file was in the earlier flat form; it was migrated and the original kept as {}.",
+                            bak.display()
+                        ));
+                    }
+                    cfg
+                }
+                Err(why) => {
+                    let bak = backup(&path)?;
+                    let cfg = AppConfig::default();
+                    write_atomic(&path, &cfg)?;
+                    report.warnings.push(format!(
+                        "The settings file could not be used ({why}). It was kept as {} and the app started on default settings; fix or copy values from the backup in the Setup tab.",
+                        bak.display()
+                    ));
+                    cfg
+                }
+            },
+        };
+        let store = Self {
+            path,
+            current: RwLock::new(Arc::new(cfg)),
+            writer: tokio::sync::Mutex::new(()),
+        };
+        Ok((store, report))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The config in effect now.
+    pub fn get(&self) -> Arc<AppConfig> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Merges `patch` into the config, validates the result and saves it atomically. On any error
+    /// the previous config stays in effect and on disk.
+    pub async fn update(&self, patch: Value) -> Result<Arc<AppConfig>, ConfigError> {
+        let _writer = self.writer.lock().await;
+        let next = apply_patch(&self.get(), patch)?;
+        let path = self.path.clone();
+        let to_write = next.clone();
+        tokio::task::spawn_blocking(move || write_atomic(&path, &to_write))
+            .await
+            .map_err(|e| ConfigError::Write {
+                path: self.path.clone(),
+                source: io::Error::other(e),
+            })??;
+        let next = Arc::new(next);
+        match self.current.write() {
+            Ok(mut guard) => *guard = next.clone(),
+            Err(poisoned) => *poisoned.into_inner() = next.clone(),
+        }
+        Ok(next)
+    }
+}
+
+/// Parses a config file, migrating the flat form. Returns the config and whether it was migrated.
+fn parse(text: &str) -> Result<(AppConfig, bool), String> {
+    let mut doc: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    if !doc.is_object() {
+        return Err("not a JSON object".into());
+    }
+    let migrated = migrate_flat_tts(&mut doc, AppConfig::default().tts.provider);
+    match from_document(&doc) {
+        Ok(cfg) => Ok((cfg, migrated)),
+        Err(ConfigError::Invalid(fields)) => Err(fields
+            .iter()
+            .map(|f| format!("{}: {}", f.path, f.message))
+            .collect::<Vec<_>>()
+            .join("; ")),
+        Err(other) => Err(other.to_string()),
+    }
+}
+
+/// Copies `path` to a backup name that does not exist yet (`app.json.bak`, `app.json.bak.1`, ...).
+fn backup(path: &Path) -> Result<PathBuf, ConfigError> {
+    let base = format!("{}.bak", path.display());
+    let mut candidate = PathBuf::from(&base);
+    let mut n = 1;
+    while candidate.exists() {
+        candidate = PathBuf::from(format!("{base}.{n}"));
+        n += 1;
+    }
+    fs::copy(path, &candidate).map_err(|source| ConfigError::Write {
+        path: candidate.clone(),
+        source,
+    })?;
+    Ok(candidate)
+}
+
+/// Writes the config to a temporary file beside `path`, flushes it to disk, then renames it over
+/// `path`: a crash or a full disk leaves either the old file or the new one, never half of one.
+/// The file holds API keys, so only its owner may read it.
+pub(crate) fn write_atomic(path: &Path, cfg: &AppConfig) -> Result<(), ConfigError> {
+    let err = |source| ConfigError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut doc = serde_json::to_value(cfg).map_err(|e| err(io::Error::other(e)))?;
+    strip_read_only(&mut doc);
+    let mut text = serde_json::to_string_pretty(&doc).map_err(|e| err(io::Error::other(e)))?;
+    text.push('\n');
+    let tmp = path.with_extension("json.tmp");
+    let result = (|| {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            // Make the rename itself durable.
+            if let Ok(d) = fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shared::config::Secret;
+    use serde_json::json;
+
+    #[test]
+    fn missing_file_gets_defaults_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.json");
+        let (store, report) = ConfigStore::load(path.clone()).unwrap();
+        assert!(report.warnings.is_empty());
+        assert_eq!(*store.get(), AppConfig::default());
+        let on_disk: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(on_disk["llm"]["provider"], "embedded");
+        assert!(on_disk["llm"].get("api_key_set").is_none());
+    }
+
+    #[test]
+    fn corrupt_file_is_kept_as_bak_and_defaults_are_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.json");
+        fs::write(&path, "{ this is not json").unwrap();
+        let (store, report) = ConfigStore::load(path.clone()).unwrap();
+        assert_eq!(*store.get(), AppConfig::default());
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+        assert_eq!(
+            fs::read_to_string(dir.path().join("app.json.bak")).unwrap(),
+            "{ this is not json"
+        );
+        // A second corrupt file does not overwrite the first backup.
+        fs::write(&path, "[]").unwrap();
+        ConfigStore::load(path.clone()).unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.path().join("app.json.bak.1")).unwrap(),
+            "[]"
+        );
+    }
+
+    #[test]
+    fn invalid_values_are_kept_as_bak_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.json");
+        fs::write(&path, r#"{"llm": {"provider": "skynet"}}"#).unwrap();
+        let (store, report) = ConfigStore::load(path.clone()).unwrap();
+        assert_eq!(*store.get(), AppConfig::default());
+        assert!(
+            report.warnings[0].contains("llm.provider"),
+            "{:?}",
+            report.warnings
+        );
+        assert!(dir.path().join("app.json.bak").exists());
+    }
+
+    #[test]
+    fn flat_seed_file_is_migrated_and_the_original_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.json");
+        fs::write(
+            &path,
+            r#"{"tts": {"provider": "elevenlabs", "voice_id": "abc", "api_key": "xi-secret"}}"#,
+        )
+        .unwrap();
+        let (store, report) = ConfigStore::load(path.clone()).unwrap();
+        assert_eq!(store.get().tts.providers.elevenlabs.voice_id, "abc");
+        assert_eq!(
+            store.get().tts.providers.elevenlabs.api_key.expose(),
+            "xi-secret"
+        );
+        assert_eq!(report.warnings.len(), 1);
+        let on_disk: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(on_disk["tts"]["providers"]["elevenlabs"]["voice_id"], "abc");
+        assert!(on_disk["tts"].get("voice_id").is_none());
+    }
+
+    #[tokio::test]
+    async fn update_saves_atomically_and_keeps_old_config_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.json");
+        let (store, _) = ConfigStore::load(path.clone()).unwrap();
+        store
+            .update(json!({"llm": {"api_key": "sk-1", "model": "a"}}))
+            .await
+            .unwrap();
+        assert_eq!(store.get().llm.model, "a");
+        assert!(store
+            .update(json!({"memory": {"max_history": -1}}))
+            .await
+            .is_err());
+        assert_eq!(store.get().llm.model, "a");
+        let (reloaded, _) = ConfigStore::load(path.clone()).unwrap();
+        assert_eq!(reloaded.get().llm.api_key, Secret::new("sk-1"));
+        assert!(!dir.path().join("app.json.tmp").exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_updates_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = ConfigStore::load(dir.path().join("app.json")).unwrap();
+        let store = Arc::new(store);
+        let a = {
+            let s = store.clone();
+            tokio::spawn(async move { s.update(json!({"llm": {"model": "m"}})).await })
+        };
+        let b = {
+            let s = store.clone();
+            tokio::spawn(async move { s.update(json!({"memory": {"max_history": 30}})).await })
+        };
+        a.await.unwrap().unwrap();
+        b.await.unwrap().unwrap();
+        assert_eq!(store.get().llm.model, "m");
+        assert_eq!(store.get().memory.max_history, 30);
+    }
+}

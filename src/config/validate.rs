@@ -1,0 +1,223 @@
+//! Checks that a config makes sense before it is saved: known names are already enforced by the
+//! types, so this is about URLs, ranges and file names.
+
+use crate::shared::{
+    config::{AppConfig, TtsProvider, XttsFlavor},
+    FieldError,
+};
+
+/// Languages the XTTS v2 model speaks.
+pub const XTTS_LANGUAGES: [&str; 17] = [
+    "ar", "pt", "zh-cn", "cs", "nl", "en", "fr", "de", "it", "pl", "ru", "es", "tr", "ja", "ko",
+    "hu", "hi",
+];
+
+/// Sample rates the providers we support can produce.
+pub const SAMPLE_RATES: [u32; 7] = [8_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000];
+
+/// Every problem with `cfg`, each with the dotted path of its field. Empty means valid.
+pub fn validate(cfg: &AppConfig) -> Vec<FieldError> {
+    let mut v = Problems::default();
+
+    let profile = cfg.profile.trim();
+    v.check(
+        "profile",
+        !profile.is_empty() && profile.len() <= 64,
+        "must be 1 to 64 characters",
+    );
+
+    let llm = &cfg.llm;
+    if llm.provider.uses_endpoint() || !llm.endpoint.is_empty() {
+        v.url("llm.endpoint", &llm.endpoint);
+    }
+    v.check(
+        "llm.model",
+        llm.model.len() <= 256,
+        "must be at most 256 characters",
+    );
+    v.check(
+        "llm.temperature",
+        llm.temperature.is_finite() && (0.0..=2.0).contains(&llm.temperature),
+        "must be between 0 and 2",
+    );
+    v.range("llm.max_tokens", llm.max_tokens.into(), 1, 32_768);
+    v.range(
+        "llm.connect_timeout_ms",
+        llm.connect_timeout_ms,
+        100,
+        120_000,
+    );
+    v.range(
+        "llm.first_token_timeout_ms",
+        llm.first_token_timeout_ms,
+        1_000,
+        600_000,
+    );
+
+    let tts = &cfg.tts;
+    v.check(
+        "tts.sample_rate",
+        SAMPLE_RATES.contains(&tts.sample_rate),
+        "must be one of 8000, 16000, 22050, 24000, 32000, 44100 or 48000",
+    );
+    v.range("tts.cache_max_mb", tts.cache_max_mb, 10, 1_000_000);
+    for (i, p) in tts.fallback_chain.iter().enumerate() {
+        if tts.fallback_chain[..i].contains(p) {
+            v.push(
+                format!("tts.fallback_chain[{i}]"),
+                format!("{} is listed twice", p.name()),
+            );
+        }
+    }
+    for provider in TtsProvider::ALL {
+        let s = tts.providers.get(provider);
+        let at = |field: &str| format!("tts.providers.{}.{field}", provider.name());
+        if provider.uses_endpoint() {
+            v.url(&at("endpoint"), &s.endpoint);
+        }
+        v.range(&at("timeout_ms"), s.timeout_ms, 100, 600_000);
+        v.check(
+            &at("voice_id"),
+            s.voice_id.len() <= 256,
+            "must be at most 256 characters",
+        );
+        v.check(
+            &at("model"),
+            s.model.len() <= 256,
+            "must be at most 256 characters",
+        );
+        if !s.voice_path.is_empty() {
+            v.check(
+                &at("voice_path"),
+                s.voice_path.ends_with(".onnx"),
+                "must be the path of a Piper .onnx voice",
+            );
+        }
+        if provider == TtsProvider::XttsServer {
+            v.check(
+                &at("flavor"),
+                matches!(
+                    s.flavor,
+                    Some(XttsFlavor::XttsApiServer | XttsFlavor::CoquiServer)
+                ),
+                "must be xtts_api_server or coqui_server",
+            );
+            if s.flavor == Some(XttsFlavor::XttsApiServer) {
+                v.check(
+                    &at("language"),
+                    XTTS_LANGUAGES.contains(&s.language.as_str()),
+                    "must be an XTTS language code such as en, de, ja or zh-cn",
+                );
+            }
+        }
+    }
+
+    v.range("memory.max_history", cfg.memory.max_history.into(), 0, 200);
+    v.range("memory.recall", cfg.memory.recall.into(), 0, 10);
+
+    v.check(
+        "avatar.active",
+        is_plain_file_name(&cfg.avatar.active),
+        "must be a file name in the avatars folder, without folders",
+    );
+    v.range("avatar.max_upload_mb", cfg.avatar.max_upload_mb, 1, 4_096);
+
+    v.0
+}
+
+/// A name that stays inside its folder: no separators, no parent or hidden entries.
+pub fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+        && !name.chars().any(char::is_control)
+}
+
+#[derive(Default)]
+struct Problems(Vec<FieldError>);
+
+impl Problems {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn check(&mut self, path: &str, ok: bool, message: &str) {
+        if !ok {
+            self.push(path, message);
+        }
+    }
+
+    fn range(&mut self, path: &str, value: u64, min: u64, max: u64) {
+        if !(min..=max).contains(&value) {
+            self.push(path, format!("must be between {min} and {max}"));
+        }
+    }
+
+    fn url(&mut self, path: &str, raw: &str) {
+        match url::Url::parse(raw.trim()) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            Ok(_) => self.push(path, "must be an http:// or https:// address"),
+            Err(_) if raw.trim().is_empty() => {
+                self.push(path, "is required, for example http://127.0.0.1:1234/v1")
+            }
+            Err(e) => self.push(
+                path,
+                format!("is not a valid address ({e}), for example http://127.0.0.1:1234/v1"),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(validate(&AppConfig::default()), vec![]);
+    }
+
+    #[test]
+    fn bad_values_are_reported_by_path() {
+        let mut cfg = AppConfig::default();
+        cfg.tts.sample_rate = 12_345;
+        cfg.tts.providers.fish_audio.endpoint = "ftp://x".into();
+        cfg.tts.providers.xtts_server.language = "klingon".into();
+        cfg.avatar.active = "../etc/passwd".into();
+        cfg.llm.temperature = f32::NAN;
+        let paths: Vec<_> = validate(&cfg).into_iter().map(|f| f.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "llm.temperature",
+                "tts.sample_rate",
+                "tts.providers.fish_audio.endpoint",
+                "tts.providers.xtts_server.language",
+                "avatar.active",
+            ]
+        );
+    }
+
+    #[test]
+    fn embedded_llm_needs_no_endpoint() {
+        let mut cfg = AppConfig::default();
+        cfg.llm.endpoint.clear();
+        assert!(validate(&cfg).is_empty());
+        cfg.llm.provider = crate::shared::config::LlmProvider::Lmstudio;
+        assert_eq!(validate(&cfg)[0].path, "llm.endpoint");
+    }
+
+    #[test]
+    fn plain_file_names() {
+        for ok in ["default.vrm", "my avatar.glb", "ä.vrm"] {
+            assert!(is_plain_file_name(ok), "{ok}");
+        }
+        for bad in ["", ".hidden.vrm", "a/b.vrm", "..", "a\\b", "x\0.vrm"] {
+            assert!(!is_plain_file_name(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! waifu-rt3d: a local-first 3D anime companion.
+//!
+//! One crate, two builds: `ssr` is the axum server binary, `hydrate` the WASM front end.
+//! Modules marked `[ssr]` compile only into the server.
+
+pub mod api;
+pub mod app;
+pub mod shared;
+
+#[cfg(feature = "ssr")]
+pub mod config;
+#[cfg(feature = "ssr")]
+pub mod server;
+#[cfg(feature = "ssr")]
+pub mod store;
+
+/// Entry point of the WASM build: takes over the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

@@ -1,0 +1,68 @@
+//! The whole HTTP surface in one place: REST routes, data files, server functions and the
+//! rendered app. Tests drive [`app`] in-process.
+
+use super::{files, routes, state::AppState};
+use crate::app::{shell, App};
+use axum::{
+    extract::Request,
+    http::{header, HeaderValue},
+    middleware::{self, Next},
+    response::Response,
+    Router,
+};
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::time::Duration;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+pub fn app(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|req: &Request| {
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+        })
+        .on_request(())
+        .on_response(|res: &Response, latency: Duration, _span: &Span| {
+            tracing::info!(
+                status = res.status().as_u16(),
+                latency_ms = format!("{:.2}", latency.as_secs_f64() * 1000.0),
+                "done"
+            );
+        });
+    Router::new()
+        .merge(routes::api())
+        .nest_service(
+            "/files/avatars",
+            files::serve::<()>(state.paths.avatars.clone(), files::Caching::Revalidate),
+        )
+        .nest_service(
+            "/files/audio",
+            files::serve::<()>(state.paths.audio.clone(), files::Caching::Immutable),
+        )
+        .leptos_routes(&state, routes, move || shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn(cache_headers))
+        .layer(trace)
+        .with_state(state)
+}
+
+/// API answers are never cached; the built front end's files carry a content hash in their
+/// names, so they can be cached for good.
+async fn cache_headers(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let mut res = next.run(req).await;
+    let success = res.status().is_success();
+    let headers = res.headers_mut();
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        if path.starts_with("/api") || path.starts_with("/sfn/") {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        } else if path.starts_with("/pkg/") && success {
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            );
+        }
+    }
+    res
+}

@@ -1,0 +1,65 @@
+//! The state every handler and server function shares.
+
+use crate::{config::ConfigStore, shared::AppError};
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use sqlx::SqlitePool;
+use std::{path::PathBuf, sync::Arc};
+
+/// Where everything lives inside the data folder.
+#[derive(Debug, Clone)]
+pub struct DataPaths {
+    pub root: PathBuf,
+    pub config_file: PathBuf,
+    pub db_file: PathBuf,
+    pub avatars: PathBuf,
+    pub audio: PathBuf,
+    pub models: PathBuf,
+}
+
+impl DataPaths {
+    pub fn new(root: PathBuf) -> Self {
+        Self {
+            config_file: root.join("config").join("app.json"),
+            db_file: root.join("db").join("app.db"),
+            avatars: root.join("avatars"),
+            audio: root.join("audio"),
+            models: root.join("models"),
+            root,
+        }
+    }
+
+    /// The folders preflight creates.
+    pub fn dirs(&self) -> [PathBuf; 5] {
+        [
+            self.root.join("config"),
+            self.root.join("db"),
+            self.avatars.clone(),
+            self.audio.clone(),
+            self.models.clone(),
+        ]
+    }
+}
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub config: Arc<ConfigStore>,
+    pub db: SqlitePool,
+    pub paths: Arc<DataPaths>,
+    /// Problems found at start-up that a person should see (shown in the health report).
+    pub warnings: Arc<Vec<String>>,
+}
+
+impl AppState {
+    /// The state, from inside a server function.
+    pub fn from_context() -> Result<Self, AppError> {
+        leptos::prelude::use_context::<AppState>().ok_or_else(|| {
+            tracing::error!("server function called without AppState in context");
+            AppError::new(
+                "internal",
+                "The server is not set up correctly; restart it.",
+            )
+        })
+    }
+}

@@ -1,0 +1,530 @@
+//! The configuration model (`app.json`), shared so that the Setup tab renders the same types the
+//! server validates. Merging, validation and persistence live in the server-only `config` module.
+//!
+//! Every `api_key` is a [`Secret`]: it is written to the config file but never leaves the server.
+//! What the browser sees is a *redacted* config, where each key is empty and `api_key_set` says
+//! whether one is stored.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// An API key. Its `Debug` output never shows the value, and redacted configs carry it empty.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// The key itself, for the one place that needs it: the request to the provider.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "Secret(unset)"
+        } else {
+            "Secret(***)"
+        })
+    }
+}
+
+/// Which language model answers. `embedded` runs in-process and needs no server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LlmProvider {
+    Embedded,
+    Lmstudio,
+    Ollama,
+    Openai,
+    OpenaiCompatible,
+}
+
+impl LlmProvider {
+    pub const ALL: [LlmProvider; 5] = [
+        Self::Embedded,
+        Self::Lmstudio,
+        Self::Ollama,
+        Self::Openai,
+        Self::OpenaiCompatible,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Embedded => "embedded",
+            Self::Lmstudio => "lmstudio",
+            Self::Ollama => "ollama",
+            Self::Openai => "openai",
+            Self::OpenaiCompatible => "openai_compatible",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Embedded => "Built-in model (offline)",
+            Self::Lmstudio => "LM Studio",
+            Self::Ollama => "Ollama",
+            Self::Openai => "OpenAI",
+            Self::OpenaiCompatible => "Other OpenAI-compatible server",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The base URL a fresh install of this server listens on.
+    pub fn default_endpoint(self) -> &'static str {
+        match self {
+            Self::Embedded => "",
+            Self::Lmstudio => "http://127.0.0.1:1234/v1",
+            Self::Ollama => "http://127.0.0.1:11434/v1",
+            Self::Openai => "https://api.openai.com/v1",
+            Self::OpenaiCompatible => "http://127.0.0.1:8080/v1",
+        }
+    }
+
+    /// Whether requests go to an HTTP endpoint (everything but the built-in model).
+    pub fn uses_endpoint(self) -> bool {
+        self != Self::Embedded
+    }
+}
+
+/// Which voice speaks. `piper_local` is neural and offline; `espeak` is the last resort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TtsProvider {
+    PiperLocal,
+    FishAudio,
+    Elevenlabs,
+    XttsServer,
+    Espeak,
+}
+
+impl TtsProvider {
+    pub const ALL: [TtsProvider; 5] = [
+        Self::PiperLocal,
+        Self::FishAudio,
+        Self::Elevenlabs,
+        Self::XttsServer,
+        Self::Espeak,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PiperLocal => "piper_local",
+            Self::FishAudio => "fish_audio",
+            Self::Elevenlabs => "elevenlabs",
+            Self::XttsServer => "xtts_server",
+            Self::Espeak => "espeak",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::PiperLocal => "Piper (offline, neural)",
+            Self::FishAudio => "Fish Audio",
+            Self::Elevenlabs => "ElevenLabs",
+            Self::XttsServer => "XTTS server",
+            Self::Espeak => "eSpeak NG (offline, robotic)",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Cloud providers need a key; local ones never do.
+    pub fn needs_key(self) -> bool {
+        matches!(self, Self::FishAudio | Self::Elevenlabs)
+    }
+
+    /// Whether the provider talks to an HTTP endpoint.
+    pub fn uses_endpoint(self) -> bool {
+        matches!(self, Self::FishAudio | Self::Elevenlabs | Self::XttsServer)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputMode {
+    Text,
+    Voice,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutputMode {
+    #[serde(rename = "text")]
+    Text,
+    #[serde(rename = "text+voice")]
+    TextVoice,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioFormat {
+    Mp3,
+    Wav,
+    Opus,
+}
+
+impl AudioFormat {
+    pub const ALL: [AudioFormat; 3] = [Self::Mp3, Self::Wav, Self::Opus];
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mp3 => "mp3",
+            Self::Wav => "wav",
+            Self::Opus => "opus",
+        }
+    }
+}
+
+/// The two XTTS servers speak different protocols, so the config says which one it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum XttsFlavor {
+    /// daswer123/xtts-api-server: `POST /tts_to_audio/` with a JSON body (port 8020).
+    XttsApiServer,
+    /// The Coqui TTS demo server: `/api/tts` with headers or query parameters (port 5002).
+    CoquiServer,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AsrProvider {
+    Disabled,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    pub profile: String,
+    pub input_mode: InputMode,
+    pub output_mode: OutputMode,
+    pub llm: LlmConfig,
+    pub tts: TtsConfig,
+    pub asr: AsrConfig,
+    pub memory: MemoryConfig,
+    pub avatar: AvatarConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    pub provider: LlmProvider,
+    pub endpoint: String,
+    #[serde(skip_serializing_if = "Secret::is_empty")]
+    pub api_key: Secret,
+    /// Read-only: whether a key is stored. Only meaningful in redacted configs.
+    pub api_key_set: bool,
+    pub model: String,
+    pub temperature: f32,
+    pub max_tokens: u32,
+    pub connect_timeout_ms: u64,
+    pub first_token_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TtsConfig {
+    /// The voice that speaks first.
+    pub provider: TtsProvider,
+    /// Who speaks, in order, when the provider fails.
+    pub fallback_chain: Vec<TtsProvider>,
+    /// Preferred output format, for providers that let us choose.
+    pub format: AudioFormat,
+    /// Preferred sample rate in Hz, for providers that let us choose.
+    pub sample_rate: u32,
+    /// Size cap of the audio cache; least recently used files go first.
+    pub cache_max_mb: u64,
+    pub providers: TtsProviders,
+}
+
+/// Settings for each TTS provider, so that switching providers or falling back never mixes one
+/// provider's endpoint or key with another's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TtsProviders {
+    pub piper_local: TtsProviderSettings,
+    pub fish_audio: TtsProviderSettings,
+    pub elevenlabs: TtsProviderSettings,
+    pub xtts_server: TtsProviderSettings,
+    pub espeak: TtsProviderSettings,
+}
+
+impl TtsProviders {
+    pub fn get(&self, provider: TtsProvider) -> &TtsProviderSettings {
+        match provider {
+            TtsProvider::PiperLocal => &self.piper_local,
+            TtsProvider::FishAudio => &self.fish_audio,
+            TtsProvider::Elevenlabs => &self.elevenlabs,
+            TtsProvider::XttsServer => &self.xtts_server,
+            TtsProvider::Espeak => &self.espeak,
+        }
+    }
+
+    pub fn get_mut(&mut self, provider: TtsProvider) -> &mut TtsProviderSettings {
+        match provider {
+            TtsProvider::PiperLocal => &mut self.piper_local,
+            TtsProvider::FishAudio => &mut self.fish_audio,
+            TtsProvider::Elevenlabs => &mut self.elevenlabs,
+            TtsProvider::XttsServer => &mut self.xtts_server,
+            TtsProvider::Espeak => &mut self.espeak,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TtsProviderSettings {
+    pub endpoint: String,
+    #[serde(skip_serializing_if = "Secret::is_empty")]
+    pub api_key: Secret,
+    /// Read-only: whether a key is stored. Only meaningful in redacted configs.
+    pub api_key_set: bool,
+    /// Voice or speaker: a Fish `reference_id`, an ElevenLabs voice id, an XTTS speaker, an
+    /// eSpeak voice name.
+    pub voice_id: String,
+    pub model: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flavor: Option<XttsFlavor>,
+    /// A user's own executable (Piper, eSpeak); empty means the one `make setup` installed.
+    pub binary: String,
+    /// A user's own Piper voice (`.onnx`, with its `.onnx.json` beside it); empty means the bundled voice.
+    pub voice_path: String,
+    pub language: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AsrConfig {
+    pub provider: AsrProvider,
+    pub endpoint: String,
+    #[serde(skip_serializing_if = "Secret::is_empty")]
+    pub api_key: Secret,
+    pub api_key_set: bool,
+    pub model: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// How many recent messages go into the prompt.
+    pub max_history: u32,
+    /// How many older messages, found by full-text search, are recalled as memories.
+    pub recall: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AvatarConfig {
+    /// File name of the active avatar in the avatars folder.
+    pub active: String,
+    pub max_upload_mb: u64,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            profile: "auto".into(),
+            input_mode: InputMode::Text,
+            output_mode: OutputMode::TextVoice,
+            llm: LlmConfig::default(),
+            tts: TtsConfig::default(),
+            asr: AsrConfig::default(),
+            memory: MemoryConfig::default(),
+            avatar: AvatarConfig::default(),
+        }
+    }
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self {
+            provider: LlmProvider::Embedded,
+            endpoint: LlmProvider::Lmstudio.default_endpoint().into(),
+            api_key: Secret::default(),
+            api_key_set: false,
+            model: String::new(),
+            temperature: 0.7,
+            max_tokens: 512,
+            connect_timeout_ms: 3_000,
+            first_token_timeout_ms: 60_000,
+        }
+    }
+}
+
+impl Default for TtsConfig {
+    fn default() -> Self {
+        Self {
+            provider: TtsProvider::PiperLocal,
+            fallback_chain: vec![TtsProvider::Espeak],
+            format: AudioFormat::Mp3,
+            sample_rate: 24_000,
+            cache_max_mb: 500,
+            providers: TtsProviders::default(),
+        }
+    }
+}
+
+impl Default for TtsProviders {
+    fn default() -> Self {
+        let base = TtsProviderSettings {
+            timeout_ms: 15_000,
+            ..Default::default()
+        };
+        Self {
+            piper_local: TtsProviderSettings {
+                timeout_ms: 30_000,
+                ..base.clone()
+            },
+            fish_audio: TtsProviderSettings {
+                endpoint: "https://api.fish.audio/v1".into(),
+                model: "s1".into(),
+                ..base.clone()
+            },
+            elevenlabs: TtsProviderSettings {
+                endpoint: "https://api.elevenlabs.io/v1".into(),
+                voice_id: "21m00Tcm4TlvDq8ikWAM".into(),
+                model: "eleven_multilingual_v2".into(),
+                ..base.clone()
+            },
+            xtts_server: TtsProviderSettings {
+                endpoint: "http://127.0.0.1:8020".into(),
+                voice_id: "female".into(),
+                flavor: Some(XttsFlavor::XttsApiServer),
+                language: "en".into(),
+                timeout_ms: 60_000,
+                ..base.clone()
+            },
+            espeak: TtsProviderSettings {
+                voice_id: "en-us".into(),
+                ..base
+            },
+        }
+    }
+}
+
+impl Default for AsrConfig {
+    fn default() -> Self {
+        Self {
+            provider: AsrProvider::Disabled,
+            endpoint: String::new(),
+            api_key: Secret::default(),
+            api_key_set: false,
+            model: String::new(),
+        }
+    }
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            max_history: 12,
+            recall: 3,
+        }
+    }
+}
+
+impl Default for AvatarConfig {
+    fn default() -> Self {
+        Self {
+            active: "default.vrm".into(),
+            max_upload_mb: 100,
+        }
+    }
+}
+
+impl AppConfig {
+    /// A copy safe to send to a browser: every key emptied, `api_key_set` telling whether one is stored.
+    pub fn redacted(&self) -> AppConfig {
+        fn hide(key: &mut Secret, set: &mut bool) {
+            *set = !key.is_empty();
+            *key = Secret::default();
+        }
+        let mut out = self.clone();
+        hide(&mut out.llm.api_key, &mut out.llm.api_key_set);
+        hide(&mut out.asr.api_key, &mut out.asr.api_key_set);
+        for provider in TtsProvider::ALL {
+            let settings = out.tts.providers.get_mut(provider);
+            hide(&mut settings.api_key, &mut settings.api_key_set);
+        }
+        out
+    }
+
+    /// The full TTS order: the provider first, then the fallbacks, each once.
+    pub fn tts_chain(&self) -> Vec<TtsProvider> {
+        let mut chain = vec![self.tts.provider];
+        for p in &self.tts.fallback_chain {
+            if !chain.contains(p) {
+                chain.push(*p);
+            }
+        }
+        chain
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_a_key() {
+        let mut cfg = AppConfig::default();
+        cfg.llm.api_key = Secret::new("sk-very-secret");
+        cfg.tts.providers.fish_audio.api_key = Secret::new("fish-secret");
+        let dbg = format!("{cfg:?}");
+        assert!(!dbg.contains("sk-very-secret"), "{dbg}");
+        assert!(!dbg.contains("fish-secret"));
+        assert!(dbg.contains("Secret(***)"));
+    }
+
+    #[test]
+    fn redacted_config_has_flags_and_no_keys() {
+        let mut cfg = AppConfig::default();
+        cfg.llm.api_key = Secret::new("sk-very-secret");
+        let red = cfg.redacted();
+        let json = serde_json::to_string(&red).unwrap();
+        assert!(!json.contains("sk-very-secret"));
+        assert!(red.llm.api_key_set);
+        assert!(!red.tts.providers.fish_audio.api_key_set);
+        assert!(!json.contains("\"api_key\""), "{json}");
+    }
+
+    #[test]
+    fn provider_names_round_trip() {
+        for p in LlmProvider::ALL {
+            let json = serde_json::to_value(p).unwrap();
+            assert_eq!(json, p.name());
+            assert_eq!(LlmProvider::from_name(p.name()), Some(p));
+        }
+        for p in TtsProvider::ALL {
+            let json = serde_json::to_value(p).unwrap();
+            assert_eq!(json, p.name());
+            assert_eq!(TtsProvider::from_name(p.name()), Some(p));
+        }
+    }
+
+    #[test]
+    fn chain_starts_with_provider_and_has_no_repeats() {
+        let mut cfg = AppConfig::default();
+        cfg.tts.provider = TtsProvider::Espeak;
+        cfg.tts.fallback_chain = vec![
+            TtsProvider::Espeak,
+            TtsProvider::PiperLocal,
+            TtsProvider::PiperLocal,
+        ];
+        assert_eq!(
+            cfg.tts_chain(),
+            vec![TtsProvider::Espeak, TtsProvider::PiperLocal]
+        );
+    }
+}

@@ -1,0 +1,69 @@
+//! The health report (`GET /api/healthcheck`, and the System tab).
+
+use serde::{Deserialize, Serialize};
+
+/// The state of one provider, as a probe found it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderState {
+    Ok,
+    /// The server is up but has no model loaded.
+    NoModel,
+    Unreachable,
+    Auth,
+    Quota,
+    Misconfigured,
+    Error,
+}
+
+impl ProviderState {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::NoModel => "no_model",
+            Self::Unreachable => "unreachable",
+            Self::Auth => "auth",
+            Self::Quota => "quota",
+            Self::Misconfigured => "misconfigured",
+            Self::Error => "error",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProviderHealth {
+    pub provider: String,
+    pub state: ProviderState,
+    /// What the probe saw, and what to do about it.
+    pub detail: String,
+    pub latency_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DbHealth {
+    pub ok: bool,
+    pub journal_mode: String,
+    pub messages: i64,
+}
+
+/// Whether the front-end libraries and the default avatar are in place.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LibsHealth {
+    pub three: bool,
+    pub three_vrm: bool,
+    pub default_avatar: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub ok: bool,
+    pub libs: LibsHealth,
+    /// Kept for the earlier server's clients: whether the configured LLM answered.
+    pub lmstudio: bool,
+    pub llm: ProviderHealth,
+    pub tts: Vec<ProviderHealth>,
+    pub db: DbHealth,
+    /// Everything a person should know about, in plain words.
+    pub issues: Vec<String>,
+    pub version: String,
+}

@@ -1,0 +1,8 @@
+//! [both] Wire types shared by the server and the browser: the config model, the health report and
+//! the one serialisable error.
+
+pub mod config;
+pub mod error;
+pub mod health;
+
+pub use error::{AppError, FieldError};

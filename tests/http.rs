@@ -1,0 +1,418 @@
+//! Router tests: the whole HTTP surface driven in-process, on a real data folder.
+#![cfg(feature = "ssr")]
+
+use axum::{
+    body::Body,
+    http::{header, Request, StatusCode},
+    Router,
+};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tower::ServiceExt;
+use waifu_rt3d::server::{app, preflight, AppState};
+
+struct Harness {
+    app: Router,
+    state: AppState,
+    _dir: tempfile::TempDir,
+}
+
+async fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let ready = preflight::run(&dir.path().join("data")).await.unwrap();
+    let state = AppState {
+        leptos_options: leptos::config::LeptosOptions::builder()
+            .output_name("waifu-rt3d")
+            .build(),
+        config: Arc::new(ready.config),
+        db: ready.db,
+        paths: Arc::new(ready.paths),
+        warnings: Arc::new(ready.warnings),
+    };
+    Harness {
+        app: app(state.clone()),
+        state,
+        _dir: dir,
+    }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    fn header(&self, name: header::HeaderName) -> &str {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+}
+
+async fn send(app: &Router, req: Request<Body>) -> Reply {
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+fn put_json(uri: &str, body: &str) -> Request<Body> {
+    Request::put(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn get_config_is_redacted_and_not_cached() {
+    let h = harness().await;
+    h.state
+        .config
+        .update(json!({"llm": {"api_key": "sk-top-secret"}}))
+        .await
+        .unwrap();
+    let r = send(&h.app, get("/api/config")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header(header::CACHE_CONTROL), "no-store");
+    let text = String::from_utf8(r.body.clone()).unwrap();
+    assert!(!text.contains("sk-top-secret"), "{text}");
+    assert!(!text.contains("\"api_key\""), "{text}");
+    let cfg = r.json();
+    assert_eq!(cfg["llm"]["api_key_set"], true);
+    assert_eq!(cfg["tts"]["providers"]["fish_audio"]["api_key_set"], false);
+    // The earlier server's flat fields are mirrored from the selected provider.
+    assert_eq!(cfg["tts"]["provider"], "piper_local");
+    assert!(cfg["tts"].get("voice_id").is_some());
+}
+
+#[tokio::test]
+async fn put_config_deep_merges_saves_and_redacts() {
+    let h = harness().await;
+    let r = send(
+        &h.app,
+        put_json("/api/config", r#"{"llm": {"provider": "ollama", "endpoint": "http://127.0.0.1:11434/v1", "api_key": "ollama-key"}, "tts": {"providers": {"xtts_server": {"language": "ja"}}}}"#),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let body = r.json();
+    assert_eq!(body["ok"], true);
+    assert_eq!(body["config"]["llm"]["provider"], "ollama");
+    assert_eq!(body["config"]["llm"]["api_key_set"], true);
+    assert!(!String::from_utf8_lossy(&r.body).contains("ollama-key"));
+    // Siblings survive.
+    assert_eq!(
+        body["config"]["tts"]["providers"]["xtts_server"]["endpoint"],
+        "http://127.0.0.1:8020"
+    );
+    // Persisted to disk with the key.
+    let disk: Value =
+        serde_json::from_str(&std::fs::read_to_string(&h.state.paths.config_file).unwrap())
+            .unwrap();
+    assert_eq!(disk["llm"]["api_key"], "ollama-key");
+    assert_eq!(disk["tts"]["providers"]["xtts_server"]["language"], "ja");
+}
+
+#[tokio::test]
+async fn get_edit_put_round_trip_keeps_keys() {
+    let h = harness().await;
+    h.state
+        .config
+        .update(json!({"tts": {"providers": {"elevenlabs": {"api_key": "xi-key"}}}}))
+        .await
+        .unwrap();
+    let mut cfg = send(&h.app, get("/api/config")).await.json();
+    cfg["memory"]["max_history"] = json!(20);
+    let r = send(&h.app, put_json("/api/config", &cfg.to_string())).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let now = h.state.config.get();
+    assert_eq!(now.memory.max_history, 20);
+    assert_eq!(now.tts.providers.elevenlabs.api_key.expose(), "xi-key");
+}
+
+#[tokio::test]
+async fn earlier_clients_flat_tts_fields_land_on_the_selected_provider() {
+    let h = harness().await;
+    let r = send(
+        &h.app,
+        put_json(
+            "/api/config",
+            r#"{"tts": {"provider": "fish_audio", "voice_id": "abc123", "api_key": "fish"}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let now = h.state.config.get();
+    assert_eq!(now.tts.providers.fish_audio.voice_id, "abc123");
+    assert_eq!(now.tts.providers.fish_audio.api_key.expose(), "fish");
+    assert_eq!(r.json()["config"]["tts"]["voice_id"], "abc123");
+}
+
+#[tokio::test]
+async fn bad_bodies_are_400_not_422_and_change_nothing() {
+    let h = harness().await;
+    let before = h.state.config.get();
+    for (body, code) in [
+        ("{not json", "invalid_json"),
+        ("", "invalid_json"),
+        (r#"{"llm": {"provider": "lmstudio""#, "invalid_json"),
+        ("[1,2,3]", "invalid_config"),
+        (r#"{"llm": {"provider": "skynet"}}"#, "invalid_config"),
+        (r#"{"tts": {"fallback_chain": ["nope"]}}"#, "invalid_config"),
+        (r#"{"memory": {"max_history": 100000}}"#, "invalid_config"),
+        (
+            r#"{"llm": {"provider": "lmstudio", "endpoint": "ftp://x"}}"#,
+            "invalid_config",
+        ),
+    ] {
+        let r = send(&h.app, put_json("/api/config", body)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "body {body}");
+        let j = r.json();
+        assert_eq!(j["ok"], false);
+        assert_eq!(j["code"], code, "body {body}: {j}");
+        assert!(j["error"].as_str().unwrap().len() > 10);
+    }
+    assert_eq!(h.state.config.get(), before);
+    let r = send(
+        &h.app,
+        put_json("/api/config", r#"{"llm": {"provider": "skynet"}}"#),
+    )
+    .await;
+    assert_eq!(r.json()["fields"][0]["path"], "llm.provider");
+}
+
+#[tokio::test]
+async fn wrong_media_type_is_415() {
+    let h = harness().await;
+    let req = Request::put("/api/config")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("a=b"))
+        .unwrap();
+    let r = send(&h.app, req).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(r.json()["code"], "unsupported_media_type");
+}
+
+#[tokio::test]
+async fn unknown_api_paths_and_methods_answer_json() {
+    let h = harness().await;
+    for uri in ["/api/nope", "/api", "/api/sessions/999/zzz"] {
+        let r = send(&h.app, get(uri)).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(r.json()["code"], "not_found");
+        assert_eq!(r.header(header::CACHE_CONTROL), "no-store");
+    }
+    let r = send(
+        &h.app,
+        Request::post("/api/config").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.json()["code"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn healthcheck_has_the_documented_shape() {
+    let h = harness().await;
+    let r = send(&h.app, get("/api/healthcheck")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let j = r.json();
+    for key in [
+        "ok", "libs", "lmstudio", "llm", "tts", "db", "issues", "version",
+    ] {
+        assert!(j.get(key).is_some(), "missing {key}: {j}");
+    }
+    assert_eq!(j["db"]["ok"], true);
+    assert_eq!(j["db"]["journal_mode"], "wal");
+    assert_eq!(j["db"]["messages"], 0);
+    assert_eq!(j["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(j["llm"]["provider"], "embedded");
+    // Default chain: piper, then espeak.
+    let tts: Vec<_> = j["tts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["provider"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(tts, ["piper_local", "espeak"]);
+    assert_eq!(j["libs"]["default_avatar"], false);
+}
+
+#[tokio::test]
+async fn data_files_are_served_with_types_ranges_and_etags() {
+    let h = harness().await;
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    std::fs::write(h.state.paths.avatars.join("Aiko Model.vrm"), &bytes).unwrap();
+    std::fs::write(h.state.paths.audio.join("abc.wav"), b"RIFF....WAVE").unwrap();
+
+    let r = send(&h.app, get("/files/avatars/Aiko%20Model.vrm")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header(header::CONTENT_TYPE), "model/gltf-binary");
+    assert_eq!(r.body, bytes);
+    let etag = r.header(header::ETAG).to_string();
+    assert!(etag.starts_with("W/\""), "{etag}");
+
+    let req = Request::get("/files/avatars/Aiko%20Model.vrm")
+        .header(header::RANGE, "bytes=100-199")
+        .body(Body::empty())
+        .unwrap();
+    let r = send(&h.app, req).await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.body, &bytes[100..200]);
+
+    let req = Request::get("/files/avatars/Aiko%20Model.vrm")
+        .header(header::IF_NONE_MATCH, &etag)
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&h.app, req).await.status, StatusCode::NOT_MODIFIED);
+
+    let r = send(&h.app, get("/files/audio/abc.wav")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header(header::CONTENT_TYPE), "audio/wav");
+    assert!(r.header(header::CACHE_CONTROL).contains("immutable"));
+}
+
+#[tokio::test]
+async fn nothing_outside_the_data_folders_is_reachable() {
+    let h = harness().await;
+    // A secret next to the served folders, and a symlink pointing at it.
+    let secret = h.state.paths.root.join("config").join("app.json");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&secret, h.state.paths.avatars.join("link.vrm")).unwrap();
+    std::fs::write(h.state.paths.avatars.join(".hidden.vrm"), b"x").unwrap();
+    for uri in [
+        "/files/avatars/../config/app.json",
+        "/files/avatars/%2e%2e/config/app.json",
+        "/files/avatars/%2e%2e%2fconfig%2fapp.json",
+        "/files/avatars/..%2f..%2fdb%2fapp.db",
+        "/files/avatars/link.vrm",
+        "/files/avatars/.hidden.vrm",
+        "/files/avatars/",
+        "/files/avatars/missing.vrm",
+        "/files/audio/%00.wav",
+        "/files/audio/..%5c..%5cconfig%5capp.json",
+    ] {
+        let r = send(&h.app, get(uri)).await;
+        assert!(
+            r.status == StatusCode::NOT_FOUND || r.status == StatusCode::BAD_REQUEST,
+            "{uri} answered {}",
+            r.status
+        );
+        assert!(
+            !String::from_utf8_lossy(&r.body).contains("\"provider\""),
+            "{uri} leaked the config"
+        );
+    }
+}
+
+#[tokio::test]
+async fn server_functions_answer_the_ui() {
+    let h = harness().await;
+    h.state
+        .config
+        .update(json!({"llm": {"api_key": "sk-sfn-secret"}}))
+        .await
+        .unwrap();
+    let req = Request::post("/sfn/settings")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "application/json")
+        .body(Body::empty())
+        .unwrap();
+    let r = send(&h.app, req).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert!(!String::from_utf8_lossy(&r.body).contains("sk-sfn-secret"));
+    assert_eq!(r.json()["llm"]["api_key_set"], true);
+
+    let req = Request::post("/sfn/settings/save")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/json")
+        .body(Body::from(
+            r#"{"entries": [["memory.max_history", "7"], ["llm.api_key", ""]]}"#,
+        ))
+        .unwrap();
+    let r = send(&h.app, req).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(h.state.config.get().memory.max_history, 7);
+    assert_eq!(h.state.config.get().llm.api_key.expose(), "sk-sfn-secret");
+
+    let req = Request::post("/sfn/settings/save")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/json")
+        .body(Body::from(
+            r#"{"entries": [["memory.max_history", "999"]]}"#,
+        ))
+        .unwrap();
+    let r = send(&h.app, req).await;
+    assert!(r.status.is_server_error() || r.status.is_client_error());
+    let j = r.json();
+    assert_eq!(j["code"], "invalid_config", "{j}");
+    assert_eq!(j["fields"][0]["path"], "memory.max_history");
+}
+
+#[tokio::test]
+async fn the_app_pages_render_on_the_server() {
+    let h = harness().await;
+    for (uri, marker) in [
+        ("/", "tab-chat"),
+        ("/setup", "tab-setup"),
+        ("/system", "tab-system"),
+        ("/viewer", "tab-viewer"),
+    ] {
+        let r = send(&h.app, get(uri)).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}");
+        assert!(String::from_utf8_lossy(&r.body).contains(marker), "{uri}");
+    }
+    let r = send(&h.app, get("/definitely-not-a-page")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_busy_port_gives_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let cli = waifu_rt3d::server::Cli {
+        port,
+        bind: "127.0.0.1".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        leptos_config: "Leptos.toml".into(),
+    };
+    let err = waifu_rt3d::server::run(cli).await.unwrap_err().to_string();
+    assert!(err.contains("already in use"), "{err}");
+    assert!(err.contains("--port"), "{err}");
+}
