@@ -3,6 +3,9 @@
 //! One crate, two builds: `ssr` is the axum server binary, `hydrate` the WASM front end.
 //! Modules marked `[ssr]` compile only into the server.
 
+// Leptos views are deeply nested types; the Setup form exceeds the default limit.
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod app;
 pub mod shared;

@@ -378,7 +378,7 @@ async fn server_functions_answer_the_ui() {
         ))
         .unwrap();
     let r = send(&h.app, req).await;
-    assert!(r.status.is_server_error() || r.status.is_client_error());
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let j = r.json();
     assert_eq!(j["code"], "invalid_config", "{j}");
     assert_eq!(j["fields"][0]["path"], "memory.max_history");
@@ -415,4 +415,16 @@ async fn a_busy_port_gives_a_clear_message() {
     let err = waifu_rt3d::server::run(cli).await.unwrap_err().to_string();
     assert!(err.contains("already in use"), "{err}");
     assert!(err.contains("--port"), "{err}");
+}
+
+#[tokio::test]
+async fn head_requests_answer_headers_only() {
+    let h = harness().await;
+    for uri in ["/setup", "/system", "/api/healthcheck"] {
+        let r = send(&h.app, Request::head(uri).body(Body::empty()).unwrap()).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}");
+        assert!(r.body.is_empty(), "{uri}");
+        let len: usize = r.header(header::CONTENT_LENGTH).parse().unwrap_or(0);
+        assert!(len > 0, "{uri} has no content-length");
+    }
 }

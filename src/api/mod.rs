@@ -16,7 +16,9 @@ pub async fn get_settings() -> Result<AppConfig, AppError> {
 #[server(prefix = "/sfn", endpoint = "settings/save", input = Json)]
 pub async fn save_settings(entries: Vec<(String, String)>) -> Result<AppConfig, AppError> {
     let state = crate::server::AppState::from_context()?;
-    let patch = crate::config::patch_from_form(&entries).map_err(AppError::invalid)?;
+    use axum::http::StatusCode;
+    let patch = crate::config::patch_from_form(&entries)
+        .map_err(|fields| with_status(StatusCode::BAD_REQUEST, AppError::invalid(fields)))?;
     match state.config.update(patch).await {
         Ok(cfg) => {
             tracing::info!("settings saved from the Setup tab");
@@ -24,6 +26,15 @@ pub async fn save_settings(entries: Vec<(String, String)>) -> Result<AppConfig, 
         }
         Err(e) => {
             tracing::warn!(error = %e, "settings not saved");
+            let status = match e {
+                crate::config::ConfigError::Write { .. } => {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                }
+                _ => axum::http::StatusCode::BAD_REQUEST,
+            };
+            if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+                res.set_status(status);
+            }
             Err(e.into())
         }
     }
@@ -34,4 +45,13 @@ pub async fn save_settings(entries: Vec<(String, String)>) -> Result<AppConfig, 
 pub async fn get_health() -> Result<Health, AppError> {
     let state = crate::server::AppState::from_context()?;
     Ok(crate::server::health::report(&state).await)
+}
+
+/// Server functions answer 500 for any error unless told otherwise; a bad request is a 400.
+#[cfg(feature = "ssr")]
+fn with_status(status: axum::http::StatusCode, err: AppError) -> AppError {
+    if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+        res.set_status(status);
+    }
+    err
 }

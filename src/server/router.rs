@@ -4,8 +4,9 @@
 use super::{files, routes, state::AppState};
 use crate::app::{shell, App};
 use axum::{
+    body::Body,
     extract::Request,
-    http::{header, HeaderValue},
+    http::{header, HeaderValue, Method},
     middleware::{self, Next},
     response::Response,
     Router,
@@ -23,6 +24,8 @@ pub fn app(state: AppState) -> Router {
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
         })
         .on_request(())
+        // `on_response` already logs every status, errors included.
+        .on_failure(())
         .on_response(|res: &Response, latency: Duration, _span: &Span| {
             tracing::info!(
                 status = res.status().as_u16(),
@@ -43,8 +46,31 @@ pub fn app(state: AppState) -> Router {
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(cache_headers))
+        .layer(middleware::from_fn(head_renders_fully))
         .layer(trace)
         .with_state(state)
+}
+
+/// A HEAD request for a page is rendered as a GET to the end and its body dropped afterwards.
+/// Dropping a streaming Leptos render midway (what a plain HEAD does) disposes the page's
+/// reactive owner while suspended parts are still resolving.
+async fn head_renders_fully(mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if req.method() != Method::HEAD || path.starts_with("/files/") || path.starts_with("/pkg/") {
+        return next.run(req).await;
+    }
+    *req.method_mut() = Method::GET;
+    let res = next.run(req).await;
+    let (mut parts, body) = res.into_parts();
+    match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => {
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        }
+        Err(e) => tracing::warn!("rendering a HEAD response failed: {e}"),
+    }
+    Response::from_parts(parts, Body::empty())
 }
 
 /// API answers are never cached; the built front end's files carry a content hash in their

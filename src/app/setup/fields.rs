@@ -7,6 +7,11 @@ use crate::shared::{
 };
 use leptos::prelude::*;
 
+/// Counts successful saves. Updating the form in place after a save keeps what inputs hold, so key
+/// fields watch this to empty themselves: a saved key never lingers in the page.
+#[derive(Clone, Copy)]
+pub struct Saves(pub RwSignal<u32>);
+
 /// A label, the control, an optional hint and the server's message for this field, if any.
 #[component]
 pub fn Field(
@@ -62,6 +67,19 @@ pub fn SecretField(
     errors: Signal<Option<AppError>>,
 ) -> impl IntoView {
     let clear = format!("{path}.clear");
+    let saves = use_context::<Saves>();
+    let emptied = move || {
+        if let Some(s) = saves {
+            s.0.track();
+        }
+        ""
+    };
+    let unticked = move || {
+        if let Some(s) = saves {
+            s.0.track();
+        }
+        false
+    };
     view! {
         <Field label path=path.clone() errors hint="Write-only: kept on this machine, never shown again.">
             <div class="secret">
@@ -73,6 +91,7 @@ pub fn SecretField(
                     spellcheck="false"
                     placeholder=if set { "saved: type a new key to replace it" } else { "not set" }
                     data-testid=format!("secret-{path}")
+                    prop:value=emptied
                 />
                 <span class="badge" class:badge-ok=set data-testid=format!("key-state-{path}")>
                     {if set { "set" } else { "not set" }}
@@ -80,7 +99,7 @@ pub fn SecretField(
             </div>
             {set.then(|| view! {
                 <label class="check small">
-                    <input type="checkbox" name=clear.clone()/>
+                    <input type="checkbox" name=clear.clone() prop:checked=unticked/>
                     "Remove the saved key"
                 </label>
             })}

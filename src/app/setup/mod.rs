@@ -13,7 +13,7 @@ use crate::{
         AppError,
     },
 };
-use fields::{Field, ProviderFields, SecretField, TextField};
+use fields::{Field, ProviderFields, Saves, SecretField, TextField};
 use leptos::{ev::SubmitEvent, prelude::*};
 
 /// The Setup tab.
@@ -45,9 +45,13 @@ fn SettingsForm(initial: AppConfig) -> impl IntoView {
     let saved = RwSignal::new(initial);
     let save = Action::new(|entries: &Vec<(String, String)>| save_settings(entries.clone()));
     let errors = Signal::derive(move || save.value().get().and_then(Result::err));
+    // Each successful save empties the key fields (see `SecretField`).
+    let saves = Saves(RwSignal::new(0));
+    provide_context(saves);
     Effect::new(move |_| {
         if let Some(Ok(cfg)) = save.value().get() {
             saved.set(cfg);
+            saves.0.update(|n| *n += 1);
         }
     });
     // The form can only be sent once the page is interactive.
@@ -101,13 +105,17 @@ fn LlmFields(cfg: LlmConfig, errors: Signal<Option<AppError>>) -> impl IntoView 
     let provider = RwSignal::new(cfg.provider);
     let endpoint = RwSignal::new(cfg.endpoint.clone());
     let on_provider = move |ev| {
-        let old = provider.get_untracked();
         let Some(new) = LlmProvider::from_name(&event_target_value(&ev)) else {
             return;
         };
         // Follow the new provider's usual address unless the user typed their own.
         let current = endpoint.get_untracked();
-        if current.trim().is_empty() || current == old.default_endpoint() {
+        let current = current.trim();
+        if current.is_empty()
+            || LlmProvider::ALL
+                .iter()
+                .any(|p| p.default_endpoint() == current)
+        {
             endpoint.set(new.default_endpoint().to_string());
         }
         provider.set(new);
