@@ -1,85 +1,16 @@
 //! Router tests: the whole HTTP surface driven in-process, on a real data folder.
 #![cfg(feature = "ssr")]
 
+mod common;
+
 use axum::{
     body::Body,
     http::{header, Request, StatusCode},
-    Router,
 };
-use http_body_util::BodyExt;
+use common::{get, harness, put_json, send};
 use serde_json::{json, Value};
-use std::sync::Arc;
-use tower::ServiceExt;
-use waifu_rt3d::server::{app, preflight, AppState};
 
-struct Harness {
-    app: Router,
-    state: AppState,
-    _dir: tempfile::TempDir,
-}
-
-async fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let ready = preflight::run(&dir.path().join("data")).await.unwrap();
-    let state = AppState {
-        leptos_options: leptos::config::LeptosOptions::builder()
-            .output_name("waifu-rt3d")
-            .build(),
-        config: Arc::new(ready.config),
-        db: ready.db,
-        paths: Arc::new(ready.paths),
-        warnings: Arc::new(ready.warnings),
-    };
-    Harness {
-        app: app(state.clone()),
-        state,
-        _dir: dir,
-    }
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-    fn header(&self, name: header::HeaderName) -> &str {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or("")
-    }
-}
-
-async fn send(app: &Router, req: Request<Body>) -> Reply {
-    let res = app.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn get(uri: &str) -> Request<Body> {
-    Request::get(uri).body(Body::empty()).unwrap()
-}
-
-fn put_json(uri: &str, body: &str) -> Request<Body> {
-    Request::put(uri)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap()
-}
-
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_config_is_redacted_and_not_cached() {
     let h = harness().await;
     h.state
@@ -101,7 +32,7 @@ async fn get_config_is_redacted_and_not_cached() {
     assert!(cfg["tts"].get("voice_id").is_some());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_config_deep_merges_saves_and_redacts() {
     let h = harness().await;
     let r = send(
@@ -133,7 +64,7 @@ async fn put_config_deep_merges_saves_and_redacts() {
     assert_eq!(disk["tts"]["providers"]["xtts_server"]["language"], "ja");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_edit_put_round_trip_keeps_keys() {
     let h = harness().await;
     h.state
@@ -155,7 +86,7 @@ async fn get_edit_put_round_trip_keeps_keys() {
     assert_eq!(now.tts.providers.elevenlabs.api_key.expose(), "xi-key");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn earlier_clients_flat_tts_fields_land_on_the_selected_provider() {
     let h = harness().await;
     let r = send(
@@ -173,7 +104,7 @@ async fn earlier_clients_flat_tts_fields_land_on_the_selected_provider() {
     assert_eq!(r.json()["config"]["tts"]["voice_id"], "abc123");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_bodies_are_400_not_422_and_change_nothing() {
     let h = harness().await;
     let before = h.state.config.get();
@@ -206,7 +137,7 @@ async fn bad_bodies_are_400_not_422_and_change_nothing() {
     assert_eq!(r.json()["fields"][0]["path"], "llm.provider");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_media_type_is_415() {
     let h = harness().await;
     let req = Request::put("/api/config")
@@ -218,7 +149,7 @@ async fn wrong_media_type_is_415() {
     assert_eq!(r.json()["code"], "unsupported_media_type");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_api_paths_and_methods_answer_json() {
     let h = harness().await;
     for uri in ["/api/nope", "/api", "/api/sessions/999/zzz"] {
@@ -236,7 +167,7 @@ async fn unknown_api_paths_and_methods_answer_json() {
     assert_eq!(r.json()["code"], "method_not_allowed");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthcheck_has_the_documented_shape() {
     let h = harness().await;
     let r = send(&h.app, get("/api/healthcheck")).await;
@@ -263,7 +194,7 @@ async fn healthcheck_has_the_documented_shape() {
     assert_eq!(j["libs"]["default_avatar"], false);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_files_are_served_with_types_ranges_and_etags() {
     let h = harness().await;
     let bytes: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
@@ -297,7 +228,7 @@ async fn data_files_are_served_with_types_ranges_and_etags() {
     assert!(r.header(header::CACHE_CONTROL).contains("immutable"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_outside_the_data_folders_is_reachable() {
     let h = harness().await;
     // A secret next to the served folders, and a symlink pointing at it.
@@ -330,7 +261,7 @@ async fn nothing_outside_the_data_folders_is_reachable() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_functions_answer_the_ui() {
     let h = harness().await;
     h.state
@@ -384,24 +315,7 @@ async fn server_functions_answer_the_ui() {
     assert_eq!(j["fields"][0]["path"], "memory.max_history");
 }
 
-#[tokio::test]
-async fn the_app_pages_render_on_the_server() {
-    let h = harness().await;
-    for (uri, marker) in [
-        ("/", "tab-chat"),
-        ("/setup", "tab-setup"),
-        ("/system", "tab-system"),
-        ("/viewer", "tab-viewer"),
-    ] {
-        let r = send(&h.app, get(uri)).await;
-        assert_eq!(r.status, StatusCode::OK, "{uri}");
-        assert!(String::from_utf8_lossy(&r.body).contains(marker), "{uri}");
-    }
-    let r = send(&h.app, get("/definitely-not-a-page")).await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
-}
-
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_port_gives_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -415,16 +329,4 @@ async fn a_busy_port_gives_a_clear_message() {
     let err = waifu_rt3d::server::run(cli).await.unwrap_err().to_string();
     assert!(err.contains("already in use"), "{err}");
     assert!(err.contains("--port"), "{err}");
-}
-
-#[tokio::test]
-async fn head_requests_answer_headers_only() {
-    let h = harness().await;
-    for uri in ["/setup", "/system", "/api/healthcheck"] {
-        let r = send(&h.app, Request::head(uri).body(Body::empty()).unwrap()).await;
-        assert_eq!(r.status, StatusCode::OK, "{uri}");
-        assert!(r.body.is_empty(), "{uri}");
-        let len: usize = r.header(header::CONTENT_LENGTH).parse().unwrap_or(0);
-        assert!(len > 0, "{uri} has no content-length");
-    }
 }

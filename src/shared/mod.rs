@@ -4,5 +4,6 @@
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod history;
 
 pub use error::{AppError, FieldError};

@@ -1,0 +1,93 @@
+//! Wire types of the conversation history: sessions, messages, search results, characters.
+
+use serde::{Deserialize, Serialize};
+
+/// A conversation in the sidebar.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    pub id: i64,
+    pub title: String,
+    pub created_ts: f64,
+    pub message_count: i64,
+    /// Time of the latest message, or of creation for an empty session.
+    pub last_ts: f64,
+    pub character_id: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Assistant,
+    System,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::System => "system",
+        }
+    }
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "user" => Some(Role::User),
+            "assistant" => Some(Role::Assistant),
+            "system" => Some(Role::System),
+            _ => None,
+        }
+    }
+}
+
+/// One message, as stored: `text` is what was shown and spoken.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: i64,
+    pub session_id: i64,
+    pub role: Role,
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emotion: Option<String>,
+    /// The reply was cut short (stopped or failed) and kept as it was.
+    #[serde(default)]
+    pub partial: bool,
+    pub ts: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_ts: Option<f64>,
+}
+
+/// A page of a session's messages, oldest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+    /// Older messages exist before the first one in this page.
+    pub has_more_before: bool,
+    /// Newer messages exist after the last one in this page.
+    pub has_more_after: bool,
+}
+
+/// A search hit. `snippet` is safe HTML: escaped text with the matches wrapped in `<mark>`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    pub message_id: i64,
+    pub session_id: i64,
+    pub session_title: String,
+    pub role: Role,
+    pub ts: f64,
+    pub snippet: String,
+    pub rank: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Character {
+    pub id: i64,
+    pub name: String,
+    pub system_prompt: String,
+    pub avatar_url: Option<String>,
+    pub voice_id: Option<String>,
+    pub tts_provider: Option<String>,
+    pub personality_traits: Vec<String>,
+}

@@ -1,0 +1,80 @@
+//! The test harness: the whole router on a fresh data folder, driven in-process.
+#![allow(dead_code)]
+
+use axum::{
+    body::Body,
+    http::{header, Request, StatusCode},
+    Router,
+};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use std::sync::Arc;
+use tower::ServiceExt;
+use waifu_rt3d::server::{app, preflight, AppState};
+
+pub struct Harness {
+    pub app: Router,
+    pub state: AppState,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let ready = preflight::run(&dir.path().join("data")).await.unwrap();
+    let state = AppState {
+        leptos_options: leptos::config::LeptosOptions::builder()
+            .output_name("waifu-rt3d")
+            .build(),
+        config: Arc::new(ready.config),
+        db: ready.db,
+        paths: Arc::new(ready.paths),
+        warnings: Arc::new(ready.warnings),
+    };
+    Harness {
+        app: app(state.clone()),
+        state,
+        _dir: dir,
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn header(&self, name: header::HeaderName) -> &str {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+}
+
+pub async fn send(app: &Router, req: Request<Body>) -> Reply {
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+pub fn put_json(uri: &str, body: &str) -> Request<Body> {
+    Request::put(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}

@@ -1,0 +1,61 @@
+//! Rendering the app's pages on the server. Its own test binary: Leptos keeps one reactive
+//! runtime per process, and page renders from several test runtimes at once (one per
+//! `#[tokio::test]`) can stall one another. The server runs a single runtime, which the test
+//! below loads with concurrent renders.
+#![cfg(feature = "ssr")]
+
+mod common;
+
+use axum::{
+    body::Body,
+    http::{header, Request, StatusCode},
+};
+use common::{get, harness, send};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_pages_render_on_the_server() {
+    let h = harness().await;
+    for (uri, marker) in [
+        ("/", "tab-chat"),
+        ("/setup", "tab-setup"),
+        ("/system", "tab-system"),
+        ("/viewer", "tab-viewer"),
+    ] {
+        let r = send(&h.app, get(uri)).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}");
+        assert!(String::from_utf8_lossy(&r.body).contains(marker), "{uri}");
+    }
+    let r = send(&h.app, get("/definitely-not-a-page")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // HEAD answers headers only.
+    for uri in ["/setup", "/system", "/api/healthcheck"] {
+        let r = send(&h.app, Request::head(uri).body(Body::empty()).unwrap()).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}");
+        assert!(r.body.is_empty(), "{uri}");
+        let len: usize = r.header(header::CONTENT_LENGTH).parse().unwrap_or(0);
+        assert!(len > 0, "{uri} has no content-length");
+    }
+
+    // Many renders at once all finish.
+    let renders = (0..48).map(|i| {
+        let app = h.app.clone();
+        let uri = ["/setup", "/system", "/chat", "/viewer"][i % 4];
+        tokio::spawn(async move { send(&app, get(uri)).await.status })
+    });
+    let all = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        futures_join(renders.collect()),
+    )
+    .await
+    .expect("concurrent page renders stalled");
+    assert!(all.iter().all(|s| *s == StatusCode::OK), "{all:?}");
+}
+
+async fn futures_join(handles: Vec<tokio::task::JoinHandle<StatusCode>>) -> Vec<StatusCode> {
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
