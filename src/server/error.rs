@@ -5,7 +5,7 @@ use crate::shared::AppError;
 use axum::{
     body::Bytes,
     extract::{FromRequest, Request},
-    http::{header, StatusCode},
+    http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
@@ -73,46 +73,122 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-            let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
-            let jsonish = ct.starts_with("application/json")
-                || ct.contains("+json")
-                || ct.starts_with("text/plain");
-            if !jsonish {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    format!("The body must be JSON (Content-Type: application/json), not {ct}."),
-                ));
-            }
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            ApiError::new(
-                e.status(),
-                "bad_body",
-                format!("The request body could not be read: {}", e.body_text()),
-            )
-        })?;
+        let (content_type, bytes) = read_body(req, state).await?;
+        parse_json(content_type.as_ref(), &bytes).map(ApiJson)
+    }
+}
+
+/// A JSON body that may be left out entirely: an empty body reads as `T::default()`.
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (content_type, bytes) = read_body(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::bad_request(
-                "invalid_json",
-                "The request body is empty; send a JSON object.",
+            return Ok(OptionalJson(T::default()));
+        }
+        parse_json(content_type.as_ref(), &bytes).map(OptionalJson)
+    }
+}
+
+async fn read_body<S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<(Option<HeaderValue>, Bytes), ApiError> {
+    let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
+    let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+        ApiError::new(
+            e.status(),
+            "bad_body",
+            format!("The request body could not be read: {}", e.body_text()),
+        )
+    })?;
+    Ok((content_type, bytes))
+}
+
+/// Parses a JSON body, with a 415 for a media type that cannot be JSON and a 400 that points at
+/// the problem for anything else.
+fn parse_json<T: DeserializeOwned>(
+    content_type: Option<&HeaderValue>,
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    if let Some(ct) = content_type {
+        let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
+        let jsonish = ct.starts_with("application/json")
+            || ct.contains("+json")
+            || ct.starts_with("text/plain");
+        if !jsonish {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("The body must be JSON (Content-Type: application/json), not {ct}."),
             ));
         }
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(de)
-            .map(ApiJson)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                let message = if inner.is_syntax() || inner.is_eof() {
-                    format!("The request body is not valid JSON: {inner}.")
-                } else if path == "." {
-                    format!("The request body has the wrong shape: {inner}.")
-                } else {
-                    format!("The request body has a problem at `{path}`: {inner}.")
-                };
-                ApiError::bad_request("invalid_json", message)
-            })
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "The request body is empty; send a JSON object.",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = if inner.is_syntax() || inner.is_eof() {
+            format!("The request body is not valid JSON: {inner}.")
+        } else if path == "." {
+            format!("The request body has the wrong shape: {inner}.")
+        } else {
+            format!("The request body has a problem at `{path}`: {inner}.")
+        };
+        ApiError::bad_request("invalid_json", message)
+    })
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::BadQuery(message) => {
+                ApiError::bad_request("bad_query", message)
+            }
+            other => {
+                tracing::error!(error = %other, "database error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "database_error",
+                    "The history database could not complete the request; see the server log. Nothing was changed.",
+                )
+            }
+        }
+    }
+}
+
+/// A numeric id from a path segment: `abc` is a 400, not a 500 or an empty 404.
+pub fn parse_id(raw: &str, what: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>().map_err(|_| {
+        ApiError::bad_request(
+            "bad_id",
+            format!("The {what} id must be a number, not {raw:?}."),
+        )
+    })
+}
+
+/// Query parameters; a value of the wrong kind (`limit=abc`) is a JSON 400 like every other error.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| ApiError::bad_request("bad_query_string", format!("{}.", e.body_text())))
     }
 }

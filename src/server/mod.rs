@@ -5,6 +5,7 @@ pub mod cli;
 pub mod error;
 pub mod files;
 pub mod health;
+pub mod history;
 pub mod preflight;
 pub mod router;
 pub mod routes;

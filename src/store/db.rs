@@ -14,6 +14,9 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A search the index could not run (the input is at fault, not the database).
+    #[error("{0}")]
+    BadQuery(String),
 }
 
 /// Opens (creating if needed) the SQLite database at `path` and brings its schema up to date.

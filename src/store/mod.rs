@@ -1,5 +1,17 @@
 //! [ssr] All SQL lives here, one file per aggregate. Nothing else talks to the database.
 
+pub mod characters;
 mod db;
+pub mod messages;
+pub mod search;
+pub mod sessions;
 
 pub use db::{db_health, open, StoreError};
+
+/// Now, as the unix seconds (with fractions) every table stores.
+pub(crate) fn now_ts() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}

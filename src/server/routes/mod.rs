@@ -1,12 +1,14 @@
 //! The REST API for outside clients (API.md). Thin: each handler calls a service.
 
+mod characters;
 mod config;
 mod health;
+mod sessions;
 
 use super::{error::ApiError, state::AppState};
 use axum::{
     http::{Method, Uri},
-    routing::{any, get},
+    routing::{any, get, put},
     Router,
 };
 
@@ -14,6 +16,33 @@ pub fn api() -> Router<AppState> {
     Router::new()
         .route("/api/config", get(config::get).put(config::put))
         .route("/api/healthcheck", get(health::get))
+        .route("/api/sessions", get(sessions::list).post(sessions::create))
+        .route(
+            "/api/sessions/{id}",
+            get(sessions::get_one)
+                .put(sessions::rename)
+                .delete(sessions::delete),
+        )
+        .route(
+            "/api/sessions/{id}/messages",
+            get(sessions::messages).post(sessions::append),
+        )
+        .route(
+            "/api/sessions/{id}/messages/{message_id}",
+            put(sessions::edit_message).delete(sessions::delete_message),
+        )
+        .route("/api/sessions/{id}/export", get(sessions::export))
+        .route("/api/search", get(sessions::search))
+        .route(
+            "/api/characters",
+            get(characters::list).post(characters::create),
+        )
+        .route(
+            "/api/characters/{id}",
+            get(characters::get_one)
+                .put(characters::update)
+                .delete(characters::delete),
+        )
         .route("/api", any(not_found))
         .route("/api/", any(not_found))
         .route("/api/{*rest}", any(not_found))

@@ -1,0 +1,342 @@
+//! The history service: sessions, messages, search, export and characters, with the checks and
+//! status codes of API.md. The REST routes and the UI's server functions both call these.
+
+use super::error::ApiError;
+use crate::{
+    shared::history::{Character, Message, MessagePage, Role, SearchHit, SessionSummary},
+    store::{
+        characters::{self, CharacterFields},
+        messages::{self, Cursor, NewMessage},
+        search, sessions,
+    },
+};
+use sqlx::SqlitePool;
+
+pub const MAX_TITLE_CHARS: usize = 200;
+pub const MAX_MESSAGE_CHARS: usize = 100_000;
+
+fn clamp(limit: Option<i64>, default: i64, max: i64) -> i64 {
+    limit.unwrap_or(default).clamp(1, max)
+}
+
+fn session_not_found(id: i64) -> ApiError {
+    ApiError::not_found(format!("There is no session {id}."))
+}
+
+fn clean_title(title: Option<&str>) -> Result<String, ApiError> {
+    let title = title.map(str::trim).unwrap_or_default();
+    if title.is_empty() {
+        return Err(ApiError::bad_request(
+            "missing_title",
+            "A title is required.",
+        ));
+    }
+    if title.chars().count() > MAX_TITLE_CHARS {
+        return Err(ApiError::bad_request(
+            "title_too_long",
+            "A title can have at most 200 characters.",
+        ));
+    }
+    Ok(title.to_string())
+}
+
+pub async fn list_sessions(
+    db: &SqlitePool,
+    limit: Option<i64>,
+    offset: Option<i64>,
+) -> Result<Vec<SessionSummary>, ApiError> {
+    Ok(sessions::list(db, clamp(limit, 100, 1000), offset.unwrap_or(0).max(0)).await?)
+}
+
+pub async fn create_session(
+    db: &SqlitePool,
+    title: Option<&str>,
+) -> Result<SessionSummary, ApiError> {
+    let title = match title {
+        Some(t) if !t.trim().is_empty() => Some(clean_title(Some(t))?),
+        _ => None,
+    };
+    Ok(sessions::create(db, title.as_deref()).await?)
+}
+
+/// The body is checked before the id is looked up, so a bad title is a 400 even for an unknown id.
+pub async fn rename_session(db: &SqlitePool, id: i64, title: Option<&str>) -> Result<(), ApiError> {
+    let title = clean_title(title)?;
+    if sessions::rename(db, id, &title).await? {
+        Ok(())
+    } else {
+        Err(session_not_found(id))
+    }
+}
+
+pub async fn delete_session(db: &SqlitePool, id: i64) -> Result<(), ApiError> {
+    if sessions::delete(db, id).await? {
+        Ok(())
+    } else {
+        Err(session_not_found(id))
+    }
+}
+
+pub async fn messages(
+    db: &SqlitePool,
+    session_id: i64,
+    cursor: Cursor,
+    limit: Option<i64>,
+) -> Result<MessagePage, ApiError> {
+    if sessions::get(db, session_id).await?.is_none() {
+        return Err(session_not_found(session_id));
+    }
+    Ok(messages::page(db, session_id, cursor, clamp(limit, 50, 1000)).await?)
+}
+
+fn clean_text(text: Option<&str>) -> Result<&str, ApiError> {
+    let text = text.unwrap_or_default();
+    if text.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "missing_text",
+            "The message text is required.",
+        ));
+    }
+    if text.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "text_too_long",
+            "A message can have at most 100,000 characters.",
+        ));
+    }
+    Ok(text)
+}
+
+/// Adds a message to an existing session (imports, outside clients).
+pub async fn append_message(
+    db: &SqlitePool,
+    session_id: i64,
+    role: Option<&str>,
+    text: Option<&str>,
+) -> Result<Message, ApiError> {
+    let text = clean_text(text)?;
+    let role = match role {
+        None => Role::User,
+        Some(r) => Role::from_name(r).ok_or_else(|| {
+            ApiError::bad_request("bad_role", "The role must be user, assistant or system.")
+        })?,
+    };
+    if sessions::get(db, session_id).await?.is_none() {
+        return Err(session_not_found(session_id));
+    }
+    Ok(messages::add(db, &NewMessage::new(session_id, role, text)).await?)
+}
+
+pub async fn edit_message(
+    db: &SqlitePool,
+    session_id: i64,
+    id: i64,
+    text: Option<&str>,
+) -> Result<Message, ApiError> {
+    let text = clean_text(text)?;
+    if !messages::edit(db, session_id, id, text).await? {
+        return Err(ApiError::not_found(format!(
+            "There is no message {id} in session {session_id}."
+        )));
+    }
+    messages::get(db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("There is no message {id}.")))
+}
+
+pub async fn delete_message(db: &SqlitePool, session_id: i64, id: i64) -> Result<(), ApiError> {
+    if messages::delete(db, session_id, id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!(
+            "There is no message {id} in session {session_id}."
+        )))
+    }
+}
+
+pub async fn search(
+    db: &SqlitePool,
+    q: Option<&str>,
+    session_id: Option<i64>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+) -> Result<Vec<SearchHit>, ApiError> {
+    let q = q.unwrap_or_default();
+    Ok(search::search(
+        db,
+        q,
+        session_id,
+        clamp(limit, 20, 100),
+        offset.unwrap_or(0).clamp(0, 10_000),
+    )
+    .await?)
+}
+
+/// A session as a downloadable document.
+pub struct Export {
+    pub content_type: &'static str,
+    pub file_name: String,
+    pub body: String,
+}
+
+pub async fn export(db: &SqlitePool, id: i64, format: Option<&str>) -> Result<Export, ApiError> {
+    let format = format.unwrap_or("md");
+    if !matches!(format, "md" | "json") {
+        return Err(ApiError::bad_request(
+            "bad_format",
+            "The export format must be md or json.",
+        ));
+    }
+    let session = sessions::get(db, id)
+        .await?
+        .ok_or_else(|| session_not_found(id))?;
+    let messages = messages::all(db, id).await?;
+    let stem: String = session
+        .title
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .split('-')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    let stem = if stem.is_empty() {
+        format!("session-{id}")
+    } else {
+        stem
+    };
+    Ok(if format == "json" {
+        let doc = serde_json::json!({"session": session, "messages": messages});
+        Export {
+            content_type: "application/json",
+            file_name: format!("{stem}.json"),
+            body: serde_json::to_string_pretty(&doc).unwrap_or_default(),
+        }
+    } else {
+        Export {
+            content_type: "text/markdown; charset=utf-8",
+            file_name: format!("{stem}.md"),
+            body: markdown(&session, &messages),
+        }
+    })
+}
+
+fn markdown(session: &SessionSummary, messages: &[Message]) -> String {
+    let mut out = format!("# {}\n\n", session.title);
+    for m in messages {
+        let who = match m.role {
+            Role::User => "You",
+            Role::Assistant => "Companion",
+            Role::System => "System",
+        };
+        let mut note = String::new();
+        if let Some(e) = &m.emotion {
+            note.push_str(&format!(" ({e})"));
+        }
+        if m.partial {
+            note.push_str(" (cut short)");
+        }
+        out.push_str(&format!(
+            "**{who}**{note} · {}\n\n{}\n\n",
+            format_ts(m.ts),
+            m.text.trim()
+        ));
+    }
+    out
+}
+
+/// `2026-11-25 14:03 UTC`, without pulling in a date library.
+pub fn format_ts(ts: f64) -> String {
+    let secs = ts as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+fn character_not_found(id: i64) -> ApiError {
+    ApiError::not_found(format!("There is no character {id}."))
+}
+
+pub async fn list_characters(db: &SqlitePool) -> Result<Vec<Character>, ApiError> {
+    Ok(characters::list(db).await?)
+}
+
+pub async fn get_character(db: &SqlitePool, id: i64) -> Result<Character, ApiError> {
+    characters::get(db, id)
+        .await?
+        .ok_or_else(|| character_not_found(id))
+}
+
+pub async fn create_character(db: &SqlitePool, f: CharacterFields) -> Result<Character, ApiError> {
+    let blank = |v: &Option<String>| v.as_deref().map(str::trim).unwrap_or_default().is_empty();
+    if blank(&f.name) || blank(&f.system_prompt) {
+        return Err(ApiError::bad_request(
+            "missing_fields",
+            "A character needs a name and a system_prompt.",
+        ));
+    }
+    Ok(characters::create(db, &f).await?)
+}
+
+pub async fn update_character(
+    db: &SqlitePool,
+    id: i64,
+    f: CharacterFields,
+) -> Result<Character, ApiError> {
+    if f.is_empty() {
+        return Err(ApiError::bad_request(
+            "no_fields",
+            "Send at least one of name, system_prompt, avatar_url, voice_id, tts_provider, personality_traits.",
+        ));
+    }
+    let blank = |v: &Option<String>| v.as_deref().is_some_and(|s| s.trim().is_empty());
+    if blank(&f.name) || blank(&f.system_prompt) {
+        return Err(ApiError::bad_request(
+            "missing_fields",
+            "A character's name and system_prompt cannot be empty.",
+        ));
+    }
+    characters::update(db, id, &f)
+        .await?
+        .ok_or_else(|| character_not_found(id))
+}
+
+pub async fn delete_character(db: &SqlitePool, id: i64) -> Result<(), ApiError> {
+    if id == characters::DEFAULT_ID {
+        return Err(ApiError::bad_request(
+            "default_character",
+            "The default character cannot be deleted.",
+        ));
+    }
+    if characters::delete(db, id).await? {
+        Ok(())
+    } else {
+        Err(character_not_found(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_ts;
+
+    #[test]
+    fn timestamps_format_as_utc() {
+        assert_eq!(format_ts(0.0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_ts(1_795_000_000.5), "2026-11-18 11:06 UTC");
+        assert_eq!(format_ts(951_782_400.0), "2000-02-29 00:00 UTC");
+    }
+}

@@ -1,0 +1,137 @@
+//! Characters: the companions sessions talk to. Row 1 is the default and cannot be deleted.
+
+use super::{now_ts, StoreError};
+use crate::shared::history::Character;
+use sqlx::{FromRow, SqlitePool};
+
+pub const DEFAULT_ID: i64 = 1;
+
+#[derive(FromRow)]
+struct CharacterRow {
+    id: i64,
+    name: String,
+    system_prompt: String,
+    avatar_url: Option<String>,
+    voice_id: Option<String>,
+    tts_provider: Option<String>,
+    personality_traits: String,
+}
+
+impl From<CharacterRow> for Character {
+    fn from(r: CharacterRow) -> Self {
+        Character {
+            id: r.id,
+            name: r.name,
+            system_prompt: r.system_prompt,
+            avatar_url: r.avatar_url,
+            voice_id: r.voice_id,
+            tts_provider: r.tts_provider,
+            personality_traits: serde_json::from_str(&r.personality_traits).unwrap_or_default(),
+        }
+    }
+}
+
+/// The fields a create or update may set; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct CharacterFields {
+    pub name: Option<String>,
+    pub system_prompt: Option<String>,
+    pub avatar_url: Option<String>,
+    pub voice_id: Option<String>,
+    pub tts_provider: Option<String>,
+    pub personality_traits: Option<Vec<String>>,
+}
+
+impl CharacterFields {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.system_prompt.is_none()
+            && self.avatar_url.is_none()
+            && self.voice_id.is_none()
+            && self.tts_provider.is_none()
+            && self.personality_traits.is_none()
+    }
+}
+
+const COLUMNS: &str =
+    "id, name, system_prompt, avatar_url, voice_id, tts_provider, personality_traits";
+
+pub async fn list(pool: &SqlitePool) -> Result<Vec<Character>, StoreError> {
+    let rows: Vec<CharacterRow> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM characters ORDER BY id"))
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+pub async fn get(pool: &SqlitePool, id: i64) -> Result<Option<Character>, StoreError> {
+    let row: Option<CharacterRow> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM characters WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(Into::into))
+}
+
+/// Creates a character; `name` and `system_prompt` must be set (the caller checks).
+pub async fn create(pool: &SqlitePool, f: &CharacterFields) -> Result<Character, StoreError> {
+    let now = now_ts();
+    let traits = serde_json::to_string(&f.personality_traits.clone().unwrap_or_default())
+        .unwrap_or_else(|_| "[]".into());
+    let row: CharacterRow = sqlx::query_as(&format!(
+        "INSERT INTO characters (name, system_prompt, avatar_url, voice_id, tts_provider, personality_traits, created_ts, updated_ts) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+    ))
+    .bind(f.name.as_deref().unwrap_or_default())
+    .bind(f.system_prompt.as_deref().unwrap_or_default())
+    .bind(&f.avatar_url)
+    .bind(&f.voice_id)
+    .bind(&f.tts_provider)
+    .bind(traits)
+    .bind(now)
+    .bind(now)
+    .fetch_one(pool)
+    .await?;
+    Ok(row.into())
+}
+
+/// Updates the given fields. Returns `None` when there is no such character.
+pub async fn update(
+    pool: &SqlitePool,
+    id: i64,
+    f: &CharacterFields,
+) -> Result<Option<Character>, StoreError> {
+    let traits = f
+        .personality_traits
+        .as_ref()
+        .map(|t| serde_json::to_string(t).unwrap_or_else(|_| "[]".into()));
+    let row: Option<CharacterRow> = sqlx::query_as(&format!(
+        "UPDATE characters SET \
+           name = coalesce(?, name), system_prompt = coalesce(?, system_prompt), \
+           avatar_url = coalesce(?, avatar_url), voice_id = coalesce(?, voice_id), \
+           tts_provider = coalesce(?, tts_provider), personality_traits = coalesce(?, personality_traits), \
+           updated_ts = ? \
+         WHERE id = ? RETURNING {COLUMNS}"
+    ))
+    .bind(&f.name)
+    .bind(&f.system_prompt)
+    .bind(&f.avatar_url)
+    .bind(&f.voice_id)
+    .bind(&f.tts_provider)
+    .bind(traits)
+    .bind(now_ts())
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
+/// Returns false when there is no such character. The default character is refused by the caller.
+pub async fn delete(pool: &SqlitePool, id: i64) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM characters WHERE id = ? AND id != ?")
+        .bind(id)
+        .bind(DEFAULT_ID)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

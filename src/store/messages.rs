@@ -1,0 +1,283 @@
+//! Messages of a session. Adding one also moves its session's last activity.
+
+use super::{now_ts, StoreError};
+use crate::shared::history::{Message, MessagePage, Role};
+use sqlx::{FromRow, SqlitePool};
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    pub session_id: i64,
+    pub role: Role,
+    pub text: &'a str,
+    pub reasoning: Option<&'a str>,
+    pub emotion: Option<&'a str>,
+    pub partial: bool,
+    pub timings: Option<&'a str>,
+}
+
+impl<'a> NewMessage<'a> {
+    pub fn new(session_id: i64, role: Role, text: &'a str) -> Self {
+        Self {
+            session_id,
+            role,
+            text,
+            reasoning: None,
+            emotion: None,
+            partial: false,
+            timings: None,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct MessageRow {
+    id: i64,
+    session_id: i64,
+    role: String,
+    text: String,
+    reasoning: Option<String>,
+    emotion: Option<String>,
+    partial: bool,
+    ts: f64,
+    edited_ts: Option<f64>,
+}
+
+impl From<MessageRow> for Message {
+    fn from(r: MessageRow) -> Self {
+        Message {
+            id: r.id,
+            session_id: r.session_id,
+            // The table's CHECK constraint admits only these three.
+            role: Role::from_name(&r.role).unwrap_or(Role::System),
+            text: r.text,
+            reasoning: r.reasoning,
+            emotion: r.emotion,
+            partial: r.partial,
+            ts: r.ts,
+            edited_ts: r.edited_ts,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, session_id, role, text, reasoning, emotion, partial, ts, edited_ts";
+
+/// Stores a message and moves the session's last activity, in one transaction.
+pub async fn add(pool: &SqlitePool, m: &NewMessage<'_>) -> Result<Message, StoreError> {
+    // IMMEDIATE takes the write lock up front: a deferred transaction that reads first fails
+    // with "database is locked" (no busy wait) when another writer commits in between.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let now = now_ts();
+    let row: MessageRow = sqlx::query_as(&format!(
+        "INSERT INTO messages (session_id, role, text, reasoning, emotion, partial, timings, ts) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+    ))
+    .bind(m.session_id)
+    .bind(m.role.name())
+    .bind(m.text)
+    .bind(m.reasoning)
+    .bind(m.emotion)
+    .bind(m.partial)
+    .bind(m.timings)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE sessions SET updated_ts = ? WHERE id = ?")
+        .bind(now)
+        .bind(m.session_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(row.into())
+}
+
+/// Stores many messages in one transaction (imports, benchmarks). Returns how many were stored.
+pub async fn add_many(pool: &SqlitePool, batch: &[NewMessage<'_>]) -> Result<u64, StoreError> {
+    // IMMEDIATE takes the write lock up front: a deferred transaction that reads first fails
+    // with "database is locked" (no busy wait) when another writer commits in between.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let now = now_ts();
+    for m in batch {
+        sqlx::query(
+            "INSERT INTO messages (session_id, role, text, reasoning, emotion, partial, timings, ts) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(m.session_id)
+        .bind(m.role.name())
+        .bind(m.text)
+        .bind(m.reasoning)
+        .bind(m.emotion)
+        .bind(m.partial)
+        .bind(m.timings)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let mut sessions: Vec<i64> = batch.iter().map(|m| m.session_id).collect();
+    sessions.sort_unstable();
+    sessions.dedup();
+    for id in sessions {
+        sqlx::query("UPDATE sessions SET updated_ts = ? WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(batch.len() as u64)
+}
+
+pub async fn get(pool: &SqlitePool, id: i64) -> Result<Option<Message>, StoreError> {
+    let row: Option<MessageRow> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM messages WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(Into::into))
+}
+
+/// Where a page of messages starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// The newest messages.
+    Latest,
+    /// The messages just older than this id.
+    Before(i64),
+    /// The messages just newer than this id.
+    After(i64),
+    /// A window with this message in the middle (jumping to a search hit).
+    Around(i64),
+}
+
+/// A page of at most `limit` messages, oldest first.
+pub async fn page(
+    pool: &SqlitePool,
+    session_id: i64,
+    cursor: Cursor,
+    limit: i64,
+) -> Result<MessagePage, StoreError> {
+    let limit = limit.max(1);
+    let older_sql = format!(
+        "SELECT {COLUMNS} FROM messages WHERE session_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
+    );
+    let newer_sql = format!(
+        "SELECT {COLUMNS} FROM messages WHERE session_id = ? AND id > ? ORDER BY id ASC LIMIT ?"
+    );
+    let older = |below: i64, n: i64| {
+        sqlx::query_as::<_, MessageRow>(&older_sql)
+            .bind(session_id)
+            .bind(below)
+            .bind(n + 1)
+            .fetch_all(pool)
+    };
+    let newer = |above: i64, n: i64| {
+        sqlx::query_as::<_, MessageRow>(&newer_sql)
+            .bind(session_id)
+            .bind(above)
+            .bind(n + 1)
+            .fetch_all(pool)
+    };
+    let (mut before, mut after) = match cursor {
+        Cursor::Latest => (older(i64::MAX, limit).await?, Vec::new()),
+        Cursor::Before(id) => (older(id, limit).await?, Vec::new()),
+        Cursor::After(id) => (Vec::new(), newer(id, limit).await?),
+        Cursor::Around(id) => {
+            let half = limit / 2;
+            // `id + 1` so the target itself is in the older half.
+            (
+                older(id + 1, limit - half).await?,
+                newer(id, half.max(1)).await?,
+            )
+        }
+    };
+    let (older_wanted, newer_wanted) = match cursor {
+        Cursor::Around(_) => (limit - limit / 2, (limit / 2).max(1)),
+        _ => (limit, limit),
+    };
+    let has_more_before = before.len() as i64 > older_wanted;
+    before.truncate(older_wanted as usize);
+    let has_more_after = after.len() as i64 > newer_wanted;
+    after.truncate(newer_wanted as usize);
+    before.reverse();
+    let mut messages: Vec<Message> = before.into_iter().map(Into::into).collect();
+    messages.extend(after.into_iter().map(Into::into));
+    // Pages that did not look in one direction still say whether more lies there.
+    let has_more_before = has_more_before
+        || (matches!(cursor, Cursor::After(_))
+            && exists(pool, session_id, messages.first().map(|m| m.id), true).await?);
+    let has_more_after = has_more_after
+        || (matches!(cursor, Cursor::Before(_))
+            && exists(pool, session_id, messages.last().map(|m| m.id), false).await?);
+    Ok(MessagePage {
+        messages,
+        has_more_before,
+        has_more_after,
+    })
+}
+
+async fn exists(
+    pool: &SqlitePool,
+    session_id: i64,
+    edge: Option<i64>,
+    older: bool,
+) -> Result<bool, StoreError> {
+    let Some(edge) = edge else { return Ok(false) };
+    let sql = if older {
+        "SELECT EXISTS (SELECT 1 FROM messages WHERE session_id = ? AND id < ?)"
+    } else {
+        "SELECT EXISTS (SELECT 1 FROM messages WHERE session_id = ? AND id > ?)"
+    };
+    Ok(sqlx::query_scalar(sql)
+        .bind(session_id)
+        .bind(edge)
+        .fetch_one(pool)
+        .await?)
+}
+
+/// The last `n` messages of a session, oldest first (the prompt's recent history).
+pub async fn recent(
+    pool: &SqlitePool,
+    session_id: i64,
+    n: i64,
+) -> Result<Vec<Message>, StoreError> {
+    Ok(page(pool, session_id, Cursor::Latest, n).await?.messages)
+}
+
+/// Every message of a session, oldest first (export).
+pub async fn all(pool: &SqlitePool, session_id: i64) -> Result<Vec<Message>, StoreError> {
+    let rows: Vec<MessageRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM messages WHERE session_id = ? ORDER BY id"
+    ))
+    .bind(session_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// Replaces a message's text (the search index follows). Returns false when there is no such message.
+pub async fn edit(
+    pool: &SqlitePool,
+    session_id: i64,
+    id: i64,
+    text: &str,
+) -> Result<bool, StoreError> {
+    let done =
+        sqlx::query("UPDATE messages SET text = ?, edited_ts = ? WHERE id = ? AND session_id = ?")
+            .bind(text)
+            .bind(now_ts())
+            .bind(id)
+            .bind(session_id)
+            .execute(pool)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Returns false when there is no such message.
+pub async fn delete(pool: &SqlitePool, session_id: i64, id: i64) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM messages WHERE id = ? AND session_id = ?")
+        .bind(id)
+        .bind(session_id)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

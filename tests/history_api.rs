@@ -1,0 +1,485 @@
+//! Router tests for the history endpoints: every route and status code of API.md.
+#![cfg(feature = "ssr")]
+
+mod common;
+
+use axum::{
+    body::Body,
+    http::{header, Request, StatusCode},
+};
+use common::{get, harness, put_json, send, Harness, Reply};
+use serde_json::{json, Value};
+
+fn post_json(uri: &str, body: &str) -> Request<Body> {
+    Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn delete(uri: &str) -> Request<Body> {
+    Request::delete(uri).body(Body::empty()).unwrap()
+}
+
+fn assert_error(r: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+    let j = r.json();
+    assert_eq!(j["ok"], false);
+    assert_eq!(j["code"], code, "{j}");
+}
+
+async fn new_session(h: &Harness, title: &str) -> i64 {
+    let r = send(
+        &h.app,
+        post_json("/api/sessions", &json!({"title": title}).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    r.json()["id"].as_i64().unwrap()
+}
+
+async fn add(h: &Harness, sid: i64, role: &str, text: &str) -> i64 {
+    let r = send(
+        &h.app,
+        post_json(
+            &format!("/api/sessions/{sid}/messages"),
+            &json!({"role": role, "text": text}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    r.json()["message_id"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn sessions_crud_with_the_documented_codes() {
+    let h = harness().await;
+    // Create: with a title, and with no body at all.
+    let r = send(&h.app, post_json("/api/sessions", r#"{"title": "Trip"}"#)).await;
+    let j = r.json();
+    assert_eq!(j["ok"], true);
+    assert_eq!(j["title"], "Trip");
+    assert_eq!(j["id"], j["session_id"]);
+    assert!(j["created_ts"].as_f64().unwrap() > 1.0e9);
+    let r = send(
+        &h.app,
+        Request::post("/api/sessions").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(r.json()["title"], "New conversation");
+    let trip = j["id"].as_i64().unwrap();
+
+    let list = send(&h.app, get("/api/sessions")).await.json();
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 2);
+    add(&h, trip, "user", "hello").await;
+    let list = send(&h.app, get("/api/sessions")).await.json();
+    assert_eq!(list["sessions"][0]["id"], trip, "last activity first");
+    assert_eq!(list["sessions"][0]["message_count"], 1);
+    for key in ["id", "title", "created_ts", "message_count", "last_ts"] {
+        assert!(list["sessions"][0].get(key).is_some(), "{key}");
+    }
+    let paged = send(&h.app, get("/api/sessions?limit=1&offset=1"))
+        .await
+        .json();
+    assert_eq!(paged["sessions"].as_array().unwrap().len(), 1);
+    assert_ne!(paged["sessions"][0]["id"], trip);
+
+    // Rename: 400 for a missing or empty title (even for an unknown id), 404 for an unknown id.
+    let r = send(
+        &h.app,
+        put_json(
+            &format!("/api/sessions/{trip}"),
+            r#"{"title": "Road trip"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.json(), json!({"ok": true}));
+    assert_error(
+        &send(
+            &h.app,
+            put_json(&format!("/api/sessions/{trip}"), r#"{"title": "  "}"#),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "missing_title",
+    );
+    assert_error(
+        &send(&h.app, put_json(&format!("/api/sessions/{trip}"), "{}")).await,
+        StatusCode::BAD_REQUEST,
+        "missing_title",
+    );
+    assert_error(
+        &send(&h.app, put_json("/api/sessions/999", "{}")).await,
+        StatusCode::BAD_REQUEST,
+        "missing_title",
+    );
+    assert_error(
+        &send(&h.app, put_json("/api/sessions/999", r#"{"title": "x"}"#)).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &send(&h.app, put_json("/api/sessions/abc", r#"{"title": "x"}"#)).await,
+        StatusCode::BAD_REQUEST,
+        "bad_id",
+    );
+    assert_error(
+        &send(&h.app, put_json(&format!("/api/sessions/{trip}"), "{oops")).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_json",
+    );
+    let one = send(&h.app, get(&format!("/api/sessions/{trip}")))
+        .await
+        .json();
+    assert_eq!(one["session"]["title"], "Road trip");
+
+    // Delete: its messages go with it and leave the search index.
+    assert_eq!(
+        send(&h.app, get("/api/search?q=hello")).await.json()["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        send(&h.app, delete(&format!("/api/sessions/{trip}")))
+            .await
+            .json(),
+        json!({"ok": true})
+    );
+    assert_error(
+        &send(&h.app, delete(&format!("/api/sessions/{trip}"))).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &send(&h.app, get(&format!("/api/sessions/{trip}/messages"))).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_eq!(
+        send(&h.app, get("/api/search?q=hello")).await.json()["results"],
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn messages_are_paged_oldest_first_and_editable() {
+    let h = harness().await;
+    let sid = new_session(&h, "Long").await;
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(
+            add(
+                &h,
+                sid,
+                if i % 2 == 0 { "user" } else { "assistant" },
+                &format!("line {i}"),
+            )
+            .await,
+        );
+    }
+    let page = send(
+        &h.app,
+        get(&format!("/api/sessions/{sid}/messages?limit=10")),
+    )
+    .await
+    .json();
+    let texts: Vec<_> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(texts.first().unwrap(), "line 20");
+    assert_eq!(texts.last().unwrap(), "line 29");
+    assert_eq!(page["has_more_before"], true);
+    for key in ["id", "role", "text", "ts"] {
+        assert!(page["messages"][0].get(key).is_some());
+    }
+    let before = page["messages"][0]["id"].as_i64().unwrap();
+    let older = send(
+        &h.app,
+        get(&format!(
+            "/api/sessions/{sid}/messages?limit=10&before={before}"
+        )),
+    )
+    .await
+    .json();
+    assert_eq!(older["messages"][0]["text"], "line 10");
+    let around = send(
+        &h.app,
+        get(&format!(
+            "/api/sessions/{sid}/messages?limit=4&around={}",
+            ids[5]
+        )),
+    )
+    .await
+    .json();
+    assert!(around["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["id"] == ids[5]));
+    assert_error(
+        &send(
+            &h.app,
+            get(&format!("/api/sessions/{sid}/messages?before=1&after=2")),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "bad_cursor",
+    );
+    assert_error(
+        &send(
+            &h.app,
+            get(&format!("/api/sessions/{sid}/messages?limit=lots")),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "bad_query_string",
+    );
+
+    // Edit and delete one message.
+    let uri = format!("/api/sessions/{sid}/messages/{}", ids[0]);
+    let r = send(&h.app, put_json(&uri, r#"{"text": "line zero, edited"}"#)).await;
+    assert_eq!(r.json()["message"]["text"], "line zero, edited");
+    assert_eq!(
+        send(&h.app, get("/api/search?q=edited")).await.json()["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_error(
+        &send(&h.app, put_json(&uri, r#"{"text": ""}"#)).await,
+        StatusCode::BAD_REQUEST,
+        "missing_text",
+    );
+    assert_eq!(send(&h.app, delete(&uri)).await.json(), json!({"ok": true}));
+    assert_error(
+        &send(&h.app, delete(&uri)).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &send(
+            &h.app,
+            post_json(
+                &format!("/api/sessions/{sid}/messages"),
+                r#"{"role": "robot", "text": "x"}"#,
+            ),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "bad_role",
+    );
+    assert_error(
+        &send(
+            &h.app,
+            post_json("/api/sessions/999/messages", r#"{"text": "x"}"#),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+
+#[tokio::test]
+async fn search_answers_results_or_400_never_500() {
+    let h = harness().await;
+    let sid = new_session(&h, "Notes <b>").await;
+    add(
+        &h,
+        sid,
+        "user",
+        "The quick brown fox jumps over the lazy dog",
+    )
+    .await;
+    let r = send(&h.app, get("/api/search?q=quick%20fox")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header(header::CACHE_CONTROL), "no-store");
+    let hit = &r.json()["results"][0];
+    for key in [
+        "message_id",
+        "session_id",
+        "session_title",
+        "role",
+        "ts",
+        "snippet",
+        "rank",
+    ] {
+        assert!(hit.get(key).is_some(), "{key}");
+    }
+    assert_eq!(hit["session_title"], "Notes <b>");
+    assert!(hit["snippet"]
+        .as_str()
+        .unwrap()
+        .contains("<mark>quick</mark>"));
+
+    assert_error(
+        &send(&h.app, get("/api/search")).await,
+        StatusCode::BAD_REQUEST,
+        "bad_query",
+    );
+    assert_error(
+        &send(&h.app, get("/api/search?q=%20%20")).await,
+        StatusCode::BAD_REQUEST,
+        "bad_query",
+    );
+    let long = "a%20".repeat(3_000);
+    assert_error(
+        &send(&h.app, get(&format!("/api/search?q={long}"))).await,
+        StatusCode::BAD_REQUEST,
+        "bad_query",
+    );
+    for q in [
+        "%22",
+        "AND",
+        "*",
+        "-",
+        "(((",
+        "NOT%20fox",
+        "%F0%9F%99%82",
+        "fox%22%20OR%20%22dog",
+        "NEAR(fox%20dog)",
+    ] {
+        let r = send(&h.app, get(&format!("/api/search?q={q}"))).await;
+        assert!(
+            r.status == StatusCode::OK || r.status == StatusCode::BAD_REQUEST,
+            "{q}: {}",
+            r.status
+        );
+    }
+    assert_error(
+        &send(&h.app, get("/api/search?q=fox&session_id=abc")).await,
+        StatusCode::BAD_REQUEST,
+        "bad_query_string",
+    );
+    let scoped = send(
+        &h.app,
+        get(&format!("/api/search?q=fox&session_id={}", sid + 1)),
+    )
+    .await
+    .json();
+    assert_eq!(scoped["results"], json!([]));
+}
+
+#[tokio::test]
+async fn a_session_exports_as_markdown_or_json() {
+    let h = harness().await;
+    let sid = new_session(&h, "Movie night").await;
+    add(&h, sid, "user", "What should we watch?").await;
+    add(&h, sid, "assistant", "Something with robots!").await;
+    let r = send(
+        &h.app,
+        get(&format!("/api/sessions/{sid}/export?format=md")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.header(header::CONTENT_TYPE).starts_with("text/markdown"));
+    assert!(r
+        .header(header::CONTENT_DISPOSITION)
+        .contains("Movie-night.md"));
+    let md = String::from_utf8(r.body.clone()).unwrap();
+    assert!(md.starts_with("# Movie night\n"), "{md}");
+    assert!(md.find("What should we watch?").unwrap() < md.find("Something with robots!").unwrap());
+    let r = send(
+        &h.app,
+        get(&format!("/api/sessions/{sid}/export?format=json")),
+    )
+    .await;
+    let j: Value = r.json();
+    assert_eq!(j["session"]["title"], "Movie night");
+    assert_eq!(j["messages"].as_array().unwrap().len(), 2);
+    assert_error(
+        &send(
+            &h.app,
+            get(&format!("/api/sessions/{sid}/export?format=pdf")),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "bad_format",
+    );
+    assert_error(
+        &send(&h.app, get("/api/sessions/999/export")).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+
+#[tokio::test]
+async fn characters_crud_with_the_documented_codes() {
+    let h = harness().await;
+    let list = send(&h.app, get("/api/characters")).await.json();
+    assert_eq!(list["characters"][0]["id"], 1);
+    assert!(list["characters"][0]["system_prompt"]
+        .as_str()
+        .unwrap()
+        .contains("[happy]"));
+
+    assert_error(
+        &send(&h.app, post_json("/api/characters", r#"{"name": "Rei"}"#)).await,
+        StatusCode::BAD_REQUEST,
+        "missing_fields",
+    );
+    assert_error(
+        &send(
+            &h.app,
+            post_json("/api/characters", r#"{"system_prompt": "x"}"#),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "missing_fields",
+    );
+    let r = send(
+        &h.app,
+        post_json("/api/characters", r#"{"name": "Rei", "system_prompt": "You are Rei.", "personality_traits": ["calm", "dry"], "voice_id": "v1"}"#),
+    )
+    .await;
+    let c = r.json();
+    assert_eq!(c["ok"], true);
+    let id = c["id"].as_i64().unwrap();
+    assert_eq!(c["character"]["personality_traits"], json!(["calm", "dry"]));
+
+    let uri = format!("/api/characters/{id}");
+    assert_error(
+        &send(&h.app, put_json(&uri, r#"{"unknown": 1}"#)).await,
+        StatusCode::BAD_REQUEST,
+        "no_fields",
+    );
+    let r = send(&h.app, put_json(&uri, r#"{"name": "Rei Ayanami"}"#)).await;
+    assert_eq!(r.json()["character"]["name"], "Rei Ayanami");
+    assert_eq!(r.json()["character"]["voice_id"], "v1", "other fields stay");
+    assert_error(
+        &send(&h.app, put_json("/api/characters/999", r#"{"name": "x"}"#)).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_eq!(
+        send(&h.app, get(&uri)).await.json()["character"]["name"],
+        "Rei Ayanami"
+    );
+
+    assert_error(
+        &send(&h.app, delete("/api/characters/1")).await,
+        StatusCode::BAD_REQUEST,
+        "default_character",
+    );
+    assert_eq!(send(&h.app, delete(&uri)).await.json(), json!({"ok": true}));
+    assert_error(
+        &send(&h.app, delete(&uri)).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &send(&h.app, get(&uri)).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
