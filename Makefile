@@ -18,12 +18,13 @@ WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version 
 BIN := $(CARGO_TARGET_DIR)/release/waifu-rt3d
 ARGS ?=
 
-.PHONY: run build setup setup-test test check fmt lint unit e2e dev clean-data help
+.PHONY: run build setup setup-test test check fmt lint unit e2e dev bench clean-data help
 
 help:
 	@echo "make run [ARGS='--port 3100 --data-dir /tmp/w']  build (release) and serve http://127.0.0.1:3000"
 	@echo "make test                                         every check: fmt, clippy (ssr + hydrate), cargo test, Playwright"
 	@echo "make dev                                          cargo leptos watch (rebuild on save)"
+	@echo "make bench                                        benchmarks: print speed and size figures"
 	@echo "make setup                                        install the build tools only"
 
 ## ---------------------------------------------------------------- setup
@@ -98,6 +99,11 @@ unit:
 e2e:
 	rm -rf end2end/test-results
 	cd end2end && WAIFU_BIN="$(BIN)" npx playwright test
+
+## ---------------------------------------------------------------- bench
+# Figures, not pass/fail: printed for the closing notes and for comparison between changes.
+bench: setup
+	cargo bench --features ssr --bench history
 
 clean-data:
 	rm -rf data

@@ -14,5 +14,5 @@ export async function snap(page: Page, name: string) {
 
 /** Waits until the WASM has taken over the server-rendered page. */
 export async function hydrated(page: Page) {
-  await expect(page.locator('[data-testid="settings-form"] button[type="submit"]')).toBeEnabled();
+  await expect(page.locator("main#content")).toHaveAttribute("data-hydrated", "true");
 }

@@ -1,6 +1,8 @@
 //! [both] Server functions: the browser UI's API. Thin: each calls a service. On the `hydrate`
 //! build the macro turns each into an HTTP call to `/sfn/...`.
 
+pub mod history;
+
 use crate::shared::{config::AppConfig, health::Health, AppError};
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
@@ -54,4 +56,10 @@ fn with_status(status: axum::http::StatusCode, err: AppError) -> AppError {
         res.set_status(status);
     }
     err
+}
+
+/// A service error as a server function's answer, with its HTTP status.
+#[cfg(feature = "ssr")]
+fn api_error(e: crate::server::error::ApiError) -> AppError {
+    with_status(e.status, e.error)
 }

@@ -41,6 +41,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Effects run only in the browser, after hydration: tests wait for this mark.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
     view! {
         <Title text="waifu-rt3d"/>
         <Router>
@@ -56,7 +59,7 @@ pub fn App() -> impl IntoView {
                     <A href="/system">"System"</A>
                 </nav>
             </header>
-            <main id="content">
+            <main id="content" data-hydrated=move || hydrated.get().to_string()>
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=chat::ChatTab/>
                     <Route path=StaticSegment("chat") view=chat::ChatTab/>

@@ -164,9 +164,9 @@ impl Problems {
             Err(_) if raw.trim().is_empty() => {
                 self.push(path, "is required, for example http://127.0.0.1:1234/v1")
             }
-            Err(e) => self.push(
+            Err(_) => self.push(
                 path,
-                format!("is not a valid address ({e}), for example http://127.0.0.1:1234/v1"),
+                "is not a web address: write it like http://127.0.0.1:1234/v1",
             ),
         }
     }

@@ -3,7 +3,9 @@
 
 use super::error::ApiError;
 use crate::{
-    shared::history::{Character, Message, MessagePage, Role, SearchHit, SessionSummary},
+    shared::history::{
+        format_ts, Character, Message, MessagePage, Role, SearchHit, SessionSummary,
+    },
     store::{
         characters::{self, CharacterFields},
         messages::{self, Cursor, NewMessage},
@@ -245,28 +247,6 @@ fn markdown(session: &SessionSummary, messages: &[Message]) -> String {
     out
 }
 
-/// `2026-11-25 14:03 UTC`, without pulling in a date library.
-pub fn format_ts(ts: f64) -> String {
-    let secs = ts as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
-}
-
 fn character_not_found(id: i64) -> ApiError {
     ApiError::not_found(format!("There is no character {id}."))
 }
@@ -326,17 +306,5 @@ pub async fn delete_character(db: &SqlitePool, id: i64) -> Result<(), ApiError> 
         Ok(())
     } else {
         Err(character_not_found(id))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::format_ts;
-
-    #[test]
-    fn timestamps_format_as_utc() {
-        assert_eq!(format_ts(0.0), "1970-01-01 00:00 UTC");
-        assert_eq!(format_ts(1_795_000_000.5), "2026-11-18 11:06 UTC");
-        assert_eq!(format_ts(951_782_400.0), "2000-02-29 00:00 UTC");
     }
 }

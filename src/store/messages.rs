@@ -92,37 +92,38 @@ pub async fn add(pool: &SqlitePool, m: &NewMessage<'_>) -> Result<Message, Store
 }
 
 /// Stores many messages in one transaction (imports, benchmarks). Returns how many were stored.
+/// Rows go in as multi-row INSERTs: one statement per row would spend most of the time passing
+/// statements to the database thread.
 pub async fn add_many(pool: &SqlitePool, batch: &[NewMessage<'_>]) -> Result<u64, StoreError> {
-    // IMMEDIATE takes the write lock up front: a deferred transaction that reads first fails
-    // with "database is locked" (no busy wait) when another writer commits in between.
+    // 8 bound values per row; SQLite allows 32,766 per statement.
+    const ROWS_PER_STATEMENT: usize = 500;
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let now = now_ts();
-    for m in batch {
-        sqlx::query(
-            "INSERT INTO messages (session_id, role, text, reasoning, emotion, partial, timings, ts) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(m.session_id)
-        .bind(m.role.name())
-        .bind(m.text)
-        .bind(m.reasoning)
-        .bind(m.emotion)
-        .bind(m.partial)
-        .bind(m.timings)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO messages (session_id, role, text, reasoning, emotion, partial, timings, ts) ",
+        );
+        insert.push_values(chunk, |mut row, m| {
+            row.push_bind(m.session_id)
+                .push_bind(m.role.name())
+                .push_bind(m.text)
+                .push_bind(m.reasoning)
+                .push_bind(m.emotion)
+                .push_bind(m.partial)
+                .push_bind(m.timings)
+                .push_bind(now);
+        });
+        insert.build().execute(&mut *tx).await?;
     }
     let mut sessions: Vec<i64> = batch.iter().map(|m| m.session_id).collect();
     sessions.sort_unstable();
     sessions.dedup();
-    for id in sessions {
-        sqlx::query("UPDATE sessions SET updated_ts = ? WHERE id = ?")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-    }
+    let ids = serde_json::to_string(&sessions).unwrap_or_else(|_| "[]".into());
+    sqlx::query("UPDATE sessions SET updated_ts = ? WHERE id IN (SELECT value FROM json_each(?))")
+        .bind(now)
+        .bind(ids)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(batch.len() as u64)
 }

@@ -1,0 +1,72 @@
+//! Server functions of the Chat tab's history: sessions, messages, search.
+
+use crate::shared::{
+    history::{MessagePage, SearchHit, SessionSummary},
+    AppError,
+};
+use leptos::prelude::*;
+
+#[cfg(feature = "ssr")]
+use super::api_error;
+
+/// Sessions by last activity, newest first.
+#[server(prefix = "/sfn", endpoint = "sessions")]
+pub async fn list_sessions() -> Result<Vec<SessionSummary>, AppError> {
+    let s = crate::server::AppState::from_context()?;
+    crate::server::history::list_sessions(&s.db, Some(500), None)
+        .await
+        .map_err(api_error)
+}
+
+#[server(prefix = "/sfn", endpoint = "sessions/create")]
+pub async fn create_session(title: Option<String>) -> Result<SessionSummary, AppError> {
+    let s = crate::server::AppState::from_context()?;
+    crate::server::history::create_session(&s.db, title.as_deref())
+        .await
+        .map_err(api_error)
+}
+
+#[server(prefix = "/sfn", endpoint = "sessions/rename")]
+pub async fn rename_session(id: i64, title: String) -> Result<(), AppError> {
+    let s = crate::server::AppState::from_context()?;
+    crate::server::history::rename_session(&s.db, id, Some(&title))
+        .await
+        .map_err(api_error)
+}
+
+#[server(prefix = "/sfn", endpoint = "sessions/delete")]
+pub async fn delete_session(id: i64) -> Result<(), AppError> {
+    let s = crate::server::AppState::from_context()?;
+    crate::server::history::delete_session(&s.db, id)
+        .await
+        .map_err(api_error)
+}
+
+/// A page of a session's messages: the newest, those before or after an id, or a window around one.
+#[server(prefix = "/sfn", endpoint = "messages")]
+pub async fn load_messages(
+    session_id: i64,
+    before: Option<i64>,
+    after: Option<i64>,
+    around: Option<i64>,
+) -> Result<MessagePage, AppError> {
+    use crate::store::messages::Cursor;
+    let s = crate::server::AppState::from_context()?;
+    let cursor = match (before, after, around) {
+        (Some(b), _, _) => Cursor::Before(b),
+        (_, Some(a), _) => Cursor::After(a),
+        (_, _, Some(m)) => Cursor::Around(m),
+        _ => Cursor::Latest,
+    };
+    crate::server::history::messages(&s.db, session_id, cursor, Some(40))
+        .await
+        .map_err(api_error)
+}
+
+#[server(prefix = "/sfn", endpoint = "search")]
+pub async fn search_history(q: String) -> Result<Vec<SearchHit>, AppError> {
+    let s = crate::server::AppState::from_context()?;
+    crate::server::history::search(&s.db, Some(&q), None, Some(30), None)
+        .await
+        .map_err(api_error)
+}

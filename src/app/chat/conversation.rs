@@ -1,0 +1,150 @@
+//! One conversation's messages. Older messages page in as you scroll up; a search hit opens the
+//! conversation around that message, highlighted.
+
+use crate::{
+    api::history::load_messages,
+    app::common::ErrorBanner,
+    shared::{
+        history::{format_ts, Message, MessagePage, Role},
+        AppError,
+    },
+};
+use leptos::{html, prelude::*, task::spawn_local};
+
+#[component]
+pub fn Conversation(session: i64, focus: Option<i64>) -> impl IntoView {
+    let first_page = Resource::new(
+        move || (session, focus),
+        |(s, f)| load_messages(s, None, None, f),
+    );
+    view! {
+        <Suspense fallback=|| view! { <div class="messages empty"><p class="muted">"Loading messages…"</p></div> }>
+            {move || Suspend::new(async move {
+                match first_page.await {
+                    Ok(page) => view! { <MessageList session page focus/> }.into_any(),
+                    Err(e) => view! { <div class="messages empty"><ErrorBanner error=e/></div> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn MessageList(session: i64, page: MessagePage, focus: Option<i64>) -> impl IntoView {
+    let messages = RwSignal::new(page.messages);
+    let more_before = RwSignal::new(page.has_more_before);
+    let more_after = RwSignal::new(page.has_more_after);
+    let loading = RwSignal::new(false);
+    let error = RwSignal::new(None::<AppError>);
+    let scroller = NodeRef::<html::Div>::new();
+
+    // Once shown: bring the searched-for message into view, or else the newest one.
+    Effect::new(move |_| {
+        let Some(el) = scroller.get() else { return };
+        match focus.and_then(|id| document().get_element_by_id(&format!("msg-{id}"))) {
+            Some(target) => target.scroll_into_view(),
+            None => el.set_scroll_top(el.scroll_height()),
+        }
+    });
+
+    let load_older = move || {
+        if loading.get_untracked() || !more_before.get_untracked() {
+            return;
+        }
+        let Some(first) = messages.with_untracked(|m| m.first().map(|m| m.id)) else {
+            return;
+        };
+        loading.set(true);
+        spawn_local(async move {
+            let height_before = scroller.get_untracked().map(|el| el.scroll_height());
+            match load_messages(session, Some(first), None, None).await {
+                Ok(p) => {
+                    more_before.set(p.has_more_before);
+                    messages.update(|m| {
+                        let mut older = p.messages;
+                        older.append(m);
+                        *m = older;
+                    });
+                    // Keep what the reader was looking at in place.
+                    request_animation_frame(move || {
+                        if let (Some(el), Some(before)) = (scroller.get_untracked(), height_before)
+                        {
+                            el.set_scroll_top(el.scroll_top() + el.scroll_height() - before);
+                        }
+                    });
+                }
+                Err(e) => error.set(Some(e)),
+            }
+            loading.set(false);
+        });
+    };
+    let load_newer = move |_| {
+        let Some(last) = messages.with_untracked(|m| m.last().map(|m| m.id)) else {
+            return;
+        };
+        spawn_local(async move {
+            match load_messages(session, None, Some(last), None).await {
+                Ok(p) => {
+                    more_after.set(p.has_more_after);
+                    messages.update(|m| m.extend(p.messages));
+                }
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    };
+    let on_scroll = move |_| {
+        if scroller
+            .get_untracked()
+            .is_some_and(|el| el.scroll_top() < 60)
+        {
+            load_older();
+        }
+    };
+
+    view! {
+        <div class="messages" node_ref=scroller on:scroll=on_scroll data-testid="messages" data-session-id=session>
+            {move || more_before.get().then(|| view! {
+                <button type="button" class="small load-more" data-testid="load-older" on:click=move |_| load_older()>
+                    {move || if loading.get() { "Loading…" } else { "Older messages" }}
+                </button>
+            })}
+            {move || messages.with(Vec::is_empty).then(|| view! {
+                <p class="muted empty-note">"No messages in this conversation yet."</p>
+            })}
+            <For each=move || messages.get() key=|m| m.id let:m>
+                <MessageRow message=m focused=focus/>
+            </For>
+            {move || more_after.get().then(|| view! {
+                <button type="button" class="small load-more" on:click=load_newer>"Newer messages"</button>
+            })}
+            {move || error.get().map(|e| view! { <ErrorBanner error=e/> })}
+        </div>
+    }
+}
+
+#[component]
+fn MessageRow(message: Message, focused: Option<i64>) -> impl IntoView {
+    let who = match message.role {
+        Role::User => "You",
+        Role::Assistant => "Companion",
+        Role::System => "System",
+    };
+    view! {
+        <article
+            id=format!("msg-{}", message.id)
+            class="msg"
+            class:msg-user=message.role == Role::User
+            class:msg-highlight=focused == Some(message.id)
+            data-role=message.role.name()
+            data-message-id=message.id
+        >
+            <header>
+                <span class="who">{who}</span>
+                {message.partial.then(|| view! { <span class="badge">"cut short"</span> })}
+                <time>{format_ts(message.ts)}</time>
+            </header>
+            // Text only: a message is never parsed as HTML.
+            <p class="text">{message.text}</p>
+        </article>
+    }
+}
