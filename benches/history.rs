@@ -164,7 +164,7 @@ async fn main() -> anyhow::Result<()> {
         }
         times.sort();
         println!(
-            "search, {label}: p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms ({QUERIES} queries, {:.1} results each, top 20 by bm25)",
+            "search, {label}: p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms ({QUERIES} queries, {:.1} results each, top 20)",
             percentile(&times, 0.5),
             percentile(&times, 0.95),
             percentile(&times, 1.0),

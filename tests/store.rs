@@ -287,6 +287,43 @@ async fn search_ranks_filters_and_folds_diacritics() {
 }
 
 #[tokio::test]
+async fn a_word_in_more_messages_than_the_candidate_window_still_ranks_by_frequency() {
+    let (pool, _dir) = db().await;
+    let s = sessions::create(&pool, Some("busy")).await.unwrap();
+    let filler: Vec<String> = (0..search::CANDIDATES + 200)
+        .map(|i| format!("common word number {i} with padding text"))
+        .collect();
+    let batch: Vec<NewMessage> = filler
+        .iter()
+        .map(|t| NewMessage::new(s.id, Role::User, t))
+        .collect();
+    messages::add_many(&pool, &batch).await.unwrap();
+    let best = say(&pool, s.id, Role::User, "common common common").await;
+    say(
+        &pool,
+        s.id,
+        Role::User,
+        "common again, the newest one, with some more padding words",
+    )
+    .await;
+    let hits = search::search(&pool, "common", None, 20, 0).await.unwrap();
+    assert_eq!(hits.len(), 20);
+    assert_eq!(
+        hits[0].message_id, best,
+        "most occurrences in the shortest text ranks first"
+    );
+    assert!(hits.windows(2).all(|w| w[0].rank <= w[1].rank));
+    assert!(hits
+        .iter()
+        .all(|h| h.snippet.contains("<mark>common</mark>")));
+    // The page after: no repeats.
+    let next = search::search(&pool, "common", None, 20, 20).await.unwrap();
+    assert!(next
+        .iter()
+        .all(|h| hits.iter().all(|p| p.message_id != h.message_id)));
+}
+
+#[tokio::test]
 async fn hostile_search_text_is_text() {
     let (pool, _dir) = db().await;
     let s = sessions::create(&pool, None).await.unwrap();
