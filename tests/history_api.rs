@@ -7,19 +7,8 @@ use axum::{
     body::Body,
     http::{header, Request, StatusCode},
 };
-use common::{get, harness, put_json, send, Harness, Reply};
+use common::{delete, get, harness, post_json, put_json, send, Harness, Reply};
 use serde_json::{json, Value};
-
-fn post_json(uri: &str, body: &str) -> Request<Body> {
-    Request::post(uri)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap()
-}
-
-fn delete(uri: &str) -> Request<Body> {
-    Request::delete(uri).body(Body::empty()).unwrap()
-}
 
 fn assert_error(r: &Reply, status: StatusCode, code: &str) {
     assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));

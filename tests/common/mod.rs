@@ -78,3 +78,14 @@ pub fn put_json(uri: &str, body: &str) -> Request<Body> {
         .body(Body::from(body.to_string()))
         .unwrap()
 }
+
+pub fn post_json(uri: &str, body: &str) -> Request<Body> {
+    Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+pub fn delete(uri: &str) -> Request<Body> {
+    Request::delete(uri).body(Body::empty()).unwrap()
+}
