@@ -68,7 +68,7 @@ build: setup
 	cargo leptos build --release
 
 run: build
-	@echo "==> serving http://127.0.0.1:3000 (Ctrl-C stops)"
+	@echo "==> starting the server: http://127.0.0.1:3000 unless ARGS says otherwise (Ctrl-C stops)"
 	exec "$(BIN)" $(ARGS)
 
 dev: setup
