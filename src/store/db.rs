@@ -47,6 +47,11 @@ pub async fn db_health(pool: &SqlitePool) -> DbHealth {
             .await?;
         Ok::<_, sqlx::Error>((journal_mode, messages))
     };
+    let failed = DbHealth {
+        ok: false,
+        journal_mode: String::new(),
+        messages: 0,
+    };
     match tokio::time::timeout(Duration::from_secs(2), probe).await {
         Ok(Ok((journal_mode, messages))) => DbHealth {
             ok: true,
@@ -55,17 +60,12 @@ pub async fn db_health(pool: &SqlitePool) -> DbHealth {
         },
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "database health probe failed");
-            DbHealth {
-                ok: false,
-                journal_mode: String::new(),
-                messages: 0,
-            }
+            failed
         }
-        Err(_) => DbHealth {
-            ok: false,
-            journal_mode: String::new(),
-            messages: 0,
-        },
+        Err(_) => {
+            tracing::warn!("database health probe timed out after 2 s");
+            failed
+        }
     }
 }
 

@@ -164,41 +164,20 @@ pub async fn page(
     let newer_sql = format!(
         "SELECT {COLUMNS} FROM messages WHERE session_id = ? AND id > ? ORDER BY id ASC LIMIT ?"
     );
-    let older = |below: i64, n: i64| {
-        sqlx::query_as::<_, MessageRow>(&older_sql)
-            .bind(session_id)
-            .bind(below)
-            .bind(n + 1)
-            .fetch_all(pool)
+    // (older than, how many) and (newer than, how many).
+    let ((below, older_n), (above, newer_n)) = match cursor {
+        Cursor::Latest => ((i64::MAX, limit), (0, 0)),
+        Cursor::Before(id) => ((id, limit), (0, 0)),
+        Cursor::After(id) => ((0, 0), (id, limit)),
+        // `id + 1` so the target itself is in the older half.
+        Cursor::Around(id) => ((id + 1, limit - limit / 2), (id, (limit / 2).max(1))),
     };
-    let newer = |above: i64, n: i64| {
-        sqlx::query_as::<_, MessageRow>(&newer_sql)
-            .bind(session_id)
-            .bind(above)
-            .bind(n + 1)
-            .fetch_all(pool)
-    };
-    let (mut before, mut after) = match cursor {
-        Cursor::Latest => (older(i64::MAX, limit).await?, Vec::new()),
-        Cursor::Before(id) => (older(id, limit).await?, Vec::new()),
-        Cursor::After(id) => (Vec::new(), newer(id, limit).await?),
-        Cursor::Around(id) => {
-            let half = limit / 2;
-            // `id + 1` so the target itself is in the older half.
-            (
-                older(id + 1, limit - half).await?,
-                newer(id, half.max(1)).await?,
-            )
-        }
-    };
-    let (older_wanted, newer_wanted) = match cursor {
-        Cursor::Around(_) => (limit - limit / 2, (limit / 2).max(1)),
-        _ => (limit, limit),
-    };
-    let has_more_before = before.len() as i64 > older_wanted;
-    before.truncate(older_wanted as usize);
-    let has_more_after = after.len() as i64 > newer_wanted;
-    after.truncate(newer_wanted as usize);
+    let mut before = read_rows(pool, &older_sql, session_id, below, older_n).await?;
+    let mut after = read_rows(pool, &newer_sql, session_id, above, newer_n).await?;
+    let has_more_before = before.len() as i64 > older_n;
+    before.truncate(older_n as usize);
+    let has_more_after = after.len() as i64 > newer_n;
+    after.truncate(newer_n as usize);
     before.reverse();
     let mut messages: Vec<Message> = before.into_iter().map(Into::into).collect();
     messages.extend(after.into_iter().map(Into::into));
@@ -214,6 +193,26 @@ pub async fn page(
         has_more_before,
         has_more_after,
     })
+}
+
+/// Up to `n + 1` rows past `edge` (the extra one tells whether more lie beyond the page); `n = 0`
+/// leaves that direction unread.
+async fn read_rows(
+    pool: &SqlitePool,
+    sql: &str,
+    session_id: i64,
+    edge: i64,
+    n: i64,
+) -> Result<Vec<MessageRow>, sqlx::Error> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(sql)
+        .bind(session_id)
+        .bind(edge)
+        .bind(n + 1)
+        .fetch_all(pool)
+        .await
 }
 
 async fn exists(

@@ -129,36 +129,36 @@ pub async fn search(
     if matches == 0 {
         return Ok(Vec::new());
     }
-    // bm25's document-frequency count is cheap only when every word is rare.
+    // bm25's document-frequency count is cheap only when every word is rare. A one-word search
+    // was counted above already.
     let mut every_word_rare = matches < CANDIDATES;
-    for term in query.split(' ') {
-        if !every_word_rare {
-            break;
+    if query.contains(' ') {
+        for term in query.split(' ') {
+            if !every_word_rare {
+                break;
+            }
+            every_word_rare = count(term.to_string()).await.map_err(fts_error)? < CANDIDATES;
         }
-        every_word_rare = count(term.to_string()).await.map_err(fts_error)? < CANDIDATES;
     }
     // Lower is better, as with bm25().
-    let (bm25, score) = if every_word_rare {
-        ("bm25(messages_fts)", "bm25")
+    let ranking = if every_word_rare {
+        format!("SELECT rowid, bm25(messages_fts) {MATCHES}")
     } else {
-        (
-            "0.0",
-            "-(tf * 2.2) / (tf + 1.2 * (0.25 + 0.75 * len / (SELECT avg(len) FROM scored)))",
+        format!(
+            "WITH scored AS ( \
+                 SELECT id, length(h) - length(replace(h, char(57344), '')) AS tf, max(length(h), 1) AS len \
+                 FROM (SELECT rowid AS id, highlight(messages_fts, 0, char(57344), '') AS h {MATCHES})) \
+             SELECT id, -(tf * 2.2) / (tf + 1.2 * (0.25 + 0.75 * len / (SELECT avg(len) FROM scored))) \
+             FROM scored"
         )
     };
-    let mut ranked: Vec<(i64, f64)> = sqlx::query_as(&format!(
-        "WITH scored AS ( \
-             SELECT id, length(h) - length(replace(h, char(57344), '')) AS tf, \
-                    max(length(h), 1) AS len, b AS bm25 \
-             FROM (SELECT rowid AS id, highlight(messages_fts, 0, char(57344), '') AS h, {bm25} AS b {MATCHES})) \
-         SELECT id, {score} FROM scored"
-    ))
-    .bind(&query)
-    .bind(session_id)
-    .bind(CANDIDATES)
-    .fetch_all(pool)
-    .await
-    .map_err(fts_error)?;
+    let mut ranked: Vec<(i64, f64)> = sqlx::query_as(&ranking)
+        .bind(&query)
+        .bind(session_id)
+        .bind(CANDIDATES)
+        .fetch_all(pool)
+        .await
+        .map_err(fts_error)?;
     ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
     let page: Vec<(i64, f64)> = ranked
         .into_iter()
