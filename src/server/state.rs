@@ -1,6 +1,7 @@
 //! The state every handler and server function shares.
 
-use crate::{config::ConfigStore, shared::AppError};
+use super::preflight::Ready;
+use crate::{config::ConfigStore, llm::LlmRegistry, shared::AppError};
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use sqlx::SqlitePool;
@@ -49,9 +50,23 @@ pub struct AppState {
     pub paths: Arc<DataPaths>,
     /// Problems found at start-up that a person should see (shown in the health report).
     pub warnings: Arc<Vec<String>>,
+    /// The language models: the built-in one (loaded once) and the configured server's adapter.
+    pub llm: Arc<LlmRegistry>,
 }
 
 impl AppState {
+    /// The state of a server whose data folder passed preflight.
+    pub fn new(leptos_options: LeptosOptions, ready: Ready) -> Self {
+        Self {
+            leptos_options,
+            config: Arc::new(ready.config),
+            db: ready.db,
+            llm: Arc::new(LlmRegistry::new(&ready.paths.models)),
+            paths: Arc::new(ready.paths),
+            warnings: Arc::new(ready.warnings),
+        }
+    }
+
     /// The state, from inside a server function.
     pub fn from_context() -> Result<Self, AppError> {
         leptos::prelude::use_context::<AppState>().ok_or_else(|| {

@@ -226,6 +226,79 @@ fn fts_error(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// A message recalled for the prompt because it shares words with what was just said.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct Memory {
+    pub id: i64,
+    pub session_id: i64,
+    pub role: String,
+    pub text: String,
+    pub ts: f64,
+}
+
+/// Words too common to say anything about what a message is about.
+const STOPWORDS: &[&str] = &[
+    "the", "and", "for", "are", "but", "not", "you", "your", "all", "any", "can", "had", "her",
+    "was", "one", "our", "out", "has", "him", "his", "how", "man", "new", "now", "old", "see",
+    "two", "way", "who", "did", "its", "let", "say", "she", "too", "use", "that", "this", "with",
+    "have", "from", "they", "will", "would", "there", "their", "what", "about", "which", "when",
+    "make", "like", "time", "just", "know", "take", "into", "year", "good", "some", "could",
+    "them", "than", "then", "look", "only", "come", "over", "think", "also", "back", "after",
+    "work", "well", "want", "because", "these", "give", "most", "were", "been", "does", "doing",
+    "really", "very", "much", "more", "here", "where", "why", "yes", "okay", "hello", "thanks",
+];
+
+/// The words of `text` worth searching for, as an FTS5 query where any of them may match.
+pub fn recall_query(text: &str) -> Option<String> {
+    let mut words: Vec<String> = Vec::new();
+    for word in text.split(|c: char| !c.is_alphanumeric()) {
+        let word = word.to_lowercase();
+        if word.chars().count() < 3 || STOPWORDS.contains(&word.as_str()) || words.contains(&word) {
+            continue;
+        }
+        words.push(word);
+        if words.len() == 8 {
+            break;
+        }
+    }
+    (!words.is_empty()).then(|| {
+        words
+            .iter()
+            .map(|w| format!("\"{w}\""))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    })
+}
+
+/// Up to `limit` messages that share words with `text`, best match first, leaving out the
+/// messages of `session_id` from `recent_from` on (those are in the prompt already).
+pub async fn recall(
+    pool: &SqlitePool,
+    text: &str,
+    session_id: i64,
+    recent_from: i64,
+    limit: i64,
+) -> Result<Vec<Memory>, StoreError> {
+    let Some(query) = recall_query(text) else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<Memory> = sqlx::query_as(
+        "SELECT m.id, m.session_id, m.role, m.text, m.ts \
+         FROM messages_fts f JOIN messages m ON m.id = f.rowid \
+         WHERE messages_fts MATCH ?1 AND m.role != 'system' \
+           AND NOT (m.session_id = ?2 AND m.id >= ?3) \
+         ORDER BY f.rank LIMIT ?4",
+    )
+    .bind(query)
+    .bind(session_id)
+    .bind(recent_from)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(fts_error)?;
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +317,15 @@ mod tests {
             r#""(unbalanced" "-minus""#
         );
         assert_eq!(fts_query("!!! ?? hi").unwrap(), r#""hi""#);
+    }
+
+    #[test]
+    fn recall_keeps_the_telling_words_once() {
+        assert_eq!(
+            recall_query("What about my cat Mochi? The cat!").as_deref(),
+            Some(r#""cat" OR "mochi""#)
+        );
+        assert_eq!(recall_query("is it ok?"), None);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The test harness: the whole router on a fresh data folder, driven in-process.
 #![allow(dead_code)]
 
+pub mod openai_mock;
+
 use axum::{
     body::Body,
     http::{header, Request, StatusCode},
@@ -8,7 +10,6 @@ use axum::{
 };
 use http_body_util::BodyExt;
 use serde_json::Value;
-use std::sync::Arc;
 use tower::ServiceExt;
 use waifu_rt3d::server::{app, preflight, AppState};
 
@@ -21,15 +22,10 @@ pub struct Harness {
 pub async fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let ready = preflight::run(&dir.path().join("data")).await.unwrap();
-    let state = AppState {
-        leptos_options: leptos::config::LeptosOptions::builder()
-            .output_name("waifu-rt3d")
-            .build(),
-        config: Arc::new(ready.config),
-        db: ready.db,
-        paths: Arc::new(ready.paths),
-        warnings: Arc::new(ready.warnings),
-    };
+    let options = leptos::config::LeptosOptions::builder()
+        .output_name("waifu-rt3d")
+        .build();
+    let state = AppState::new(options, ready);
     Harness {
         app: app(state.clone()),
         state,

@@ -1,6 +1,7 @@
 //! The REST API for outside clients (API.md). Thin: each handler calls a service.
 
 mod characters;
+mod chat;
 mod config;
 mod health;
 mod sessions;
@@ -8,7 +9,7 @@ mod sessions;
 use super::{error::ApiError, state::AppState};
 use axum::{
     http::{Method, Uri},
-    routing::{any, get, put},
+    routing::{any, get, post, put},
     Router,
 };
 
@@ -16,6 +17,8 @@ pub fn api() -> Router<AppState> {
     Router::new()
         .route("/api/config", get(config::get).put(config::put))
         .route("/api/healthcheck", get(health::get))
+        .route("/api/chat", post(chat::chat))
+        .route("/api/chat/stream", post(chat::stream))
         .route("/api/sessions", get(sessions::list).post(sessions::create))
         .route(
             "/api/sessions/{id}",

@@ -1,0 +1,505 @@
+//! The built-in model: SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0) run in-process by llama.cpp,
+//! so the companion answers with no server and no network.
+//!
+//! Reference: <https://github.com/ggml-org/llama.cpp/blob/master/include/llama.h> (the C API the
+//! `llama-cpp-2` crate wraps) and the model card
+//! <https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct>.
+//!
+//! One worker thread owns the model and its context; requests queue for it (two cores gain
+//! nothing from running two generations at once). The model loads on the first request, and the
+//! waiting requests see its progress. The prompt and the chat template come from the GGUF file.
+//! The KV cache of the previous request is kept, and a new prompt only evaluates what differs from
+//! it: in a conversation that is everything after the system prompt and the earlier turns.
+
+use super::{ChatEvent, ChatModel, ChatRequest, ChatStream, FinishReason, LlmError, Probe, Usage};
+use super::{PromptMessage, PromptRole};
+use async_trait::async_trait;
+use futures::StreamExt;
+use llama_cpp_2::{
+    context::{params::LlamaContextParams, LlamaContext},
+    llama_backend::LlamaBackend,
+    llama_batch::LlamaBatch,
+    model::{params::LlamaModelParams, LlamaChatMessage, LlamaChatTemplate, LlamaModel},
+    sampling::LlamaSampler,
+    token::LlamaToken,
+};
+use std::{
+    num::NonZeroU32,
+    path::{Path, PathBuf},
+    sync::{mpsc as std_mpsc, Arc, Mutex},
+    time::Instant,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// The model file inside the models folder, and where it comes from.
+pub const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+pub const MODEL_NAME: &str = "SmolLM2-135M-Instruct (Q4_1)";
+pub const MODEL_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+
+/// Context window of one request. SmolLM2 was trained on 8k; 2k keeps memory small and covers
+/// the system prompt, the recent history and a reply.
+const N_CTX: u32 = 2_048;
+/// Tokens evaluated per decode call while reading the prompt.
+const N_BATCH: usize = 512;
+
+/// Where the model is in its life.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LoadState {
+    /// Not loaded yet: it loads on the first message.
+    Idle,
+    Loading(f32),
+    Ready {
+        load_ms: u64,
+    },
+    Failed(String),
+}
+
+struct Job {
+    request: ChatRequest,
+    events: mpsc::Sender<Result<ChatEvent, LlmError>>,
+}
+
+/// Shared between the handle and the worker thread.
+struct Shared {
+    state: Mutex<LoadState>,
+    /// Requests that wait for the model to load, told of its progress.
+    waiting: Mutex<Vec<mpsc::Sender<Result<ChatEvent, LlmError>>>>,
+}
+
+pub struct Embedded {
+    path: PathBuf,
+    shared: Arc<Shared>,
+    jobs: Mutex<Option<std_mpsc::Sender<Job>>>,
+}
+
+impl Embedded {
+    /// A handle for the model file at `path`. Nothing is loaded until the first request.
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            shared: Arc::new(Shared {
+                state: Mutex::new(LoadState::Idle),
+                waiting: Mutex::new(Vec::new()),
+            }),
+            jobs: Mutex::new(None),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn state(&self) -> LoadState {
+        lock(&self.shared.state).clone()
+    }
+
+    /// Starts loading the model in the background (the Chat tab calls this when it opens).
+    pub fn warm_up(&self) -> Result<(), LlmError> {
+        self.check_file()?;
+        self.sender().map(|_| ())
+    }
+
+    fn check_file(&self) -> Result<(), LlmError> {
+        if self.path.is_file() {
+            Ok(())
+        } else {
+            Err(LlmError::ModelFileMissing {
+                path: self.path.display().to_string(),
+            })
+        }
+    }
+
+    /// The worker's queue, starting the worker if it is not running (first use, or after a
+    /// failed load, so a file installed later is picked up without a restart).
+    fn sender(&self) -> Result<std_mpsc::Sender<Job>, LlmError> {
+        let mut jobs = lock(&self.jobs);
+        if let Some(tx) = jobs.as_ref() {
+            return Ok(tx.clone());
+        }
+        let (tx, rx) = std_mpsc::channel();
+        let path = self.path.clone();
+        let shared = self.shared.clone();
+        *lock(&shared.state) = LoadState::Loading(0.0);
+        std::thread::Builder::new()
+            .name("embedded-llm".into())
+            .spawn(move || worker(&path, &shared, rx))
+            .map_err(|e| LlmError::Engine(format!("could not start its thread: {e}")))?;
+        *jobs = Some(tx.clone());
+        Ok(tx)
+    }
+
+    fn submit(&self, job: Job) -> Result<(), LlmError> {
+        let tx = self.sender()?;
+        if let Err(std_mpsc::SendError(job)) = tx.send(job) {
+            // The worker ended (its load failed): start a new one and try once more.
+            *lock(&self.jobs) = None;
+            self.sender()?
+                .send(job)
+                .map_err(|_| LlmError::Engine("its thread stopped".into()))?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ChatModel for Embedded {
+    async fn chat(&self, request: ChatRequest) -> Result<ChatStream, LlmError> {
+        self.check_file()?;
+        let (tx, rx) = mpsc::channel(64);
+        if !matches!(self.state(), LoadState::Ready { .. }) {
+            lock(&self.shared.waiting).push(tx.clone());
+        }
+        self.submit(Job {
+            request,
+            events: tx,
+        })?;
+        Ok(ReceiverStream::new(rx).boxed())
+    }
+
+    async fn list_models(&self) -> Result<Vec<String>, LlmError> {
+        self.check_file()?;
+        Ok(vec![MODEL_NAME.to_string()])
+    }
+
+    async fn probe(&self) -> Result<Probe, LlmError> {
+        self.check_file()?;
+        let detail = match self.state() {
+            LoadState::Idle => {
+                format!("{MODEL_NAME} is installed; it loads with the first message")
+            }
+            LoadState::Loading(p) => format!("{MODEL_NAME} is loading ({:.0}%)", p * 100.0),
+            LoadState::Ready { load_ms } => {
+                format!("{MODEL_NAME} is loaded (in {load_ms} ms) and answers offline")
+            }
+            LoadState::Failed(e) => return Err(LlmError::Engine(e)),
+        };
+        Ok(Probe {
+            models: vec![MODEL_NAME.to_string()],
+            detail,
+        })
+    }
+
+    fn context_tokens(&self) -> u32 {
+        N_CTX
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind; keep going.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The worker thread: loads the model, then answers jobs one at a time until the handle is gone.
+fn worker(path: &Path, shared: &Arc<Shared>, jobs: std_mpsc::Receiver<Job>) {
+    let started = Instant::now();
+    let loaded = load(path, shared);
+    let mut engine = match loaded {
+        Ok(engine) => engine,
+        Err(message) => {
+            tracing::error!(path = %path.display(), %message, "the built-in model did not load");
+            *lock(&shared.state) = LoadState::Failed(message.clone());
+            for tx in lock(&shared.waiting).drain(..) {
+                let _ = tx.try_send(Err(LlmError::Engine(message.clone())));
+            }
+            // Answer what is queued; the next request starts a new worker.
+            while let Ok(job) = jobs.try_recv() {
+                let _ = job
+                    .events
+                    .blocking_send(Err(LlmError::Engine(message.clone())));
+            }
+            return;
+        }
+    };
+    let load_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(load_ms, "the built-in model is loaded");
+    *lock(&shared.state) = LoadState::Ready { load_ms };
+    lock(&shared.waiting).clear();
+
+    let Engine {
+        backend,
+        model,
+        template,
+    } = &mut engine;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get() as i32)
+        .unwrap_or(2);
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(N_CTX))
+        .with_n_batch(N_BATCH as u32)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    let mut ctx = match model.new_context(backend, params) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            let message = format!("its context could not be created ({e})");
+            *lock(&shared.state) = LoadState::Failed(message.clone());
+            while let Ok(job) = jobs.recv() {
+                let _ = job
+                    .events
+                    .blocking_send(Err(LlmError::Engine(message.clone())));
+            }
+            return;
+        }
+    };
+    let mut session = Session {
+        model,
+        template,
+        cached: Vec::new(),
+    };
+    while let Ok(job) = jobs.recv() {
+        if job.events.is_closed() {
+            continue;
+        }
+        let result = session.generate(&mut ctx, &job.request, &job.events);
+        if let Err(e) = result {
+            // The cache may hold half a prompt now; start from scratch next time.
+            ctx.clear_kv_cache();
+            session.cached.clear();
+            let _ = job.events.blocking_send(Err(e));
+        }
+    }
+}
+
+struct Engine {
+    backend: LlamaBackend,
+    model: LlamaModel,
+    template: LlamaChatTemplate,
+}
+
+fn load(path: &Path, shared: &Arc<Shared>) -> Result<Engine, String> {
+    let mut backend = LlamaBackend::init().map_err(|e| format!("llama.cpp did not start ({e})"))?;
+    backend.void_logs();
+    let progress = shared.clone();
+    let params = LlamaModelParams::default().with_progress_callback(move |p| {
+        *lock(&progress.state) = LoadState::Loading(p);
+        lock(&progress.waiting)
+            .retain(|tx| !tx.is_closed() && tx.try_send(Ok(ChatEvent::Loading(p))).is_ok());
+        true
+    });
+    let model = LlamaModel::load_from_file(&backend, path, &params)
+        .map_err(|e| format!("{} is not a usable GGUF model ({e})", path.display()))?;
+    let template = model
+        .chat_template(None)
+        .map_err(|e| format!("the model file has no chat template ({e})"))?;
+    Ok(Engine {
+        backend,
+        model,
+        template,
+    })
+}
+
+/// The model, its template and what the KV cache holds.
+struct Session<'m> {
+    model: &'m LlamaModel,
+    template: &'m LlamaChatTemplate,
+    /// The tokens whose keys and values are in the context, in order.
+    cached: Vec<LlamaToken>,
+}
+
+impl Session<'_> {
+    fn prompt_tokens(&self, request: &ChatRequest) -> Result<Vec<LlamaToken>, LlmError> {
+        let budget = N_CTX.saturating_sub(request.max_tokens.min(N_CTX / 2)) as usize;
+        let mut messages: Vec<&PromptMessage> = request.messages.iter().collect();
+        loop {
+            let chat = messages
+                .iter()
+                .map(|m| {
+                    // NUL bytes cannot cross into C; nobody types them on purpose.
+                    LlamaChatMessage::new(m.role.name().to_string(), m.content.replace('\0', ""))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| LlmError::Engine(format!("a message could not be passed ({e})")))?;
+            let prompt = self
+                .model
+                .apply_chat_template(self.template, &chat, true)
+                .map_err(|e| LlmError::Engine(format!("the chat template failed ({e})")))?;
+            let tokens = self.model.vocab().tokenize(prompt.as_bytes(), true, true);
+            if tokens.len() <= budget {
+                return Ok(tokens);
+            }
+            // Too long: drop the oldest message after the system prompt, keeping the last one.
+            let first = usize::from(
+                messages
+                    .first()
+                    .is_some_and(|m| m.role == PromptRole::System),
+            );
+            if messages.len() <= first + 1 {
+                return Err(LlmError::Engine(format!(
+                    "the message is too long for the built-in model ({} tokens, at most {budget})",
+                    tokens.len()
+                )));
+            }
+            messages.remove(first);
+        }
+    }
+
+    fn generate(
+        &mut self,
+        ctx: &mut LlamaContext<'_>,
+        request: &ChatRequest,
+        events: &mpsc::Sender<Result<ChatEvent, LlmError>>,
+    ) -> Result<(), LlmError> {
+        let tokens = self.prompt_tokens(request)?;
+        let engine =
+            |what: &str, e: &dyn std::fmt::Display| LlmError::Engine(format!("{what}: {e}"));
+
+        // Reuse the cached prefix; at least the last prompt token is evaluated for its logits.
+        let mut reuse = self
+            .cached
+            .iter()
+            .zip(&tokens)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(tokens.len().saturating_sub(1));
+        let trimmed = ctx
+            .clear_kv_cache_seq(Some(0), Some(reuse as u32), None)
+            .unwrap_or(false);
+        if !trimmed {
+            ctx.clear_kv_cache();
+            reuse = 0;
+        }
+        self.cached.truncate(reuse);
+
+        let mut batch = LlamaBatch::new(N_BATCH, 1);
+        let mut last_index = 0;
+        for (chunk_no, chunk) in tokens[reuse..].chunks(N_BATCH).enumerate() {
+            batch.clear();
+            let start = reuse + chunk_no * N_BATCH;
+            for (i, token) in chunk.iter().enumerate() {
+                let pos = start + i;
+                let is_last = pos == tokens.len() - 1;
+                batch
+                    .add(*token, pos as i32, &[0], is_last)
+                    .map_err(|e| engine("the prompt batch", &e))?;
+                if is_last {
+                    last_index = i as i32;
+                }
+            }
+            ctx.decode(&mut batch)
+                .map_err(|e| engine("reading the prompt", &e))?;
+            self.cached.extend_from_slice(chunk);
+        }
+
+        let mut sampler = if request.temperature <= 0.0 {
+            LlamaSampler::greedy()
+        } else {
+            LlamaSampler::chain_simple([
+                LlamaSampler::top_k(40),
+                LlamaSampler::top_p(0.95, 1),
+                LlamaSampler::temp(request.temperature),
+                LlamaSampler::dist(seed()),
+            ])
+        };
+        let vocab = self.model.vocab();
+        let mut text = Utf8Pieces::default();
+        let mut reason = FinishReason::Length;
+        let mut generated = 0u32;
+        let mut pos = tokens.len();
+        while generated < request.max_tokens && pos < N_CTX as usize {
+            if events.is_closed() {
+                return Ok(());
+            }
+            let token = sampler.sample(ctx, last_index);
+            if vocab.is_eog(token) {
+                reason = FinishReason::Stop;
+                break;
+            }
+            generated += 1;
+            let piece = text.push(&vocab.token_to_piece(token, false, None));
+            if !piece.is_empty() && events.blocking_send(Ok(ChatEvent::Content(piece))).is_err() {
+                return Ok(());
+            }
+            batch.clear();
+            batch
+                .add(token, pos as i32, &[0], true)
+                .map_err(|e| engine("the reply batch", &e))?;
+            ctx.decode(&mut batch)
+                .map_err(|e| engine("writing the reply", &e))?;
+            self.cached.push(token);
+            last_index = 0;
+            pos += 1;
+        }
+        let rest = text.finish();
+        if !rest.is_empty() {
+            let _ = events.blocking_send(Ok(ChatEvent::Content(rest)));
+        }
+        let _ = events.blocking_send(Ok(ChatEvent::Finished {
+            reason,
+            usage: Some(Usage {
+                prompt_tokens: tokens.len() as u32,
+                completion_tokens: generated,
+            }),
+        }));
+        Ok(())
+    }
+}
+
+fn seed() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+/// Token pieces are bytes, and a character can be split across two tokens: hold back an
+/// incomplete sequence until the next piece completes it.
+#[derive(Default)]
+struct Utf8Pieces {
+    pending: Vec<u8>,
+}
+
+impl Utf8Pieces {
+    fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        let mut out = String::new();
+        loop {
+            match std::str::from_utf8(&self.pending) {
+                Ok(s) => {
+                    out.push_str(s);
+                    self.pending.clear();
+                    return out;
+                }
+                Err(e) => {
+                    let valid = e.valid_up_to();
+                    out.push_str(&String::from_utf8_lossy(&self.pending[..valid]));
+                    match e.error_len() {
+                        // Incomplete at the end: wait for more.
+                        None => {
+                            self.pending.drain(..valid);
+                            return out;
+                        }
+                        // Invalid bytes: replace them and go on.
+                        Some(bad) => {
+                            out.push(char::REPLACEMENT_CHARACTER);
+                            self.pending.drain(..valid + bad);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) -> String {
+        let out = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Utf8Pieces;
+
+    #[test]
+    fn a_character_split_across_pieces_comes_out_whole() {
+        let mut p = Utf8Pieces::default();
+        let heart = "♥".as_bytes();
+        assert_eq!(p.push(b"I "), "I ");
+        assert_eq!(p.push(&heart[..1]), "");
+        assert_eq!(p.push(&heart[1..]), "♥");
+        assert_eq!(p.push(&[0xff, b'a']), "\u{fffd}a");
+        assert_eq!(p.push(&heart[..2]), "");
+        assert_eq!(p.finish(), "\u{fffd}");
+    }
+}

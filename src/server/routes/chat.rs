@@ -1,0 +1,85 @@
+//! `POST /api/chat` and `POST /api/chat/stream` (API.md, Chat).
+
+use crate::server::{
+    chat,
+    error::{ApiError, ApiJson, ApiQuery},
+    state::AppState,
+};
+use crate::shared::chat::{ChatInput, ChatStreamEvent};
+use axum::{
+    extract::State,
+    http::{header, HeaderValue, StatusCode},
+    response::{
+        sse::{Event, KeepAlive, Sse},
+        IntoResponse, Response,
+    },
+    Json,
+};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+use std::convert::Infallible;
+use tokio_stream::wrappers::ReceiverStream;
+
+#[derive(Deserialize, Default)]
+pub struct SessionQuery {
+    session_id: Option<i64>,
+}
+
+/// The old clients' endpoint: waits for the whole reply.
+pub async fn chat(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<SessionQuery>,
+    ApiJson(input): ApiJson<ChatInput>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut turn = chat::start(&s, q.session_id.unwrap_or(1), input).await?;
+    while let Some(event) = turn.events.recv().await {
+        match event {
+            ChatStreamEvent::Done(done) => {
+                return Ok(Json(json!({
+                    "ok": true,
+                    "reply": done.reply,
+                    "audio": null,
+                    "session_id": done.session_id,
+                    "message_id": done.message_id,
+                    "emotion": done.emotion,
+                    "timings": done.timings,
+                })))
+            }
+            ChatStreamEvent::Error(e) => {
+                let status = StatusCode::from_u16(chat::status_for(&e.code))
+                    .unwrap_or(StatusCode::BAD_GATEWAY);
+                return Err(ApiError::new(status, &e.code, e.message));
+            }
+            _ => {}
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "The reply ended without a result; see the server log.",
+    ))
+}
+
+/// The streaming endpoint: named SSE events `status`, `token`, `sentence`, `audio`, `done`,
+/// `error`. Closing the connection stops the reply; what arrived is kept as a partial message.
+pub async fn stream(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<SessionQuery>,
+    ApiJson(input): ApiJson<ChatInput>,
+) -> Result<Response, ApiError> {
+    let turn = chat::start(&s, q.session_id.unwrap_or(1), input).await?;
+    let events = ReceiverStream::new(turn.events)
+        .map(|e| Ok::<_, Infallible>(Event::default().event(e.name()).data(e.data())));
+    let mut response = Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response();
+    // Proxies must pass each event on at once.
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

@@ -1,0 +1,201 @@
+//! The chat wire types: the request body of `/api/chat` and `/api/chat/stream`, and the named
+//! events of the stream (API.md). The browser decodes the same types it is sent.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /api/chat[/stream]?session_id=N` body.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ChatInput {
+    #[serde(default)]
+    pub text: String,
+    /// Speak the reply (the voice pipeline); ignored when no voice is available.
+    #[serde(default)]
+    pub speak: bool,
+    #[serde(default)]
+    pub character_id: Option<i64>,
+}
+
+/// Milliseconds since the message arrived, per stage of a turn. Stages that did not happen (no
+/// voice, a failed reply) stay empty.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub input_received: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_request_started: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_token: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_segment: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tts_request_started: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tts_ready: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_audio_sent: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playback_started: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_complete: Option<u64>,
+}
+
+/// `event: status`: the built-in model is loading before it can answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusEvent {
+    pub state: String,
+    /// 0.0–1.0
+    pub progress: f32,
+}
+
+/// `event: token`: visible reply text (no reasoning, no emotion tags).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenEvent {
+    pub text: String,
+}
+
+/// `event: sentence`: a complete segment, sent to the voice as soon as it is complete.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SentenceEvent {
+    pub index: u32,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emotion: Option<String>,
+}
+
+/// `event: audio`: the voice of sentence `index`. Events may arrive out of order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AudioEvent {
+    pub index: u32,
+    pub url: String,
+    pub provider: String,
+    pub duration_ms: u64,
+}
+
+/// `event: done`: the reply is complete and stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DoneEvent {
+    pub message_id: i64,
+    pub session_id: i64,
+    pub reply: String,
+    pub emotion: Option<String>,
+    pub timings: Timings,
+}
+
+/// `event: error`: the reply failed. What arrived before is stored as a partial message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorEvent {
+    pub code: String,
+    pub message: String,
+    /// The stored partial reply, when some text had arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<i64>,
+}
+
+/// One event of the stream, by its SSE name.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChatStreamEvent {
+    Status(StatusEvent),
+    Token(TokenEvent),
+    Sentence(SentenceEvent),
+    Audio(AudioEvent),
+    Done(DoneEvent),
+    Error(ErrorEvent),
+}
+
+impl ChatStreamEvent {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Status(_) => "status",
+            Self::Token(_) => "token",
+            Self::Sentence(_) => "sentence",
+            Self::Audio(_) => "audio",
+            Self::Done(_) => "done",
+            Self::Error(_) => "error",
+        }
+    }
+
+    /// The event's `data:` JSON.
+    pub fn data(&self) -> String {
+        let json = match self {
+            Self::Status(e) => serde_json::to_string(e),
+            Self::Token(e) => serde_json::to_string(e),
+            Self::Sentence(e) => serde_json::to_string(e),
+            Self::Audio(e) => serde_json::to_string(e),
+            Self::Done(e) => serde_json::to_string(e),
+            Self::Error(e) => serde_json::to_string(e),
+        };
+        // These types hold only strings and numbers; serialising them cannot fail.
+        json.unwrap_or_else(|_| "{}".into())
+    }
+
+    /// Decodes a received event (the browser's side). Unknown names give `None`.
+    pub fn decode(name: &str, data: &str) -> Option<Result<Self, serde_json::Error>> {
+        Some(match name {
+            "status" => serde_json::from_str(data).map(Self::Status),
+            "token" => serde_json::from_str(data).map(Self::Token),
+            "sentence" => serde_json::from_str(data).map(Self::Sentence),
+            "audio" => serde_json::from_str(data).map(Self::Audio),
+            "done" => serde_json::from_str(data).map(Self::Done),
+            "error" => serde_json::from_str(data).map(Self::Error),
+            _ => return None,
+        })
+    }
+}
+
+/// Splits a `text/event-stream` body into `(event, data)` pairs as bytes arrive. The browser uses
+/// it on its own server's stream, whose events are always `event:` + one `data:` line.
+#[derive(Default)]
+pub struct SseSplitter {
+    buffer: String,
+}
+
+impl SseSplitter {
+    pub fn push(&mut self, chunk: &str) -> Vec<(String, String)> {
+        self.buffer.push_str(&chunk.replace("\r\n", "\n"));
+        let mut events = Vec::new();
+        while let Some(end) = self.buffer.find("\n\n") {
+            let block: String = self.buffer.drain(..end + 2).collect();
+            let mut name = String::from("message");
+            let mut data = Vec::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    name = v.trim().to_string();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
+                }
+            }
+            if !data.is_empty() {
+                events.push((name, data.join("\n")));
+            }
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_split_across_chunks_and_comments_are_skipped() {
+        let mut s = SseSplitter::default();
+        assert!(s.push(": keep-alive\n\nevent: tok").is_empty());
+        let got = s.push("en\ndata: {\"text\":\"Hi\"}\n\nevent: done\r\ndata: {}\r\n\r\n");
+        assert_eq!(
+            got,
+            vec![
+                ("token".to_string(), "{\"text\":\"Hi\"}".to_string()),
+                ("done".to_string(), "{}".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn an_event_round_trips_through_name_and_data() {
+        let e = ChatStreamEvent::Token(TokenEvent {
+            text: "a\"b".into(),
+        });
+        let back = ChatStreamEvent::decode(e.name(), &e.data());
+        assert_eq!(back.and_then(Result::ok), Some(e));
+        assert!(ChatStreamEvent::decode("ping", "{}").is_none());
+    }
+}

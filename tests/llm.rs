@@ -1,0 +1,489 @@
+//! The OpenAI-compatible adapter against a mock server in LM Studio, Ollama and OpenAI modes
+//! (one conformance suite), and the chat endpoints end to end through the router.
+
+mod common;
+
+use common::openai_mock::{Flavor, MockLlm, KEY};
+use common::{get, harness, post_json, put_json, send, Harness};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use std::time::Duration;
+use waifu_rt3d::{
+    llm::{
+        openai::{OpenAiCompatible, OpenAiSettings},
+        ChatEvent, ChatModel, ChatRequest, FinishReason, LlmError, PromptMessage, PromptRole,
+    },
+    shared::config::{LlmProvider, Secret},
+};
+
+const FLAVORS: [(Flavor, LlmProvider); 3] = [
+    (Flavor::LmStudio, LlmProvider::Lmstudio),
+    (Flavor::Ollama, LlmProvider::Ollama),
+    (Flavor::OpenAi, LlmProvider::Openai),
+];
+
+fn adapter(mock: &MockLlm, provider: LlmProvider, key: &str) -> OpenAiCompatible {
+    OpenAiCompatible::new(OpenAiSettings {
+        provider,
+        base_url: mock.base_url.clone(),
+        api_key: Secret::new(key),
+        model: String::new(),
+        connect_timeout: Duration::from_millis(500),
+        first_token_timeout: Duration::from_millis(800),
+    })
+    .unwrap()
+}
+
+fn request(case: &str) -> ChatRequest {
+    ChatRequest {
+        messages: vec![
+            PromptMessage::new(PromptRole::System, "You are Aiko."),
+            PromptMessage::new(PromptRole::User, "hi"),
+        ],
+        model: case.into(),
+        temperature: 0.5,
+        max_tokens: 64,
+    }
+}
+
+/// All events of one reply, or the error that ended it (with the events before it).
+async fn collect(model: &OpenAiCompatible, case: &str) -> (Vec<ChatEvent>, Option<LlmError>) {
+    let mut stream = match model.chat(request(case)).await {
+        Ok(s) => s,
+        Err(e) => return (Vec::new(), Some(e)),
+    };
+    let mut events = Vec::new();
+    while let Some(e) = stream.next().await {
+        match e {
+            Ok(e) => events.push(e),
+            Err(e) => return (events, Some(e)),
+        }
+    }
+    (events, None)
+}
+
+fn text(events: &[ChatEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::Content(c) => Some(c.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn conformance_happy_paths_in_every_mode() {
+    for (flavor, provider) in FLAVORS {
+        let mock = MockLlm::start(flavor).await;
+        let model = adapter(&mock, provider, KEY);
+        for (case, want) in [
+            ("ok", "Hello there! [happy]"),
+            ("crlf", "Hi again."),
+            ("pings", "Still here."),
+            ("think", "<think>They greet me.</think>Hello!"),
+            ("plain_json", "Hello! How can I assist you today?"),
+        ] {
+            let (events, err) = collect(&model, case).await;
+            assert!(err.is_none(), "{flavor:?} {case}: {err:?}");
+            assert_eq!(text(&events), want, "{flavor:?} {case}");
+            assert!(
+                matches!(
+                    events.last(),
+                    Some(ChatEvent::Finished {
+                        reason: FinishReason::Stop,
+                        ..
+                    })
+                ),
+                "{flavor:?} {case}: {events:?}"
+            );
+        }
+        // The usage chunk (choices: []) is reported with the finish.
+        let (events, _) = collect(&model, "ok").await;
+        match events.last() {
+            Some(ChatEvent::Finished { usage: Some(u), .. }) => assert_eq!(u.completion_tokens, 3),
+            other => panic!("{flavor:?}: no usage in {other:?}"),
+        }
+        // The request is the documented one.
+        let sent = mock.last_request();
+        assert_eq!(sent["stream"], json!(true));
+        assert_eq!(sent["stream_options"]["include_usage"], json!(true));
+        assert_eq!(
+            sent["messages"][0],
+            json!({"role": "system", "content": "You are Aiko."})
+        );
+        assert_eq!(sent["max_tokens"], json!(64));
+    }
+}
+
+#[tokio::test]
+async fn conformance_reasoning_deltas_are_kept_apart() {
+    for (flavor, provider) in FLAVORS {
+        let mock = MockLlm::start(flavor).await;
+        let (events, err) = collect(&adapter(&mock, provider, KEY), "reasoning").await;
+        assert!(err.is_none(), "{flavor:?}: {err:?}");
+        assert!(
+            events.contains(&ChatEvent::Reasoning("Let me think.".into())),
+            "{flavor:?}"
+        );
+        assert_eq!(text(&events), "Done thinking.", "{flavor:?}");
+    }
+}
+
+#[tokio::test]
+async fn conformance_failures_are_classified() {
+    for (flavor, provider) in FLAVORS {
+        let mock = MockLlm::start(flavor).await;
+        let model = adapter(&mock, provider, KEY);
+
+        let (events, err) = collect(&model, "midstream_error").await;
+        assert_eq!(text(&events), "Half a ");
+        assert_eq!(
+            err.as_ref().map(LlmError::code),
+            Some("llm_error"),
+            "{flavor:?}"
+        );
+        assert!(err.unwrap().to_string().contains("the model crashed"));
+
+        let (events, err) = collect(&model, "cut").await;
+        assert_eq!(text(&events), "Cut off mid");
+        assert_eq!(err.map(|e| e.code()), Some("llm_interrupted"), "{flavor:?}");
+
+        let (_, err) = collect(&model, "slow").await;
+        let err = err.expect("a slow first token times out");
+        assert_eq!(
+            (err.code(), err.http_status()),
+            ("llm_timeout", 504),
+            "{flavor:?}"
+        );
+
+        let (_, err) = collect(&model, "no_model").await;
+        let err = err.expect("no model loaded");
+        assert_eq!(err.code(), "llm_no_model", "{flavor:?}");
+        assert!(err.to_string().contains("Load a model"), "{err}");
+
+        let (_, err) = collect(&model, "missing").await;
+        assert_eq!(
+            err.map(|e| e.code()),
+            Some("llm_model_not_found"),
+            "{flavor:?}"
+        );
+
+        let (_, err) = collect(&model, "rate").await;
+        assert_eq!(err.map(|e| e.http_status()), Some(429), "{flavor:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_an_auth_error_that_does_not_echo_the_key() {
+    let mock = MockLlm::start(Flavor::OpenAi).await;
+    let model = adapter(&mock, LlmProvider::Openai, "sk-wrong-secret");
+    let (_, err) = collect(&model, "ok").await;
+    let err = err.expect("refused");
+    assert_eq!(err.code(), "llm_auth");
+    assert!(!err.to_string().contains("sk-wrong-secret"));
+    assert!(!format!("{err:?}").contains("sk-wrong-secret"));
+    assert_eq!(model.probe().await.unwrap_err().code(), "llm_auth");
+}
+
+#[tokio::test]
+async fn unreachable_servers_say_so_quickly() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let model = OpenAiCompatible::new(OpenAiSettings {
+        provider: LlmProvider::Lmstudio,
+        base_url: format!("http://127.0.0.1:{port}/v1"),
+        api_key: Secret::default(),
+        model: String::new(),
+        connect_timeout: Duration::from_millis(500),
+        first_token_timeout: Duration::from_secs(5),
+    })
+    .unwrap();
+    let err = model.chat(request("ok")).await.err().expect("no server");
+    assert_eq!(err.code(), "llm_unreachable");
+    assert!(err.to_string().contains("does not answer"), "{err}");
+}
+
+#[tokio::test]
+async fn models_are_listed_and_the_probe_checks_the_configured_one() {
+    let mock = MockLlm::start(Flavor::Ollama).await;
+    let model = adapter(&mock, LlmProvider::Ollama, "");
+    assert_eq!(
+        model.list_models().await.unwrap(),
+        ["mock-model", "other-model"]
+    );
+    assert!(model.probe().await.is_ok());
+    mock.models.lock().unwrap().clear();
+    assert_eq!(model.probe().await.unwrap_err().code(), "llm_no_model");
+}
+
+// ---------------------------------------------------------------- the chat endpoints
+
+async fn chat_harness(flavor: Flavor, model: &str) -> (Harness, MockLlm) {
+    let h = harness().await;
+    let mock = MockLlm::start(flavor).await;
+    let provider = match flavor {
+        Flavor::LmStudio => "lmstudio",
+        Flavor::Ollama => "ollama",
+        Flavor::OpenAi => "openai",
+    };
+    let body = json!({"llm": {"provider": provider, "endpoint": mock.base_url, "model": model,
+        "api_key": KEY, "first_token_timeout_ms": 1000}});
+    let r = send(&h.app, put_json("/api/config", &body.to_string())).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    (h, mock)
+}
+
+async fn messages(h: &Harness, session: i64) -> Vec<Value> {
+    let r = send(&h.app, get(&format!("/api/sessions/{session}/messages"))).await;
+    r.json()["messages"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn api_chat_stores_both_messages_and_strips_tags() {
+    let (h, _mock) = chat_harness(Flavor::LmStudio, "ok").await;
+    let r = send(
+        &h.app,
+        post_json("/api/chat?session_id=7", r#"{"text":"  hi Aiko  "}"#),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let body = r.json();
+    assert_eq!(body["ok"], json!(true));
+    assert_eq!(body["reply"], json!("Hello there!"));
+    assert_eq!(body["emotion"], json!("happy"));
+    assert_eq!(body["session_id"], json!(7));
+    assert_eq!(body["audio"], Value::Null);
+    let stored = messages(&h, 7).await;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert_eq!(stored[0]["text"], json!("hi Aiko"));
+    assert_eq!(stored[1]["text"], json!("Hello there!"));
+    assert_eq!(stored[1]["id"], body["message_id"]);
+}
+
+#[tokio::test]
+async fn the_prompt_has_the_character_history_and_recalled_memories() {
+    let (h, mock) = chat_harness(Flavor::Ollama, "ok").await;
+    // An older conversation mentions the cat.
+    let r = send(
+        &h.app,
+        post_json(
+            "/api/chat?session_id=2",
+            r#"{"text":"My cat is called Mochi"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let r = send(
+        &h.app,
+        post_json("/api/chat?session_id=3", r#"{"text":"first"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let r = send(
+        &h.app,
+        post_json(
+            "/api/chat?session_id=3",
+            r#"{"text":"How is Mochi doing?"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let sent = mock.last_request();
+    let msgs = sent["messages"].as_array().unwrap();
+    let system = msgs[0]["content"].as_str().unwrap();
+    assert!(system.contains("Aiko"), "{system}");
+    assert!(
+        system.contains("My cat is called Mochi"),
+        "memory missing: {system}"
+    );
+    // History of this session in order, then the new message.
+    let roles: Vec<&str> = msgs.iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["system", "user", "assistant", "user"]);
+    assert_eq!(msgs[1]["content"], json!("first"));
+    assert_eq!(msgs[3]["content"], json!("How is Mochi doing?"));
+}
+
+#[tokio::test]
+async fn api_chat_maps_provider_failures_to_502_and_504() {
+    let (h, _mock) = chat_harness(Flavor::LmStudio, "no_model").await;
+    let r = send(&h.app, post_json("/api/chat", r#"{"text":"hi"}"#)).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["code"], json!("llm_no_model"));
+    assert_eq!(r.json()["ok"], json!(false));
+    // The user message was stored before the call.
+    assert_eq!(messages(&h, 1).await.len(), 1);
+
+    let (h, _mock) = chat_harness(Flavor::LmStudio, "slow").await;
+    let r = send(&h.app, post_json("/api/chat", r#"{"text":"hi"}"#)).await;
+    assert_eq!(r.status, 504);
+    assert_eq!(r.json()["code"], json!("llm_timeout"));
+}
+
+#[tokio::test]
+async fn bad_chat_bodies_are_400_before_anything_is_stored() {
+    let (h, _mock) = chat_harness(Flavor::LmStudio, "ok").await;
+    for body in [
+        "",
+        "{",
+        r#"{"text":""}"#,
+        r#"{"text":"   "}"#,
+        r#"{"text":5}"#,
+        "[]",
+    ] {
+        let r = send(&h.app, post_json("/api/chat?session_id=9", body)).await;
+        assert_eq!(
+            r.status,
+            400,
+            "{body}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.json()["ok"], json!(false));
+    }
+    let r = send(
+        &h.app,
+        post_json("/api/chat/stream?session_id=x", r#"{"text":"hi"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let r = send(
+        &h.app,
+        post_json(
+            "/api/chat?session_id=9",
+            r#"{"text":"hi","character_id":999}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(send(&h.app, get("/api/sessions/9")).await.status, 200);
+    assert_eq!(messages(&h, 9).await.len(), 0);
+}
+
+/// Parses an SSE body into (event, data) pairs.
+fn sse_events(body: &[u8]) -> Vec<(String, Value)> {
+    let text = String::from_utf8_lossy(body);
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut name = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    name = Some(v.to_string());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(v).ok();
+                }
+            }
+            Some((name?, data?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_stream_sends_named_token_and_done_events() {
+    let (h, _mock) = chat_harness(Flavor::Ollama, "think").await;
+    let r = send(
+        &h.app,
+        post_json("/api/chat/stream?session_id=4", r#"{"text":"hi"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header(axum::http::header::CONTENT_TYPE)
+        .starts_with("text/event-stream"));
+    let events = sse_events(&r.body);
+    let tokens: String = events
+        .iter()
+        .filter(|(n, _)| n == "token")
+        .map(|(_, d)| d["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(tokens, "Hello!", "the think block leaked: {events:?}");
+    let (name, done) = events.last().unwrap();
+    assert_eq!(name, "done");
+    assert_eq!(done["reply"], json!("Hello!"));
+    assert!(done["timings"]["first_token"].as_u64().is_some());
+    assert!(
+        done["timings"]["response_complete"].as_u64() >= done["timings"]["first_token"].as_u64()
+    );
+    // The reasoning is stored apart from the text.
+    let r = send(&h.app, get("/api/sessions/4/messages")).await;
+    let stored = &r.json()["messages"][1];
+    assert_eq!(stored["text"], json!("Hello!"));
+}
+
+#[tokio::test]
+async fn a_reply_that_fails_midway_is_kept_as_partial() {
+    let (h, _mock) = chat_harness(Flavor::LmStudio, "midstream_error").await;
+    let r = send(
+        &h.app,
+        post_json("/api/chat/stream?session_id=5", r#"{"text":"hi"}"#),
+    )
+    .await;
+    let events = sse_events(&r.body);
+    let (name, err) = events.last().unwrap();
+    assert_eq!(name, "error");
+    assert_eq!(err["code"], json!("llm_error"));
+    let id = err["message_id"].as_i64().expect("the partial reply's id");
+    let page = send(&h.app, get("/api/sessions/5/messages")).await.json();
+    let stored = &page["messages"][1];
+    assert_eq!(stored["id"], json!(id));
+    assert_eq!(stored["text"], json!("Half a"));
+    assert_eq!(stored["partial"], json!(true));
+}
+
+#[tokio::test]
+async fn stopping_a_stream_keeps_what_arrived() {
+    let (h, _mock) = chat_harness(Flavor::LmStudio, "tokens:200:20").await;
+    let state = h.state.clone();
+    let mut turn = waifu_rt3d::server::chat::start(
+        &state,
+        6,
+        waifu_rt3d::shared::chat::ChatInput {
+            text: "tell me a story".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut got = 0;
+    while let Some(e) = turn.events.recv().await {
+        if e.name() == "token" {
+            got += 1;
+            if got == 5 {
+                break;
+            }
+        }
+    }
+    drop(turn); // the person pressed Stop
+    let mut stored = Vec::new();
+    for _ in 0..50 {
+        stored = messages(&h, 6).await;
+        if stored.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert_eq!(stored[1]["partial"], json!(true));
+    let text = stored[1]["text"].as_str().unwrap();
+    assert!(text.starts_with("word0 word1 word2 word3"), "{text}");
+    assert!(
+        !text.contains("word199"),
+        "the stream was not stopped: {text}"
+    );
+}
+
+#[tokio::test]
+async fn health_reports_the_llm_state() {
+    let (h, mock) = chat_harness(Flavor::LmStudio, "mock-model").await;
+    let health = send(&h.app, get("/api/healthcheck")).await.json();
+    assert_eq!(health["llm"]["state"], json!("ok"), "{health}");
+    assert_eq!(health["lmstudio"], json!(true));
+    mock.models.lock().unwrap().clear();
+    let health = send(&h.app, get("/api/healthcheck")).await.json();
+    assert_eq!(health["llm"]["state"], json!("no_model"));
+    assert_eq!(health["lmstudio"], json!(false));
+}
