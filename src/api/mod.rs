@@ -7,6 +7,46 @@ use crate::shared::{config::AppConfig, health::Health, AppError};
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
+/// Setup's "Test connection": probes a language model with the form's provider and endpoint (and
+/// the typed key, or else the saved one) and lists its models. Nothing is saved.
+#[server(prefix = "/sfn", endpoint = "llm/check")]
+pub async fn check_llm(
+    provider: String,
+    endpoint: String,
+    api_key: String,
+) -> Result<crate::shared::health::LlmCheck, AppError> {
+    use crate::shared::config::{LlmProvider, Secret};
+    let state = crate::server::AppState::from_context()?;
+    let provider = LlmProvider::from_name(&provider).ok_or_else(|| {
+        with_status(
+            axum::http::StatusCode::BAD_REQUEST,
+            AppError::new(
+                "unknown_provider",
+                format!("There is no provider {provider}."),
+            ),
+        )
+    })?;
+    let mut cfg = state.config.get().llm.clone();
+    if provider != cfg.provider || !api_key.trim().is_empty() {
+        cfg.api_key = Secret::new(api_key.trim());
+    }
+    cfg.provider = provider;
+    cfg.endpoint = endpoint.trim().to_string();
+    Ok(crate::server::health::check_llm(&state, &cfg).await)
+}
+
+/// Starts loading the built-in model in the background, so the first reply comes sooner. Does
+/// nothing when another provider is configured or the model is loaded.
+#[server(prefix = "/sfn", endpoint = "llm/warm")]
+pub async fn warm_up_llm() -> Result<(), AppError> {
+    let state = crate::server::AppState::from_context()?;
+    if state.config.get().llm.provider == crate::shared::config::LlmProvider::Embedded {
+        // A missing file is reported where it matters: on sending, and in the health report.
+        let _ = state.llm.embedded().warm_up();
+    }
+    Ok(())
+}
+
 /// The settings in effect, with every key redacted.
 #[server(prefix = "/sfn", endpoint = "settings")]
 pub async fn get_settings() -> Result<AppConfig, AppError> {

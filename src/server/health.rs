@@ -3,7 +3,7 @@
 use super::state::AppState;
 use crate::{llm::LlmError, shared::config::LlmConfig};
 use crate::{
-    shared::health::{Health, LibsHealth, ProviderHealth, ProviderState},
+    shared::health::{Health, LibsHealth, LlmCheck, ProviderHealth, ProviderState},
     store,
 };
 use std::{
@@ -21,6 +21,11 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(2_500);
 
 /// Asks the configured language model whether it can answer (no generation).
 pub async fn probe_llm(state: &AppState, cfg: &LlmConfig) -> ProviderHealth {
+    check_llm(state, cfg).await.health
+}
+
+/// The probe, with the models the provider offers (Setup's "Test connection").
+pub async fn check_llm(state: &AppState, cfg: &LlmConfig) -> LlmCheck {
     let started = Instant::now();
     let result = match state.llm.get(cfg) {
         Ok(model) => match tokio::time::timeout(PROBE_TIMEOUT, model.probe()).await {
@@ -33,18 +38,25 @@ pub async fn probe_llm(state: &AppState, cfg: &LlmConfig) -> ProviderHealth {
         Err(e) => Err(e),
     };
     let latency_ms = Some(started.elapsed().as_millis() as u64);
+    let provider = cfg.provider.name().to_string();
     match result {
-        Ok(probe) => ProviderHealth {
-            provider: cfg.provider.name().into(),
-            state: ProviderState::Ok,
-            detail: probe.detail,
-            latency_ms,
+        Ok(probe) => LlmCheck {
+            health: ProviderHealth {
+                provider,
+                state: ProviderState::Ok,
+                detail: probe.detail,
+                latency_ms,
+            },
+            models: probe.models,
         },
-        Err(e) => ProviderHealth {
-            provider: cfg.provider.name().into(),
-            state: e.state(),
-            detail: e.to_string(),
-            latency_ms,
+        Err(e) => LlmCheck {
+            health: ProviderHealth {
+                provider,
+                state: e.state(),
+                detail: e.to_string(),
+                latency_ms,
+            },
+            models: Vec::new(),
         },
     }
 }

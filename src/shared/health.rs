@@ -39,6 +39,13 @@ pub struct ProviderHealth {
     pub latency_ms: Option<u64>,
 }
 
+/// "Test connection" in Setup: the probe's answer and the models the server offers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LlmCheck {
+    pub health: ProviderHealth,
+    pub models: Vec<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DbHealth {
     pub ok: bool,

@@ -1,6 +1,7 @@
 //! One conversation's messages. Older messages page in as you scroll up; a search hit opens the
 //! conversation around that message, highlighted.
 
+use super::{LiveTurn, Phase};
 use crate::{
     api::history::load_messages,
     app::common::ErrorBanner,
@@ -13,9 +14,11 @@ use leptos::{html, prelude::*, task::spawn_local};
 
 #[component]
 pub fn Conversation(session: i64, focus: Option<i64>) -> impl IntoView {
+    let live = expect_context::<LiveTurn>();
+    // Reloads after each turn, to show the reply as stored (partial ones included).
     let first_page = Resource::new(
-        move || (session, focus),
-        |(s, f)| load_messages(s, None, None, f),
+        move || (session, focus, live.finished.get()),
+        |(s, f, _)| load_messages(s, None, None, f),
     );
     view! {
         <Suspense fallback=|| view! { <div class="messages empty"><p class="muted">"Loading messages…"</p></div> }>
@@ -37,6 +40,23 @@ fn MessageList(session: i64, page: MessagePage, focus: Option<i64>) -> impl Into
     let loading = RwSignal::new(false);
     let error = RwSignal::new(None::<AppError>);
     let scroller = NodeRef::<html::Div>::new();
+    let live = expect_context::<LiveTurn>();
+    let live_here = move || {
+        live.session.get() == Some(session)
+            && (live.phase.get() != Phase::Idle || live.stopped.get())
+    };
+
+    // Follow the reply as it grows, unless the reader has scrolled up to read something else.
+    Effect::new(move |_| {
+        live.reply.track();
+        live.user_text.track();
+        if let Some(el) = scroller.get_untracked() {
+            let from_bottom = el.scroll_height() - el.scroll_top() - el.client_height();
+            if from_bottom < 160 {
+                el.set_scroll_top(el.scroll_height());
+            }
+        }
+    });
 
     // Once shown: bring the searched-for message into view, or else the newest one.
     Effect::new(move |_| {
@@ -114,6 +134,28 @@ fn MessageList(session: i64, page: MessagePage, focus: Option<i64>) -> impl Into
             <For each=move || messages.get() key=|m| m.id let:m>
                 <MessageRow message=m focused=focus/>
             </For>
+            {move || live_here().then(|| view! {
+                // The message may already be in the list, loaded after it was stored.
+                <article class="msg msg-user" data-role="user" data-testid="live-user" hidden=move || {
+                    let sent = live.user_text.get();
+                    messages.with(|m| m.last().is_some_and(|l| l.role == Role::User && l.text == sent))
+                }>
+                    <header><span class="who">"You"</span></header>
+                    <p class="text">{move || live.user_text.get()}</p>
+                </article>
+                <article class="msg msg-live" data-role="assistant" data-testid="live-reply"
+                    data-phase=move || format!("{:?}", live.phase.get())>
+                    <header>
+                        <span class="who">"Companion"</span>
+                        {move || if live.stopped.get() {
+                            view! { <span class="badge">"cut short"</span> }.into_any()
+                        } else {
+                            view! { <span class="typing" aria-hidden="true">"●●●"</span> }.into_any()
+                        }}
+                    </header>
+                    <p class="text">{move || live.reply.get()}</p>
+                </article>
+            })}
             {move || more_after.get().then(|| view! {
                 <button type="button" class="small load-more" on:click=load_newer>"Newer messages"</button>
             })}

@@ -4,17 +4,19 @@
 mod fields;
 
 use crate::{
-    api::{get_settings, save_settings},
+    api::{check_llm, get_settings, save_settings},
     app::common::ErrorBanner,
     shared::{
         config::{
             AppConfig, AudioFormat, LlmConfig, LlmProvider, MemoryConfig, TtsConfig, TtsProvider,
         },
+        health::{LlmCheck, ProviderHealth, ProviderState},
         AppError,
     },
 };
 use fields::{Field, ProviderFields, Saves, SecretField, TextField};
-use leptos::{ev::SubmitEvent, prelude::*};
+use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
+use wasm_bindgen::JsCast;
 
 /// The Setup tab.
 #[component]
@@ -120,6 +122,36 @@ fn LlmFields(cfg: LlmConfig, errors: Signal<Option<AppError>>) -> impl IntoView 
         }
         provider.set(new);
     };
+    let models = RwSignal::new(Vec::<String>::new());
+    let check = RwSignal::new(None::<LlmCheck>);
+    let testing = RwSignal::new(false);
+    let test = move |_| {
+        testing.set(true);
+        let typed_key = document()
+            .get_element_by_id("llm.api_key")
+            .and_then(|e| e.dyn_into::<web_sys::HtmlInputElement>().ok())
+            .map(|i| i.value())
+            .unwrap_or_default();
+        let (p, e) = (provider.get_untracked(), endpoint.get_untracked());
+        spawn_local(async move {
+            match check_llm(p.name().to_string(), e, typed_key).await {
+                Ok(c) => {
+                    models.set(c.models.clone());
+                    check.set(Some(c));
+                }
+                Err(err) => check.set(Some(LlmCheck {
+                    health: ProviderHealth {
+                        provider: p.name().into(),
+                        state: ProviderState::Error,
+                        detail: err.message,
+                        latency_ms: None,
+                    },
+                    models: Vec::new(),
+                })),
+            }
+            testing.set(false);
+        });
+    };
     view! {
         <fieldset class="card" data-testid="llm-settings">
             <legend>"Language model"</legend>
@@ -144,7 +176,25 @@ fn LlmFields(cfg: LlmConfig, errors: Signal<Option<AppError>>) -> impl IntoView 
                 </Field>
                 <SecretField label="API key" path="llm.api_key" set=cfg.api_key_set errors/>
             </div>
-            <TextField label="Model" path="llm.model" value=cfg.model errors placeholder="the server's loaded model"/>
+            <Field label="Model" path="llm.model" errors hint="Empty: the server's loaded model. Test the connection to list what it offers.">
+                <input id="llm.model" name="llm.model" list="llm-models" value=cfg.model placeholder="the server's loaded model" spellcheck="false"/>
+                <datalist id="llm-models">
+                    {move || models.get().into_iter().map(|m| view! { <option value=m></option> }).collect_view()}
+                </datalist>
+            </Field>
+            <div class="row test-row">
+                <button type="button" data-testid="llm-test" on:click=test disabled=move || testing.get()>
+                    {move || if testing.get() { "Testing…" } else { "Test connection" }}
+                </button>
+                {move || check.get().map(|c| view! {
+                    <p class="test-result" data-testid="llm-test-result" data-state=c.health.state.name()>
+                        <span class=if c.health.state == ProviderState::Ok { "state state-ok" } else { "state state-bad" }>{c.health.state.name()}</span>
+                        " "{c.health.detail.clone()}
+                        {c.health.latency_ms.map(|ms| format!(" ({ms} ms)"))}
+                        {(!c.models.is_empty()).then(|| format!(" · {} model(s): pick one in the Model box", c.models.len()))}
+                    </p>
+                })}
+            </div>
             <div class="row">
                 <TextField label="Temperature" path="llm.temperature" value=cfg.temperature.to_string() errors kind="number" step="0.05"/>
                 <TextField label="Longest reply (tokens)" path="llm.max_tokens" value=cfg.max_tokens.to_string() errors kind="number"/>

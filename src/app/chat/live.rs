@@ -1,0 +1,240 @@
+//! The turn in progress: sends a message to `/api/chat/stream`, shows the reply as its events
+//! arrive, and stops it on request (closing the stream; the server keeps what arrived).
+//!
+//! Server functions answer once, so the stream is read with `fetch` and a stream reader. Model
+//! output is only ever set as text, never as HTML.
+
+use crate::shared::{
+    chat::{ChatInput, ChatStreamEvent, SseSplitter},
+    AppError,
+};
+use leptos::{prelude::*, task::spawn_local};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+/// Where the turn is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Phase {
+    Idle,
+    /// Sent, nothing back yet.
+    Waiting,
+    /// The built-in model is loading (percent).
+    LoadingModel(u8),
+    Streaming,
+}
+
+/// The live turn, shared by the composer and the message list.
+#[derive(Clone, Copy)]
+pub struct LiveTurn {
+    pub session: RwSignal<Option<i64>>,
+    pub user_text: RwSignal<String>,
+    pub reply: RwSignal<String>,
+    pub phase: RwSignal<Phase>,
+    pub error: RwSignal<Option<AppError>>,
+    /// Bumped when a turn ends, so the conversation reloads what was stored.
+    pub finished: RwSignal<u32>,
+    /// The last turn was stopped: its partial reply stays on screen as it was (the server stores
+    /// it as soon as it sees the stream closed, which can be a moment after the click).
+    pub stopped: RwSignal<bool>,
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    abort: AbortSlot,
+}
+
+// The controller is a browser object: it lives in thread-local storage, which exists only in the
+// browser build. On the server a page's reactive owner can be dropped on another thread, where a
+// thread-bound value would panic.
+#[cfg(feature = "hydrate")]
+type AbortSlot = StoredValue<Option<web_sys::AbortController>, LocalStorage>;
+#[cfg(not(feature = "hydrate"))]
+type AbortSlot = ();
+
+impl LiveTurn {
+    pub fn new() -> Self {
+        Self {
+            session: RwSignal::new(None),
+            user_text: RwSignal::new(String::new()),
+            reply: RwSignal::new(String::new()),
+            phase: RwSignal::new(Phase::Idle),
+            error: RwSignal::new(None),
+            finished: RwSignal::new(0),
+            stopped: RwSignal::new(false),
+            #[cfg(feature = "hydrate")]
+            abort: StoredValue::new_local(None),
+            #[cfg(not(feature = "hydrate"))]
+            abort: (),
+        }
+    }
+
+    pub fn busy(&self) -> bool {
+        self.phase.get() != Phase::Idle
+    }
+
+    /// Sends `text` to `session` and streams the answer.
+    pub fn send(self, session: i64, text: String) {
+        let Ok(controller) = web_sys::AbortController::new() else {
+            self.error.set(Some(AppError::new(
+                "browser",
+                "This browser cannot stream replies (no AbortController).",
+            )));
+            return;
+        };
+        #[cfg(feature = "hydrate")]
+        self.abort.set_value(Some(controller.clone()));
+        self.session.set(Some(session));
+        self.user_text.set(text.clone());
+        self.reply.set(String::new());
+        self.error.set(None);
+        self.stopped.set(false);
+        self.phase.set(Phase::Waiting);
+        spawn_local(async move {
+            let result = stream_chat(session, &text, &controller, |event| self.apply(event)).await;
+            let stopped = controller.signal().aborted();
+            if let Err(e) = result {
+                // A stop aborts the fetch: that is not an error to show.
+                if !stopped {
+                    self.error.set(Some(e));
+                }
+            }
+            self.end(stopped);
+        });
+    }
+
+    /// Stops the reply: the server stores what arrived as a partial message.
+    pub fn stop(self) {
+        #[cfg(feature = "hydrate")]
+        if let Some(controller) = self.abort.get_value() {
+            controller.abort();
+        }
+    }
+
+    fn apply(self, event: ChatStreamEvent) {
+        match event {
+            ChatStreamEvent::Status(s) => self
+                .phase
+                .set(Phase::LoadingModel((s.progress * 100.0).round() as u8)),
+            ChatStreamEvent::Token(t) => {
+                self.phase.set(Phase::Streaming);
+                self.reply.update(|r| r.push_str(&t.text));
+            }
+            ChatStreamEvent::Error(e) => self.error.set(Some(AppError::new(&e.code, e.message))),
+            ChatStreamEvent::Done(_) | ChatStreamEvent::Sentence(_) | ChatStreamEvent::Audio(_) => {
+            }
+        }
+    }
+
+    fn end(self, stopped: bool) {
+        #[cfg(feature = "hydrate")]
+        self.abort.set_value(None);
+        self.phase.set(Phase::Idle);
+        if stopped {
+            self.stopped.set(true);
+            return;
+        }
+        self.user_text.set(String::new());
+        self.reply.set(String::new());
+        self.finished.update(|n| *n += 1);
+    }
+}
+
+impl Default for LiveTurn {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn js_error(what: &str, e: JsValue) -> AppError {
+    let detail = e
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_default();
+    AppError::new(
+        "connection",
+        format!("{what}: the connection to the server failed ({detail}). Check that the server is running, then send again."),
+    )
+}
+
+async fn stream_chat(
+    session: i64,
+    text: &str,
+    controller: &web_sys::AbortController,
+    mut on_event: impl FnMut(ChatStreamEvent),
+) -> Result<(), AppError> {
+    let body = serde_json::to_string(&ChatInput {
+        text: text.to_string(),
+        speak: false,
+        character_id: None,
+    })
+    .map_err(|e| AppError::new("internal", e.to_string()))?;
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    let headers = web_sys::Headers::new().map_err(|e| js_error("Sending", e))?;
+    headers
+        .set("content-type", "application/json")
+        .map_err(|e| js_error("Sending", e))?;
+    init.set_headers(&headers);
+    init.set_body(&JsValue::from_str(&body));
+    init.set_signal(Some(&controller.signal()));
+    let window = web_sys::window().ok_or_else(|| AppError::new("browser", "No window."))?;
+    let url = format!("/api/chat/stream?session_id={session}");
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(&url, &init))
+        .await
+        .and_then(|r| r.dyn_into())
+        .map_err(|e| js_error("Sending", e))?;
+    if !response.ok() {
+        let text = match response.text() {
+            Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()),
+            Err(_) => None,
+        };
+        return Err(error_body(response.status(), text.as_deref().unwrap_or("")));
+    }
+    let reader: web_sys::ReadableStreamDefaultReader = response
+        .body()
+        .ok_or_else(|| AppError::new("connection", "The server sent no reply stream."))?
+        .get_reader()
+        .dyn_into()
+        .map_err(|e| js_error("Reading", e.into()))?;
+    let decoder = web_sys::TextDecoder::new().map_err(|e| js_error("Reading", e))?;
+    let options = web_sys::TextDecodeOptions::new();
+    options.set_stream(true);
+    let mut sse = SseSplitter::default();
+    loop {
+        let chunk = JsFuture::from(reader.read())
+            .await
+            .map_err(|e| js_error("Reading", e))?;
+        let done = js_sys::Reflect::get(&chunk, &"done".into())
+            .ok()
+            .and_then(|d| d.as_bool())
+            .unwrap_or(true);
+        if done {
+            return Ok(());
+        }
+        let bytes: js_sys::Uint8Array = js_sys::Reflect::get(&chunk, &"value".into())
+            .and_then(|v| v.dyn_into())
+            .map_err(|e| js_error("Reading", e))?;
+        let text = decoder
+            .decode_with_js_u8_array_and_options(&bytes, &options)
+            .map_err(|e| js_error("Reading", e))?;
+        for (name, data) in sse.push(&text) {
+            if let Some(Ok(event)) = ChatStreamEvent::decode(&name, &data) {
+                on_event(event);
+            }
+        }
+    }
+}
+
+/// The REST error body `{"ok": false, "error", "code"}` as an [`AppError`].
+fn error_body(status: u16, body: &str) -> AppError {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        error: String,
+        code: String,
+    }
+    match serde_json::from_str::<Body>(body) {
+        Ok(b) => AppError::new(&b.code, b.error),
+        Err(_) => AppError::new(
+            "http",
+            format!("The server answered {status}; see its log."),
+        ),
+    }
+}
