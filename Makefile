@@ -126,6 +126,7 @@ e2e:
 # Figures, not pass/fail: printed for the closing notes and for comparison between changes.
 bench: setup
 	cargo bench --features ssr --bench history
+	cargo bench --features ssr --bench llm
 
 clean-data:
 	rm -rf data
