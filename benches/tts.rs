@@ -1,0 +1,2 @@
+//! Speech benchmark (filled in below).
+fn main() {}
