@@ -14,7 +14,7 @@ pub fn viewer_bundle(site_root: &Path) -> std::path::PathBuf {
 
 pub async fn report(state: &AppState) -> Health {
     let cfg = state.config.get();
-    let db = store::db_health(&state.db).await;
+    let db = store::db_health(&state.db);
 
     let bundle = viewer_bundle(Path::new(state.leptos_options.site_root.as_ref())).is_file();
     let libs = LibsHealth {
@@ -30,16 +30,7 @@ pub async fn report(state: &AppState) -> Health {
             .into(),
         latency_ms: None,
     };
-    let tts: Vec<ProviderHealth> = cfg
-        .tts_chain()
-        .into_iter()
-        .map(|p| ProviderHealth {
-            provider: p.name().into(),
-            state: ProviderState::Misconfigured,
-            detail: "This build has no speech adapter yet, so nothing can be spoken.".into(),
-            latency_ms: None,
-        })
-        .collect();
+    let (db, tts) = tokio::join!(db, state.tts.probe_all());
 
     let mut issues: Vec<String> = state.warnings.iter().cloned().collect();
     if !db.ok {

@@ -37,12 +37,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             site_root.display()
         );
     }
+    let config = Arc::new(ready.config);
+    let tts = crate::tts::TtsService::new(
+        config.clone(),
+        ready.paths.audio.clone(),
+        ready.paths.tools.clone(),
+    )
+    .context("the HTTP client for the voice providers could not be set up")?;
+    tts.warm_up();
     let state = AppState {
         leptos_options: leptos,
-        config: Arc::new(ready.config),
+        config,
         db: ready.db,
         paths: Arc::new(ready.paths),
         warnings: Arc::new(ready.warnings),
+        tts: Arc::new(tts),
     };
 
     let listener = tokio::net::TcpListener::bind(addr)

@@ -1,6 +1,6 @@
 //! The state every handler and server function shares.
 
-use crate::{config::ConfigStore, shared::AppError};
+use crate::{config::ConfigStore, shared::AppError, tts::TtsService};
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use sqlx::SqlitePool;
@@ -15,6 +15,8 @@ pub struct DataPaths {
     pub avatars: PathBuf,
     pub audio: PathBuf,
     pub models: PathBuf,
+    /// Programs `make setup` installs for the app (Piper's virtualenv).
+    pub tools: PathBuf,
 }
 
 impl DataPaths {
@@ -25,6 +27,7 @@ impl DataPaths {
             avatars: root.join("avatars"),
             audio: root.join("audio"),
             models: root.join("models"),
+            tools: root.join("tools"),
             root,
         }
     }
@@ -49,6 +52,8 @@ pub struct AppState {
     pub paths: Arc<DataPaths>,
     /// Problems found at start-up that a person should see (shown in the health report).
     pub warnings: Arc<Vec<String>>,
+    /// Speech: the provider chain and the audio cache.
+    pub tts: Arc<TtsService>,
 }
 
 impl AppState {

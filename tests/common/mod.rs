@@ -10,7 +10,10 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::Arc;
 use tower::ServiceExt;
-use waifu_rt3d::server::{app, preflight, AppState};
+use waifu_rt3d::{
+    server::{app, preflight, AppState},
+    tts::TtsService,
+};
 
 pub struct Harness {
     pub app: Router,
@@ -21,14 +24,22 @@ pub struct Harness {
 pub async fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let ready = preflight::run(&dir.path().join("data")).await.unwrap();
+    let config = Arc::new(ready.config);
+    let tts = TtsService::new(
+        config.clone(),
+        ready.paths.audio.clone(),
+        ready.paths.tools.clone(),
+    )
+    .unwrap();
     let state = AppState {
         leptos_options: leptos::config::LeptosOptions::builder()
             .output_name("waifu-rt3d")
             .build(),
-        config: Arc::new(ready.config),
+        config,
         db: ready.db,
         paths: Arc::new(ready.paths),
         warnings: Arc::new(ready.warnings),
+        tts: Arc::new(tts),
     };
     Harness {
         app: app(state.clone()),

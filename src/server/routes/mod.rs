@@ -4,11 +4,12 @@ mod characters;
 mod config;
 mod health;
 mod sessions;
+mod tts;
 
 use super::{error::ApiError, state::AppState};
 use axum::{
     http::{Method, Uri},
-    routing::{any, get, put},
+    routing::{any, get, post, put},
     Router,
 };
 
@@ -16,6 +17,7 @@ pub fn api() -> Router<AppState> {
     Router::new()
         .route("/api/config", get(config::get).put(config::put))
         .route("/api/healthcheck", get(health::get))
+        .route("/api/tts", post(tts::speak))
         .route("/api/sessions", get(sessions::list).post(sessions::create))
         .route(
             "/api/sessions/{id}",
