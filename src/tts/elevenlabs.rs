@@ -9,7 +9,7 @@
 
 use super::{http, wav, Audio, OutputKind, ProbeResult, SynthRequest, TtsEngine, TtsError};
 use crate::shared::{
-    config::{AudioFormat, Secret, TtsProvider, TtsProviderSettings},
+    config::{AudioFormat, TtsProvider, TtsProviderSettings},
     tts::Timings,
 };
 use async_trait::async_trait;
@@ -18,12 +18,7 @@ use serde::Deserialize;
 use std::time::Duration;
 
 pub struct ElevenLabs {
-    endpoint: String,
-    key: Secret,
-    model: String,
-    voice: String,
-    timeout: Duration,
-    http: reqwest::Client,
+    c: http::Cloud,
 }
 
 #[derive(Deserialize)]
@@ -42,23 +37,8 @@ struct Alignment {
 impl ElevenLabs {
     pub fn new(s: &TtsProviderSettings, http: reqwest::Client) -> Self {
         Self {
-            endpoint: http::base(&s.endpoint),
-            key: s.api_key.clone(),
-            model: s.model.trim().to_string(),
-            voice: s.voice_id.trim().to_string(),
-            timeout: Duration::from_millis(s.timeout_ms.max(1)),
-            http,
+            c: http::Cloud::new(s, http),
         }
-    }
-
-    fn need_key(&self) -> Result<(), TtsError> {
-        if self.key.is_empty() {
-            return Err(TtsError::Misconfigured(
-                "ElevenLabs needs an API key: add it under Voice → ElevenLabs in the Setup tab"
-                    .into(),
-            ));
-        }
-        Ok(())
     }
 
     /// The `pcm_*` rate nearest to the preference.
@@ -117,8 +97,8 @@ impl TtsEngine for ElevenLabs {
     fn identity(&self, req: &SynthRequest) -> String {
         format!(
             "{}|{}|{}",
-            self.endpoint,
-            self.model,
+            self.c.endpoint,
+            self.c.model,
             Self::output_format(req)
         )
     }
@@ -132,39 +112,36 @@ impl TtsEngine for ElevenLabs {
     }
 
     async fn synthesize(&self, req: &SynthRequest) -> Result<Audio, TtsError> {
-        self.need_key()?;
-        let voice = if req.voice.is_empty() {
-            &self.voice
-        } else {
-            &req.voice
-        };
+        self.c.need_key("ElevenLabs")?;
+        let voice = self.c.voice(&req.voice);
         if voice.is_empty() || !voice.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(TtsError::Misconfigured(
                 "ElevenLabs needs a voice id (letters and digits, from the voice library)".into(),
             ));
         }
         let mut body = serde_json::json!({ "text": req.text });
-        if !self.model.is_empty() {
-            body["model_id"] = self.model.as_str().into();
+        if !self.c.model.is_empty() {
+            body["model_id"] = self.c.model.as_str().into();
         }
         let call = self
+            .c
             .http
             .post(format!(
                 "{}/text-to-speech/{voice}/with-timestamps",
-                self.endpoint
+                self.c.endpoint
             ))
             .query(&[("output_format", Self::output_format(req))])
-            .header("xi-api-key", self.key.expose())
+            .header("xi-api-key", self.c.key.expose())
             .json(&body);
-        let res = http::send(call, "ElevenLabs", self.timeout).await?;
+        let res = http::send(call, "ElevenLabs", self.c.timeout).await?;
         let status = res.status();
         if !status.is_success() {
             return Err(Self::classify(
                 status,
-                &http::error_body(res, &self.key).await,
+                &http::error_body(res, &self.c.key).await,
             ));
         }
-        let bytes = http::body(res, "ElevenLabs", self.timeout).await?;
+        let bytes = http::body(res, "ElevenLabs", self.c.timeout).await?;
         let parsed: WithTimestamps = serde_json::from_slice(&bytes).map_err(|_| {
             TtsError::BadResponse("ElevenLabs did not answer with audio_base64 JSON".into())
         })?;
@@ -206,19 +183,20 @@ impl TtsEngine for ElevenLabs {
     }
 
     async fn probe(&self) -> ProbeResult {
-        if let Err(e) = self.need_key() {
+        if let Err(e) = self.c.need_key("ElevenLabs") {
             return ProbeResult::from_error(&e);
         }
         let call = self
+            .c
             .http
-            .get(format!("{}/user/subscription", self.endpoint))
-            .header("xi-api-key", self.key.expose());
+            .get(format!("{}/user/subscription", self.c.endpoint))
+            .header("xi-api-key", self.c.key.expose());
         let res = match http::send(call, "ElevenLabs", Duration::from_secs(2)).await {
             Ok(res) => res,
             Err(e) => return ProbeResult::from_error(&e),
         };
         let status = res.status();
-        let body = http::error_body(res, &self.key).await;
+        let body = http::error_body(res, &self.c.key).await;
         if !status.is_success() {
             return ProbeResult::from_error(&Self::classify(status, &body));
         }

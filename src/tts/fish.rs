@@ -6,39 +6,19 @@
 //! (`GET /wallet/self/api-credit`), which costs nothing.
 
 use super::{http, Audio, OutputKind, ProbeResult, SynthRequest, TtsEngine, TtsError};
-use crate::shared::config::{AudioFormat, Secret, TtsProvider, TtsProviderSettings};
+use crate::shared::config::{AudioFormat, TtsProvider, TtsProviderSettings};
 use async_trait::async_trait;
 use std::time::Duration;
 
 pub struct Fish {
-    endpoint: String,
-    key: Secret,
-    model: String,
-    voice: String,
-    timeout: Duration,
-    http: reqwest::Client,
+    c: http::Cloud,
 }
 
 impl Fish {
     pub fn new(s: &TtsProviderSettings, http: reqwest::Client) -> Self {
         Self {
-            endpoint: http::base(&s.endpoint),
-            key: s.api_key.clone(),
-            model: s.model.trim().to_string(),
-            voice: s.voice_id.trim().to_string(),
-            timeout: Duration::from_millis(s.timeout_ms.max(1)),
-            http,
+            c: http::Cloud::new(s, http),
         }
-    }
-
-    fn need_key(&self) -> Result<(), TtsError> {
-        if self.key.is_empty() {
-            return Err(TtsError::Misconfigured(
-                "Fish Audio needs an API key: add it under Voice → Fish Audio in the Setup tab"
-                    .into(),
-            ));
-        }
-        Ok(())
     }
 
     /// WAV rates Fish accepts; the nearest one to the preference.
@@ -61,7 +41,7 @@ impl TtsEngine for Fish {
             AudioFormat::Wav => Self::wav_rate(req.sample_rate),
             _ => 0,
         };
-        format!("{}|{}|{rate}", self.endpoint, self.model)
+        format!("{}|{}|{rate}", self.c.endpoint, self.c.model)
     }
 
     fn output(&self, req: &SynthRequest) -> OutputKind {
@@ -73,12 +53,8 @@ impl TtsEngine for Fish {
     }
 
     async fn synthesize(&self, req: &SynthRequest) -> Result<Audio, TtsError> {
-        self.need_key()?;
-        let voice = if req.voice.is_empty() {
-            &self.voice
-        } else {
-            &req.voice
-        };
+        self.c.need_key("Fish Audio")?;
+        let voice = self.c.voice(&req.voice);
         let mut body = serde_json::json!({
             "text": req.text,
             "format": req.format.name(),
@@ -86,7 +62,7 @@ impl TtsEngine for Fish {
             "normalize": true,
         });
         if !voice.is_empty() {
-            body["reference_id"] = voice.as_str().into();
+            body["reference_id"] = voice.into();
         }
         let rate = match req.format {
             AudioFormat::Wav => Some(Self::wav_rate(req.sample_rate)),
@@ -100,18 +76,19 @@ impl TtsEngine for Fish {
             body["sample_rate"] = r.into();
         }
         let mut call = self
+            .c
             .http
-            .post(format!("{}/tts", self.endpoint))
-            .bearer_auth(self.key.expose())
+            .post(format!("{}/tts", self.c.endpoint))
+            .bearer_auth(self.c.key.expose())
             .json(&body);
-        if !self.model.is_empty() {
-            call = call.header("model", &self.model);
+        if !self.c.model.is_empty() {
+            call = call.header("model", &self.c.model);
         }
-        let res = http::send(call, "Fish Audio", self.timeout).await?;
+        let res = http::send(call, "Fish Audio", self.c.timeout).await?;
         if !res.status().is_success() {
-            return Err(http::fail(res, &self.key).await);
+            return Err(http::fail(res, &self.c.key).await);
         }
-        let bytes = http::body(res, "Fish Audio", self.timeout).await?;
+        let bytes = http::body(res, "Fish Audio", self.c.timeout).await?;
         match req.format {
             AudioFormat::Wav => Audio::wav(bytes),
             AudioFormat::Mp3 => Ok(Audio {
@@ -133,20 +110,25 @@ impl TtsEngine for Fish {
     }
 
     async fn probe(&self) -> ProbeResult {
-        if let Err(e) = self.need_key() {
+        if let Err(e) = self.c.need_key("Fish Audio") {
             return ProbeResult::from_error(&e);
         }
         // The wallet lives at the API's root, beside `/v1`.
-        let root = self.endpoint.strip_suffix("/v1").unwrap_or(&self.endpoint);
+        let root = self
+            .c
+            .endpoint
+            .strip_suffix("/v1")
+            .unwrap_or(&self.c.endpoint);
         let call = self
+            .c
             .http
             .get(format!("{root}/wallet/self/api-credit"))
-            .bearer_auth(self.key.expose());
+            .bearer_auth(self.c.key.expose());
         let res = match http::send(call, "Fish Audio", Duration::from_secs(2)).await {
             Ok(res) => res,
             Err(e) => return ProbeResult::from_error(&e),
         };
-        match http::probe_status(res, &self.key).await {
+        match http::probe_status(res, &self.c.key).await {
             Ok(res) => {
                 let credit = res
                     .json::<serde_json::Value>()

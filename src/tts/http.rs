@@ -133,3 +133,45 @@ pub async fn probe_status(res: Response, key: &Secret) -> Result<Response, TtsEr
         Err(fail(res, key).await)
     }
 }
+
+/// What both cloud adapters read from their settings.
+pub struct Cloud {
+    pub endpoint: String,
+    pub key: Secret,
+    pub model: String,
+    pub voice: String,
+    pub timeout: Duration,
+    pub http: reqwest::Client,
+}
+
+impl Cloud {
+    pub fn new(s: &crate::shared::config::TtsProviderSettings, http: reqwest::Client) -> Self {
+        Self {
+            endpoint: base(&s.endpoint),
+            key: s.api_key.clone(),
+            model: s.model.trim().to_string(),
+            voice: s.voice_id.trim().to_string(),
+            timeout: Duration::from_millis(s.timeout_ms.max(1)),
+            http,
+        }
+    }
+
+    /// A missing key is a settings problem, found before any request.
+    pub fn need_key(&self, who: &str) -> Result<(), TtsError> {
+        if self.key.is_empty() {
+            return Err(TtsError::Misconfigured(format!(
+                "{who} needs an API key: add it under Voice → {who} in the Setup tab"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The request's voice, else the configured one.
+    pub fn voice<'a>(&'a self, asked: &'a str) -> &'a str {
+        if asked.is_empty() {
+            &self.voice
+        } else {
+            asked
+        }
+    }
+}
