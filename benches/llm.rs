@@ -172,7 +172,8 @@ async fn overhead() {
             .output_name("waifu-rt3d")
             .build(),
         ready,
-    );
+    )
+    .expect("state");
     let patch = serde_json::json!({"llm": {"provider": "lmstudio", "endpoint": mock.base_url, "model": "ok"}});
     state.config.update(patch).await.expect("config");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -18,6 +18,8 @@ pub mod llm;
 pub mod server;
 #[cfg(feature = "ssr")]
 pub mod store;
+#[cfg(feature = "ssr")]
+pub mod tts;
 
 /// Entry point of the WASM build: takes over the server-rendered page.
 #[cfg(feature = "hydrate")]

@@ -103,3 +103,21 @@ fn with_status(status: axum::http::StatusCode, err: AppError) -> AppError {
 fn api_error(e: crate::server::error::ApiError) -> AppError {
     with_status(e.status, e.error)
 }
+
+/// Says `text` with the voice chain (the Setup tab's "Speak test sentence").
+#[server(prefix = "/sfn", endpoint = "tts/speak")]
+pub async fn speak_text(text: String) -> Result<crate::shared::tts::Speech, AppError> {
+    use crate::server::error::ApiError;
+    let state = crate::server::AppState::from_context()?;
+    if text.trim().is_empty() {
+        return Err(api_error(ApiError::bad_request(
+            "empty_text",
+            "Type something to say first.",
+        )));
+    }
+    let started = std::time::Instant::now();
+    match state.tts.speak(&text, Default::default()).await {
+        Ok(spoken) => Ok(spoken.into_speech(started.elapsed())),
+        Err(e) => Err(api_error(e.into())),
+    }
+}

@@ -166,6 +166,26 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+impl From<crate::tts::ChainError> for ApiError {
+    fn from(e: crate::tts::ChainError) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let message = match &e {
+            crate::tts::ChainError::NothingToSay => {
+                "There is nothing to say: the text is empty once markup, reasoning and emoji are removed.".to_string()
+            }
+            crate::tts::ChainError::AllFailed(_) => format!(
+                "No voice could speak. {}. The System tab shows each voice's state.",
+                e.failures()
+                    .iter()
+                    .map(|f| format!("{}: {}", f.provider, f.error))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        };
+        ApiError::new(status, e.code(), message)
+    }
+}
+
 /// A numeric id from a path segment: `abc` is a 400, not a 500 or an empty 404.
 pub fn parse_id(raw: &str, what: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>().map_err(|_| {

@@ -63,7 +63,11 @@ pub async fn check_llm(state: &AppState, cfg: &LlmConfig) -> LlmCheck {
 
 pub async fn report(state: &AppState) -> Health {
     let cfg = state.config.get();
-    let (db, llm) = tokio::join!(store::db_health(&state.db), probe_llm(state, &cfg.llm));
+    let (db, llm, tts) = tokio::join!(
+        store::db_health(&state.db),
+        probe_llm(state, &cfg.llm),
+        state.tts.probe_all()
+    );
 
     let bundle = viewer_bundle(Path::new(state.leptos_options.site_root.as_ref())).is_file();
     let libs = LibsHealth {
@@ -71,17 +75,6 @@ pub async fn report(state: &AppState) -> Health {
         three_vrm: bundle,
         default_avatar: state.paths.avatars.join("default.vrm").is_file(),
     };
-
-    let tts: Vec<ProviderHealth> = cfg
-        .tts_chain()
-        .into_iter()
-        .map(|p| ProviderHealth {
-            provider: p.name().into(),
-            state: ProviderState::Misconfigured,
-            detail: "This build has no speech adapter yet, so nothing can be spoken.".into(),
-            latency_ms: None,
-        })
-        .collect();
 
     let mut issues: Vec<String> = state.warnings.iter().cloned().collect();
     if !db.ok {

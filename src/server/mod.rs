@@ -38,7 +38,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             site_root.display()
         );
     }
-    let state = AppState::new(leptos, ready);
+    let state = AppState::new(leptos, ready)?;
+    state.tts.warm_up();
 
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -1,7 +1,7 @@
 //! The state every handler and server function shares.
 
 use super::preflight::Ready;
-use crate::{config::ConfigStore, llm::LlmRegistry, shared::AppError};
+use crate::{config::ConfigStore, llm::LlmRegistry, shared::AppError, tts::TtsService};
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use sqlx::SqlitePool;
@@ -16,6 +16,8 @@ pub struct DataPaths {
     pub avatars: PathBuf,
     pub audio: PathBuf,
     pub models: PathBuf,
+    /// Programs `make setup` installs for the app (Piper's virtualenv).
+    pub tools: PathBuf,
 }
 
 impl DataPaths {
@@ -26,6 +28,7 @@ impl DataPaths {
             avatars: root.join("avatars"),
             audio: root.join("audio"),
             models: root.join("models"),
+            tools: root.join("tools"),
             root,
         }
     }
@@ -52,19 +55,30 @@ pub struct AppState {
     pub warnings: Arc<Vec<String>>,
     /// The language models: the built-in one (loaded once) and the configured server's adapter.
     pub llm: Arc<LlmRegistry>,
+    /// Speech: the provider chain and the audio cache.
+    pub tts: Arc<TtsService>,
 }
 
 impl AppState {
     /// The state of a server whose data folder passed preflight.
-    pub fn new(leptos_options: LeptosOptions, ready: Ready) -> Self {
-        Self {
+    pub fn new(leptos_options: LeptosOptions, ready: Ready) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let config = Arc::new(ready.config);
+        let tts = TtsService::new(
+            config.clone(),
+            ready.paths.audio.clone(),
+            ready.paths.tools.clone(),
+        )
+        .context("the HTTP client for the voice providers could not be set up")?;
+        Ok(Self {
             leptos_options,
-            config: Arc::new(ready.config),
+            config,
             db: ready.db,
             llm: Arc::new(LlmRegistry::new(&ready.paths.models)),
+            tts: Arc::new(tts),
             paths: Arc::new(ready.paths),
             warnings: Arc::new(ready.warnings),
-        }
+        })
     }
 
     /// The state, from inside a server function.

