@@ -17,7 +17,7 @@ use std::{
 };
 use waifu_rt3d::{
     llm::{
-        embedded::{Embedded, MODEL_FILE},
+        embedded::{Embedded, LoadState, MODEL_FILE},
         ChatEvent, ChatModel, ChatRequest, PromptMessage, PromptRole,
     },
     server::{app, preflight, AppState},
@@ -106,7 +106,11 @@ async fn embedded() {
     };
     // First request: loads the model, then reads the whole prompt.
     let (loaded, first, total, tokens, prompt_tokens) = run("Any last tip before I go?", 64).await;
-    let load = loaded.unwrap_or_default();
+    // The worker reports its own load time; the last progress event can come a little earlier.
+    let load = match model.state() {
+        LoadState::Ready { load_ms } => Duration::from_millis(load_ms),
+        _ => loaded.unwrap_or_default(),
+    };
     println!("built-in model: {MODEL_FILE}");
     println!(
         "  load                          {:>8.0} ms",

@@ -66,6 +66,7 @@ const COLUMNS: &str = "id, session_id, role, text, reasoning, emotion, partial, 
 pub async fn add(pool: &SqlitePool, m: &NewMessage<'_>) -> Result<Message, StoreError> {
     // IMMEDIATE takes the write lock up front: a deferred transaction that reads first fails
     // with "database is locked" (no busy wait) when another writer commits in between.
+    let _write = super::WRITE.lock().await;
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let now = now_ts();
     let row: MessageRow = sqlx::query_as(&format!(

@@ -270,8 +270,14 @@ pub fn recall_query(text: &str) -> Option<String> {
     })
 }
 
-/// Up to `limit` messages that share words with `text`, best match first, leaving out the
-/// messages of `session_id` from `recent_from` on (those are in the prompt already).
+/// How many of the newest matching messages recall looks at. Ranking every match by bm25 costs
+/// time in proportion to the matches (tens of ms for a common word in a big history); the newest
+/// few hundred keep a turn's prompt building well under a millisecond.
+const RECALL_CANDIDATES: i64 = 200;
+
+/// Up to `limit` messages that share words with `text`, leaving out the messages of `session_id`
+/// from `recent_from` on (those are in the prompt already). Among the newest matches, the ones
+/// sharing the most distinct words come first, then the newer.
 pub async fn recall(
     pool: &SqlitePool,
     text: &str,
@@ -283,20 +289,40 @@ pub async fn recall(
         return Ok(Vec::new());
     };
     let rows: Vec<Memory> = sqlx::query_as(
-        "SELECT m.id, m.session_id, m.role, m.text, m.ts \
-         FROM messages_fts f JOIN messages m ON m.id = f.rowid \
-         WHERE messages_fts MATCH ?1 AND m.role != 'system' \
-           AND NOT (m.session_id = ?2 AND m.id >= ?3) \
-         ORDER BY f.rank LIMIT ?4",
+        "SELECT m.id, m.session_id, m.role, m.text, m.ts FROM messages m \
+         WHERE m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1 \
+                        ORDER BY rowid DESC LIMIT ?4) \
+           AND m.role != 'system' AND NOT (m.session_id = ?2 AND m.id >= ?3)",
     )
-    .bind(query)
+    .bind(&query)
     .bind(session_id)
     .bind(recent_from)
-    .bind(limit)
+    .bind(RECALL_CANDIDATES)
     .fetch_all(pool)
     .await
     .map_err(fts_error)?;
-    Ok(rows)
+    let words: Vec<&str> = query.split(" OR ").map(|w| w.trim_matches('"')).collect();
+    let mut scored: Vec<(usize, Memory)> = rows
+        .into_iter()
+        .map(|m| {
+            let lower = m.text.to_lowercase();
+            let shared = words
+                .iter()
+                .filter(|w| {
+                    lower
+                        .split(|c: char| !c.is_alphanumeric())
+                        .any(|t| t == **w)
+                })
+                .count();
+            (shared, m)
+        })
+        .collect();
+    scored.sort_by(|(a, m), (b, n)| b.cmp(a).then(n.id.cmp(&m.id)));
+    Ok(scored
+        .into_iter()
+        .take(limit.max(0) as usize)
+        .map(|(_, m)| m)
+        .collect())
 }
 
 #[cfg(test)]

@@ -98,6 +98,31 @@ pub async fn ensure(pool: &SqlitePool, id: i64) -> Result<SessionSummary, StoreE
         .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
 }
 
+/// Makes sure the session exists (creating it empty if not) and returns its character, without
+/// counting its messages: the chat pipeline calls this on every turn.
+pub async fn ensure_for_chat(pool: &SqlitePool, id: i64) -> Result<Option<i64>, StoreError> {
+    let found: Option<(Option<i64>,)> =
+        sqlx::query_as("SELECT character_id FROM sessions WHERE id = ?")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    if let Some((character,)) = found {
+        return Ok(character);
+    }
+    let _write = super::WRITE.lock().await;
+    let now = now_ts();
+    sqlx::query(
+        "INSERT OR IGNORE INTO sessions (id, title, created_ts, updated_ts) VALUES (?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(DEFAULT_TITLE)
+    .bind(now)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(None)
+}
+
 /// Returns false when there is no such session.
 pub async fn rename(pool: &SqlitePool, id: i64, title: &str) -> Result<bool, StoreError> {
     let done = sqlx::query("UPDATE sessions SET title = ? WHERE id = ?")

@@ -62,10 +62,10 @@ pub async fn start(state: &AppState, session_id: i64, input: ChatInput) -> Resul
     }
 
     let cfg = state.config.get();
-    let session = sessions::ensure(&state.db, session_id).await?;
+    let session_character = sessions::ensure_for_chat(&state.db, session_id).await?;
     let character_id = input
         .character_id
-        .or(session.character_id)
+        .or(session_character)
         .unwrap_or(DEFAULT_CHARACTER);
     let character = match characters::get(&state.db, character_id).await? {
         Some(c) => c,
