@@ -265,6 +265,16 @@ struct StreamReader {
 }
 
 impl StreamReader {
+    async fn fail_first_token(&self) {
+        let _ = self
+            .tx
+            .send(Err(LlmError::FirstTokenTimeout {
+                provider: self.provider,
+                after: self.first_token_timeout,
+            }))
+            .await;
+    }
+
     async fn read_sse(self, response: reqwest::Response) {
         let mut events = response.bytes_stream().eventsource();
         let mut parser = ChunkParser::default();
@@ -274,14 +284,7 @@ impl StreamReader {
                 match tokio::time::timeout_at(self.deadline, events.next()).await {
                     Ok(next) => next,
                     Err(_) => {
-                        let _ = self
-                            .tx
-                            .send(Err(LlmError::FirstTokenTimeout {
-                                provider: self.provider,
-                                after: self.first_token_timeout,
-                            }))
-                            .await;
-                        return;
+                        return self.fail_first_token().await;
                     }
                 }
             } else {
@@ -342,16 +345,7 @@ impl StreamReader {
                     .await;
                 return;
             }
-            Err(_) => {
-                let _ = self
-                    .tx
-                    .send(Err(LlmError::FirstTokenTimeout {
-                        provider: self.provider,
-                        after: self.first_token_timeout,
-                    }))
-                    .await;
-                return;
-            }
+            Err(_) => return self.fail_first_token().await,
         };
         for event in parse_completion(self.provider, &body) {
             if self.tx.send(event).await.is_err() {

@@ -83,16 +83,7 @@ pub async fn create(pool: &SqlitePool, title: Option<&str>) -> Result<SessionSum
 
 /// The session with this id, created (empty, default title) if it does not exist yet.
 pub async fn ensure(pool: &SqlitePool, id: i64) -> Result<SessionSummary, StoreError> {
-    let now = now_ts();
-    sqlx::query(
-        "INSERT OR IGNORE INTO sessions (id, title, created_ts, updated_ts) VALUES (?, ?, ?, ?)",
-    )
-    .bind(id)
-    .bind(DEFAULT_TITLE)
-    .bind(now)
-    .bind(now)
-    .execute(pool)
-    .await?;
+    create_with_id(pool, id).await?;
     get(pool, id)
         .await?
         .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
@@ -109,6 +100,12 @@ pub async fn ensure_for_chat(pool: &SqlitePool, id: i64) -> Result<Option<i64>, 
     if let Some((character,)) = found {
         return Ok(character);
     }
+    create_with_id(pool, id).await?;
+    Ok(None)
+}
+
+/// Creates the session `id`, empty with the default title, unless it exists.
+async fn create_with_id(pool: &SqlitePool, id: i64) -> Result<(), StoreError> {
     let _write = super::WRITE.lock().await;
     let now = now_ts();
     sqlx::query(
@@ -120,7 +117,7 @@ pub async fn ensure_for_chat(pool: &SqlitePool, id: i64) -> Result<Option<i64>, 
     .bind(now)
     .execute(pool)
     .await?;
-    Ok(None)
+    Ok(())
 }
 
 /// Returns false when there is no such session.
