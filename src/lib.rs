@@ -11,6 +11,8 @@ pub mod app;
 pub mod shared;
 
 #[cfg(feature = "ssr")]
+pub mod avatars;
+#[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]
 pub mod server;
