@@ -9,6 +9,7 @@
 pub mod api;
 pub mod app;
 pub mod shared;
+pub mod viewer;
 
 #[cfg(feature = "ssr")]
 pub mod avatars;

@@ -55,6 +55,7 @@ pub fn ChatTab() -> impl IntoView {
                         <button type="submit" class="primary" disabled>"Send"</button>
                     </form>
                 </div>
+                <super::viewer::AvatarPane/>
             </div>
         </section>
     }
