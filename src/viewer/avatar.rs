@@ -117,6 +117,8 @@ pub fn Avatar(
             error.set(Some(e.to_string()));
         }
     });
+    // Free the WebGL context when the component goes (switching tabs). Only the browser has one.
+    #[cfg(feature = "hydrate")]
     on_cleanup(move || handle.dispose());
 
     view! {

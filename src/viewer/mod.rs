@@ -73,12 +73,11 @@ pub enum ViewerEvent {
     ContextRestored,
 }
 
-/// The bridge's answer to a command.
+/// The bridge's answer to a command. The commands Rust sends answer no value, so `value` is
+/// not decoded (a generic JSON value type would cost the WASM bundle for nothing).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Envelope {
     pub ok: bool,
-    #[serde(default)]
-    pub value: serde_json::Value,
     #[serde(default)]
     pub error: Option<String>,
 }
@@ -94,11 +93,11 @@ pub enum ViewerError {
 }
 
 impl Envelope {
-    pub fn parse(raw: &str) -> Result<serde_json::Value, ViewerError> {
+    pub fn parse(raw: &str) -> Result<(), ViewerError> {
         let env: Envelope = serde_json::from_str(raw)
             .map_err(|e| ViewerError::Refused(format!("unreadable answer ({e})")))?;
         if env.ok {
-            Ok(env.value)
+            Ok(())
         } else {
             Err(ViewerError::Refused(
                 env.error.unwrap_or_else(|| "no reason given".into()),
@@ -107,11 +106,18 @@ impl Envelope {
     }
 }
 
+/// The browser keeps the JS viewer in thread-local storage; the server's twin is a plain value
+/// (a server render may be dropped on any thread, where local storage would panic).
+#[cfg(feature = "hydrate")]
+type ViewerStorage = LocalStorage;
+#[cfg(not(feature = "hydrate"))]
+type ViewerStorage = SyncStorage;
+
 /// A handle on a mounted viewer, for whoever drives the avatar (the chat tab's lip sync and
 /// emotions). Cheap to copy; every call is a no-op until the viewer is running.
 #[derive(Clone, Copy)]
 pub struct ViewerHandle {
-    inner: StoredValue<Option<ffi::Viewer>, LocalStorage>,
+    inner: StoredValue<Option<ffi::Viewer>, ViewerStorage>,
 }
 
 impl Default for ViewerHandle {
@@ -123,12 +129,17 @@ impl Default for ViewerHandle {
 impl ViewerHandle {
     pub fn new() -> Self {
         Self {
-            inner: StoredValue::new_local(None),
+            inner: StoredValue::new_with_storage(None),
         }
     }
 
     /// Sends one command.
-    pub fn send(&self, cmd: &ViewerCommand) -> Result<serde_json::Value, ViewerError> {
+    pub fn send(&self, cmd: &ViewerCommand) -> Result<(), ViewerError> {
+        // The server never runs a viewer, and its browser-local storage must not be touched
+        // from another thread (a server render may be cleaned up anywhere).
+        if cfg!(not(feature = "hydrate")) {
+            return Err(ViewerError::NotRunning);
+        }
         let json = serde_json::to_string(cmd).map_err(|e| ViewerError::Refused(e.to_string()))?;
         self.inner
             .try_with_value(|v| v.as_ref().map(|v| v.command(&json)))
@@ -144,20 +155,19 @@ impl ViewerHandle {
             weight,
             fade_ms,
         })
-        .map(drop)
     }
 
     /// Sets the mouth layer (visemes), applied after every expression.
     pub fn set_mouth(&self, mouth: Mouth) -> Result<(), ViewerError> {
-        self.send(&ViewerCommand::Mouth(mouth)).map(drop)
+        self.send(&ViewerCommand::Mouth(mouth))
     }
 
     pub fn look_at(&self, x: f32, y: f32) -> Result<(), ViewerError> {
-        self.send(&ViewerCommand::LookAt { x, y }).map(drop)
+        self.send(&ViewerCommand::LookAt { x, y })
     }
 
     pub fn is_running(&self) -> bool {
-        self.inner.try_with_value(|v| v.is_some()).unwrap_or(false)
+        cfg!(feature = "hydrate") && self.inner.try_with_value(|v| v.is_some()).unwrap_or(false)
     }
 
     fn attach(&self, viewer: ffi::Viewer) {
@@ -166,14 +176,31 @@ impl ViewerHandle {
 
     /// Frees the model and the WebGL context.
     pub fn dispose(&self) {
-        let _ = self.send(&ViewerCommand::Dispose);
-        let _ = self.inner.try_set_value(None);
+        if self.send(&ViewerCommand::Dispose).is_ok() {
+            let _ = self.inner.try_set_value(None);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn on_the_server_the_handle_is_a_no_op_from_any_thread() {
+        // A server render may be cleaned up on another thread than the one that made it.
+        let owner = Owner::new();
+        let h = owner.with(ViewerHandle::new);
+        std::thread::spawn(move || {
+            assert_eq!(h.set_mouth(Mouth::default()), Err(ViewerError::NotRunning));
+            assert!(!h.is_running());
+            h.dispose();
+            owner.cleanup();
+            drop(owner);
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn commands_and_events_speak_the_bridge_protocol() {

@@ -149,9 +149,11 @@ fn AvatarRow(
     }
 }
 
+/// `12.3 MB` / `45 KB`, with integer arithmetic (float formatting is large in WASM).
 fn format_size(bytes: u64) -> String {
-    if bytes >= 1024 * 1024 {
-        format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+    let tenths_mb = (bytes * 10).div_ceil(1024 * 1024);
+    if tenths_mb >= 10 {
+        format!("{}.{} MB", tenths_mb / 10, tenths_mb % 10)
     } else {
         format!("{} KB", bytes.div_ceil(1024))
     }

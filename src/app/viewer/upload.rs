@@ -52,6 +52,14 @@ pub fn UploadForm() -> impl IntoView {
     }
 }
 
+/// The fields of the upload route's answer the form shows.
+#[cfg(feature = "hydrate")]
+#[derive(serde::Deserialize, Default)]
+struct UploadAnswer {
+    name: Option<String>,
+    error: Option<String>,
+}
+
 #[cfg(feature = "hydrate")]
 fn send(file: web_sys::File, state: RwSignal<Upload>, changed: AvatarsChanged) {
     use wasm_bindgen::{prelude::*, JsCast};
@@ -83,17 +91,16 @@ fn send(file: web_sys::File, state: RwSignal<Upload>, changed: AvatarsChanged) {
         drop(progress);
         let status = request.status().unwrap_or(0);
         let body = request.response_text().ok().flatten().unwrap_or_default();
-        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let answer: UploadAnswer = serde_json::from_str(&body).unwrap_or_default();
         if (200..300).contains(&status) {
-            let name = json["name"].as_str().unwrap_or("the avatar").to_string();
+            let name = answer.name.unwrap_or_else(|| "the avatar".into());
             state.set(Upload::Done(name));
             changed.0.update(|n| *n += 1);
         } else if status == 0 {
             fail("The upload did not reach the server; is it running?".into());
         } else {
-            let msg = json["error"]
-                .as_str()
-                .map(str::to_string)
+            let msg = answer
+                .error
                 .unwrap_or_else(|| format!("The server answered {status}."));
             fail(msg);
         }
