@@ -17,6 +17,16 @@ pub enum AvatarKind {
 }
 
 impl AvatarKind {
+    /// The wire name (`vrm0`, `vrm1`, `glb`, `gltf`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AvatarKind::Vrm0 => "vrm0",
+            AvatarKind::Vrm1 => "vrm1",
+            AvatarKind::Glb => "glb",
+            AvatarKind::Gltf => "gltf",
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             AvatarKind::Vrm0 => "VRM 0.x",

@@ -130,19 +130,16 @@ pub fn Avatar(
             data-vrm=move || vrm.get()
         >
             <canvas class="avatar-canvas" aria-label="3D avatar"></canvas>
-            <Show when=move || progress.get().is_some() && phase.get() == Phase::Loading>
-                <div class="avatar-progress" role="progressbar" aria-valuemin="0" aria-valuemax="100"
-                    aria-valuenow=move || progress.get().unwrap_or(0)>
-                    <div class="avatar-progress-bar" style=move || format!("width: {}%", progress.get().unwrap_or(0))></div>
-                    <span>"Loading the avatar…"</span>
-                </div>
-            </Show>
-            <Show when=move || error.get().is_some()>
-                <p class="avatar-error" role="alert" data-testid="avatar-error">
-                    {move || error.get().unwrap_or_default()}
-                    {move || fell_back.get().then_some(" Showing the default avatar instead.")}
-                </p>
-            </Show>
+            <div class="avatar-progress" role="progressbar" aria-valuemin="0" aria-valuemax="100"
+                hidden=move || progress.get().is_none() || phase.get() != Phase::Loading
+                aria-valuenow=move || progress.get().unwrap_or(0)>
+                <div class="avatar-progress-bar" style=move || format!("width: {}%", progress.get().unwrap_or(0))></div>
+                <span>"Loading the avatar…"</span>
+            </div>
+            <p class="avatar-error" role="alert" data-testid="avatar-error" hidden=move || error.get().is_none()>
+                {move || error.get().unwrap_or_default()}
+                {move || if fell_back.get() { " Showing the default avatar instead." } else { "" }}
+            </p>
         </div>
     }
 }

@@ -56,11 +56,9 @@ pub async fn mount(
             ))
         })?
         .unchecked_into::<BridgeModule>();
-    let emit = Closure::<dyn Fn(String)>::new(move |raw: String| {
-        match serde_json::from_str::<ViewerEvent>(&raw) {
-            Ok(event) => on_event(event),
-            Err(e) => leptos::logging::warn!("unknown viewer event {raw}: {e}"),
-        }
+    let emit = Closure::<dyn Fn(String)>::new(move |raw: String| match ViewerEvent::parse(&raw) {
+        Ok(event) => on_event(event),
+        Err(e) => leptos::logging::warn!("unknown viewer event {raw}: {e}"),
     });
     let bridge = module
         .create_viewer(&root, emit.as_ref().unchecked_ref())

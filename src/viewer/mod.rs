@@ -52,8 +52,7 @@ pub enum ViewerCommand {
 }
 
 /// What the bridge reports.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ViewerEvent {
     Progress {
         loaded: f64,
@@ -71,6 +70,52 @@ pub enum ViewerEvent {
     },
     ContextLost,
     ContextRestored,
+}
+
+/// An event as the bridge writes it: `{"type": ..., fields}`. Decoded as one flat struct, then
+/// checked into [`ViewerEvent`] (serde's internally tagged enums buffer every event first,
+/// which costs the WASM bundle several kilobytes).
+#[derive(Deserialize)]
+struct RawEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    loaded: f64,
+    #[serde(default)]
+    total: f64,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    vrm: String,
+    #[serde(default)]
+    expressions: Vec<String>,
+    #[serde(default)]
+    message: String,
+}
+
+impl ViewerEvent {
+    /// Reads one event from the bridge's JSON.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let e: RawEvent = serde_json::from_str(raw).map_err(|e| e.to_string())?;
+        Ok(match e.kind.as_str() {
+            "progress" => ViewerEvent::Progress {
+                loaded: e.loaded,
+                total: e.total,
+            },
+            "loaded" => ViewerEvent::Loaded {
+                url: e.url,
+                vrm: e.vrm,
+                expressions: e.expressions,
+            },
+            "error" => ViewerEvent::Error {
+                url: e.url,
+                message: e.message,
+            },
+            "context_lost" => ViewerEvent::ContextLost,
+            "context_restored" => ViewerEvent::ContextRestored,
+            other => return Err(format!("unknown event type {other:?}")),
+        })
+    }
 }
 
 /// The bridge's answer to a command. The commands Rust sends answer no value, so `value` is
@@ -221,13 +266,14 @@ mod tests {
         .unwrap();
         assert_eq!(m["cmd"], "mouth");
         assert_eq!(m["aa"], 1.0);
-        let e: ViewerEvent = serde_json::from_str(
+        let e = ViewerEvent::parse(
             r#"{"type":"loaded","url":"/a.vrm","vrm":"1","expressions":["aa"]}"#,
         )
         .unwrap();
         assert!(matches!(e, ViewerEvent::Loaded { ref vrm, .. } if vrm == "1"));
-        let e: ViewerEvent = serde_json::from_str(r#"{"type":"context_lost"}"#).unwrap();
+        let e = ViewerEvent::parse(r#"{"type":"context_lost"}"#).unwrap();
         assert_eq!(e, ViewerEvent::ContextLost);
+        assert!(ViewerEvent::parse(r#"{"type":"nope"}"#).is_err());
         assert_eq!(
             Envelope::parse(r#"{"ok":true,"value":3}"#),
             Ok(serde_json::json!(3))

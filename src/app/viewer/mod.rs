@@ -131,16 +131,13 @@ fn AvatarRow(
         });
     };
     view! {
-        <li class:active=active data-name=name.clone() data-kind=format!("{kind:?}").to_lowercase()>
+        <li class:active=active data-name=name.clone() data-kind=kind.as_str()>
             <span class="avatar-name">{name.clone()}</span>
             <span class="badge">{kind.label()}</span>
             <span class="muted small">{format_size(size)}</span>
             <span class="avatar-actions">
-                {if active {
-                    view! { <span class="badge ok">"shown"</span> }.into_any()
-                } else {
-                    view! { <button type="button" class="small" data-testid="use-avatar" on:click=choose>"Use"</button> }.into_any()
-                }}
+                <span class="badge ok" hidden=!active>"shown"</span>
+                <button type="button" class="small" data-testid="use-avatar" hidden=active on:click=choose>"Use"</button>
                 {(!default).then(|| view! {
                     <button type="button" class="small danger" data-testid="delete-avatar" on:click=remove>"Delete"</button>
                 })}
