@@ -56,7 +56,6 @@ pub fn ChatTab() -> impl IntoView {
                     }}
                     <Composer selected/>
                 </div>
-                <super::viewer::AvatarPane/>
             </div>
         </section>
     }

@@ -1,6 +1,5 @@
 //! The REST API for outside clients (API.md). Thin: each handler calls a service.
 
-mod avatars;
 mod characters;
 mod chat;
 mod config;
@@ -10,9 +9,8 @@ mod tts;
 
 use super::{error::ApiError, state::AppState};
 use axum::{
-    extract::DefaultBodyLimit,
     http::{Method, Uri},
-    routing::{any, delete, get, post, put},
+    routing::{any, get, post, put},
     Router,
 };
 
@@ -50,14 +48,6 @@ pub fn api() -> Router<AppState> {
                 .put(characters::update)
                 .delete(characters::delete),
         )
-        .route("/api/avatars", get(avatars::list))
-        // The upload route counts the bytes itself against the configured cap (413), so the
-        // default 2 MB body limit is lifted for it alone.
-        .route(
-            "/api/avatars/upload",
-            post(avatars::upload).layer(DefaultBodyLimit::disable()),
-        )
-        .route("/api/avatars/{name}", delete(avatars::delete))
         .route("/api", any(not_found))
         .route("/api/", any(not_found))
         .route("/api/{*rest}", any(not_found))
