@@ -31,7 +31,7 @@ PIPER_VOICE_VERSION := 1.0.0
 PIPER_VENV := $(DATA_DIR)/tools/piper/venv
 PIPER_STAMP := $(PIPER_VENV)/.installed-$(PIPER_VERSION)-$(PIPER_VOICE_VERSION)
 
-.PHONY: espeak run build setup setup-test test check fmt lint unit e2e dev bench clean-data help
+.PHONY: espeak run build setup setup-test test check fmt lint unit e2e dev bench clean-data help default-avatar
 
 help:
 	@echo "make run [ARGS='--port 3100 --data-dir /tmp/w']  build (release) and serve http://127.0.0.1:3000"
@@ -42,7 +42,7 @@ help:
 
 ## ---------------------------------------------------------------- setup
 # Each step checks first and does nothing when its tool is already there.
-setup: tools/node_modules/.installed $(LLM_FILE) $(PIPER_STAMP) espeak
+setup: tools/node_modules/.installed viewer-bridge/node_modules/.installed $(LLM_FILE) $(PIPER_STAMP) espeak
 	@command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup (https://rustup.rs) first"; exit 1; }
 	rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
 	@if ! command -v cc >/dev/null; then $(MAKE) --no-print-directory apt PKGS="build-essential pkg-config"; fi
@@ -92,6 +92,22 @@ tools/node_modules/.installed: tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The viewer's JS side: three.js + three-vrm at exact versions, bundled by esbuild into one
+# import-free ES module that cargo-leptos copies into the site with the rest of public/.
+VIEWER_BUNDLE := public/viewer/viewer-bridge.js
+
+viewer-bridge/node_modules/.installed: viewer-bridge/package.json viewer-bridge/package-lock.json
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory apt PKGS="nodejs npm"
+	cd viewer-bridge && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(VIEWER_BUNDLE): viewer-bridge/src/bridge.js viewer-bridge/package-lock.json viewer-bridge/node_modules/.installed
+	cd viewer-bridge && npm run --silent build -- --log-level=warning
+
+# Regenerates the committed default avatar (assets/avatars/); a test checks they match.
+default-avatar:
+	cargo run --features ssr --bin make_default_avatar
+
 setup-test: setup end2end/node_modules/.installed
 	@command -v chromium >/dev/null || $(MAKE) --no-print-directory apt PKGS="chromium"
 
@@ -107,14 +123,14 @@ apt:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PKGS) >/dev/null
 
 ## ---------------------------------------------------------------- run
-build: setup
+build: setup $(VIEWER_BUNDLE)
 	cargo leptos build --release
 
 run: build
 	@echo "==> starting the server: http://127.0.0.1:3000 unless ARGS says otherwise (Ctrl-C stops)"
 	exec "$(BIN)" $(ARGS)
 
-dev: setup
+dev: setup $(VIEWER_BUNDLE)
 	cargo leptos watch
 
 ## ---------------------------------------------------------------- test
@@ -145,10 +161,12 @@ e2e:
 
 ## ---------------------------------------------------------------- bench
 # Figures, not pass/fail: printed for the closing notes and for comparison between changes.
-bench: setup
+bench: setup-test
 	cargo bench --features ssr --bench history
 	cargo bench --features ssr --bench llm
 	cargo bench --features ssr --bench tts
+	$(MAKE) --no-print-directory build
+	cd end2end && WAIFU_BIN="$(BIN)" node viewer-bench.mjs
 
 clean-data:
 	rm -rf data

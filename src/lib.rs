@@ -9,7 +9,10 @@
 pub mod api;
 pub mod app;
 pub mod shared;
+pub mod viewer;
 
+#[cfg(feature = "ssr")]
+pub mod avatars;
 #[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]

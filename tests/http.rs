@@ -191,7 +191,8 @@ async fn healthcheck_has_the_documented_shape() {
         .map(|t| t["provider"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(tts, ["piper_local", "espeak"]);
-    assert_eq!(j["libs"]["default_avatar"], false);
+    // Preflight installs the generated default avatar.
+    assert_eq!(j["libs"]["default_avatar"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! [both] Server functions: the browser UI's API. Thin: each calls a service. On the `hydrate`
 //! build the macro turns each into an HTTP call to `/sfn/...`.
 
+pub mod avatars;
 pub mod history;
 
 use crate::shared::{config::AppConfig, health::Health, AppError};

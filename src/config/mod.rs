@@ -11,7 +11,7 @@ pub use file::{ConfigStore, LoadReport};
 pub use form::patch_from_form;
 pub use merge::merge_patch;
 pub use migrate::migrate_flat_tts;
-pub use validate::validate;
+pub use validate::{is_plain_file_name, validate};
 
 use crate::shared::{config::AppConfig, AppError, FieldError};
 use serde_json::Value;

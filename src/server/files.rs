@@ -136,7 +136,7 @@ async fn guard(State(folder): State<Folder>, req: Request, next: Next) -> Respon
 }
 
 /// Decodes `%XX` escapes; an invalid escape or invalid UTF-8 is an error.
-fn percent_decode(s: &str) -> Result<String, ()> {
+pub(crate) fn percent_decode(s: &str) -> Result<String, ()> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -1,6 +1,7 @@
 //! [ssr] The HTTP server: command line, start-up checks, shared state, the router and the REST
 //! routes. Services (config, store) live in their own modules; this layer only wires them up.
 
+pub mod avatars;
 pub mod chat;
 pub mod cli;
 pub mod error;

@@ -21,6 +21,13 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<Ready> {
         fs::create_dir_all(&dir).map_err(|e| io_problem("create the folder", &dir, &e))?;
     }
     probe_writable(&paths.root)?;
+    // The built-in avatar, so the viewer works with no setup.
+    crate::avatars::ensure_default(&paths.avatars).map_err(|e| match e {
+        crate::avatars::AvatarError::Io { source, .. } => {
+            io_problem("write the default avatar into", &paths.avatars, &source)
+        }
+        other => anyhow!("could not install the default avatar: {other}"),
+    })?;
 
     let config_file = paths.config_file.clone();
     let (config, report) = ConfigStore::load(config_file.clone()).map_err(|e| match e {
@@ -87,6 +94,7 @@ mod tests {
         }
         assert!(ready.paths.config_file.is_file());
         assert!(ready.paths.db_file.is_file());
+        assert!(ready.paths.avatars.join("default.vrm").is_file());
         assert!(ready.warnings.is_empty());
     }
 

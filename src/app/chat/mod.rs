@@ -56,6 +56,7 @@ pub fn ChatTab() -> impl IntoView {
                     }}
                     <Composer selected/>
                 </div>
+                <super::viewer::AvatarPane/>
             </div>
         </section>
     }

@@ -1,5 +1,6 @@
 //! The REST API for outside clients (API.md). Thin: each handler calls a service.
 
+mod avatars;
 mod characters;
 mod chat;
 mod config;
@@ -9,8 +10,9 @@ mod tts;
 
 use super::{error::ApiError, state::AppState};
 use axum::{
+    extract::DefaultBodyLimit,
     http::{Method, Uri},
-    routing::{any, get, post, put},
+    routing::{any, delete, get, post, put},
     Router,
 };
 
@@ -48,6 +50,14 @@ pub fn api() -> Router<AppState> {
                 .put(characters::update)
                 .delete(characters::delete),
         )
+        .route("/api/avatars", get(avatars::list))
+        // The upload route counts the bytes itself against the configured cap (413), so the
+        // default 2 MB body limit is lifted for it alone.
+        .route(
+            "/api/avatars/upload",
+            post(avatars::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/api/avatars/{name}", delete(avatars::delete))
         .route("/api", any(not_found))
         .route("/api/", any(not_found))
         .route("/api/{*rest}", any(not_found))

@@ -1,0 +1,112 @@
+import { expect, Page, test } from "@playwright/test";
+import * as path from "node:path";
+import { hydrated, snap } from "./helpers";
+
+// Software WebGL and a cold WASM make the first load slow; the steps below have their own waits.
+test.describe.configure({ timeout: 90_000 });
+
+const twin = path.resolve(__dirname, "..", "..", "assets", "avatars", "default-vrm0.vrm");
+
+/** Spread of the canvas's pixel values (0 for a blank canvas), computed in the page. */
+async function canvasVariance(page: Page, selector: string): Promise<number> {
+  return page.evaluate((sel) => {
+    const src = document.querySelector(sel) as HTMLCanvasElement | null;
+    if (!src || src.width === 0) return 0;
+    const c = document.createElement("canvas");
+    c.width = src.width;
+    c.height = src.height;
+    const ctx = c.getContext("2d")!;
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, c.width, c.height);
+    ctx.drawImage(src, 0, 0);
+    const d = ctx.getImageData(0, 0, c.width, c.height).data;
+    let n = 0, sum = 0, sq = 0;
+    for (let i = 0; i < d.length; i += 16) {
+      const v = (d[i] + d[i + 1] + d[i + 2]) / 3;
+      sum += v;
+      sq += v * v;
+      n++;
+    }
+    const mean = sum / n;
+    return sq / n - mean * mean;
+  }, selector);
+}
+
+test("the default avatar reaches ready as VRM 1.0 and is drawn", async ({ page }) => {
+  await page.goto("/viewer");
+  await hydrated(page);
+  const avatar = page.getByTestId("avatar");
+  await expect(avatar).toHaveAttribute("data-state", "ready", { timeout: 30_000 });
+  await expect(avatar).toHaveAttribute("data-vrm", "1");
+  await expect(avatar).toHaveAttribute("data-mouth", /"aa":0/);
+  await page.waitForTimeout(500);
+  const variance = await canvasVariance(page, "[data-testid=avatar] canvas");
+  expect(variance, "the canvas is not blank").toBeGreaterThan(100);
+  await snap(page, "viewer-default");
+  await expect(page.getByTestId("avatar-list").locator("li[data-name='default.vrm']")).toContainText("VRM 1.0");
+});
+
+test("the VRM 0.x twin uploads with the form, loads when chosen, and can be deleted", async ({ page }) => {
+  await page.goto("/viewer");
+  await hydrated(page);
+  await page.getByTestId("avatar-file").setInputFiles(twin);
+  await page.getByTestId("upload-avatar").click();
+  await expect(page.getByTestId("upload-done")).toContainText("default-vrm0.vrm");
+  const row = page.getByTestId("avatar-list").locator("li[data-name='default-vrm0.vrm']");
+  await expect(row).toContainText("VRM 0.x");
+  await row.getByTestId("use-avatar").click();
+  const avatar = page.getByTestId("avatar");
+  await expect(avatar).toHaveAttribute("data-vrm", "0", { timeout: 30_000 });
+  await expect(avatar).toHaveAttribute("data-state", "ready");
+  await page.waitForTimeout(500);
+  expect(await canvasVariance(page, "[data-testid=avatar] canvas")).toBeGreaterThan(100);
+  await snap(page, "viewer-vrm0");
+  // The choice is saved: a reload shows the same avatar.
+  await page.reload();
+  await hydrated(page);
+  await expect(page.getByTestId("avatar")).toHaveAttribute("data-vrm", "0", { timeout: 30_000 });
+  page.once("dialog", (d) => d.accept());
+  await page
+    .getByTestId("avatar-list")
+    .locator("li[data-name='default-vrm0.vrm']")
+    .getByTestId("delete-avatar")
+    .click();
+  await expect(page.getByTestId("avatar-list").locator("li[data-name='default-vrm0.vrm']")).toHaveCount(0);
+  await expect(page.getByTestId("avatar")).toHaveAttribute("data-vrm", "1", { timeout: 30_000 });
+});
+
+test("a broken avatar URL shows the reason and falls back to the default", async ({ page }) => {
+  await page.goto("/viewer?url=/files/avatars/missing.vrm");
+  await hydrated(page);
+  const avatar = page.getByTestId("avatar");
+  await expect(avatar).toHaveAttribute("data-state", "error", { timeout: 30_000 });
+  await expect(page.getByTestId("avatar-error")).toContainText("not found");
+  await expect(page.getByTestId("avatar-error")).toContainText("default avatar");
+  await expect(avatar).toHaveAttribute("data-vrm", "1", { timeout: 30_000 });
+  await page.waitForTimeout(500);
+  expect(await canvasVariance(page, "[data-testid=avatar] canvas")).toBeGreaterThan(100);
+  await snap(page, "viewer-fallback");
+});
+
+test("a file that is not a model is refused with the reason", async ({ page }) => {
+  await page.goto("/viewer");
+  await hydrated(page);
+  await page.getByTestId("avatar-file").setInputFiles({
+    name: "fake.vrm",
+    mimeType: "application/octet-stream",
+    buffer: Buffer.from("this is not a glTF file"),
+  });
+  await page.getByTestId("upload-avatar").click();
+  await expect(page.getByTestId("upload-error")).toContainText("not a glTF model");
+});
+
+test("the chat tab shows the avatar beside the conversation", async ({ page }) => {
+  await page.goto("/chat");
+  await hydrated(page);
+  const avatar = page.getByTestId("avatar");
+  await expect(avatar).toHaveAttribute("data-state", "ready", { timeout: 30_000 });
+  await snap(page, "chat-with-avatar");
+  // Switching tabs disposes the viewer: the new tab gets its own.
+  await page.getByRole("link", { name: "Viewer" }).click();
+  await expect(page.getByTestId("avatar")).toHaveAttribute("data-state", "ready", { timeout: 30_000 });
+});

@@ -1,0 +1,79 @@
+// Viewer figures (not pass/fail): bundle sizes, raw and gzip, and the time from navigation to
+// the default avatar's `data-state="ready"`. Starts the real server binary on a fresh data folder.
+// Run by `make bench`; WAIFU_BIN points at the release binary.
+import { chromium } from "@playwright/test";
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as zlib from "node:zlib";
+
+const repo = path.resolve(import.meta.dirname, "..");
+const site = path.join(repo, "target", "site");
+const bin = process.env.WAIFU_BIN ?? path.join(os.homedir(), ".cache/waifu-rt3d/target/release/waifu-rt3d");
+const port = Number(process.env.WAIFU_BENCH_PORT ?? 3293);
+const runs = Number(process.env.WAIFU_BENCH_RUNS ?? 5);
+
+function sizes(file) {
+  const raw = fs.readFileSync(file);
+  return { raw: raw.length, gzip: zlib.gzipSync(raw, { level: 9 }).length };
+}
+const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
+
+const pkg = path.join(site, "pkg");
+const wasm = fs.readdirSync(pkg).find((f) => f.endsWith(".wasm"));
+const files = [
+  ["WASM", wasm && path.join(pkg, wasm), 400 * 1024],
+  ["viewer JS", path.join(site, "viewer", "viewer-bridge.js"), 700 * 1024],
+];
+console.log("bundle                 raw        gzip      target (gzip)");
+for (const [name, file, target] of files) {
+  if (!file || !fs.existsSync(file)) {
+    console.log(`${name.padEnd(14)} missing: build with \`make build\``);
+    continue;
+  }
+  const s = sizes(file);
+  const verdict = s.gzip <= target ? "ok" : "OVER";
+  console.log(`${name.padEnd(14)} ${kb(s.raw).padStart(12)} ${kb(s.gzip).padStart(11)}   <= ${kb(target)} ${verdict}`);
+}
+
+const data = fs.mkdtempSync(path.join(os.tmpdir(), "waifu-bench-"));
+const server = spawn(bin, ["--port", String(port), "--data-dir", data], {
+  cwd: repo,
+  env: { ...process.env, WAIFU_LOG: "warn" },
+  stdio: "inherit",
+});
+try {
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${base}/api/healthcheck`)).ok) break;
+    } catch {}
+    if (i > 100) throw new Error("the server did not start");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"],
+  });
+  const times = [];
+  for (let i = 0; i < runs; i++) {
+    // A fresh context each time: nothing cached, like a first visit.
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    const page = await ctx.newPage();
+    const t0 = Date.now();
+    await page.goto(`${base}/viewer`);
+    await page.locator('[data-testid=avatar][data-state="ready"]').waitFor({ timeout: 60_000 });
+    times.push(Date.now() - t0);
+    await ctx.close();
+  }
+  await browser.close();
+  times.sort((a, b) => a - b);
+  const median = times[Math.floor(times.length / 2)];
+  console.log(
+    `navigation -> default avatar ready (software WebGL, cold cache, ${runs} runs): median ${median} ms, min ${times[0]} ms, max ${times[times.length - 1]} ms`,
+  );
+} finally {
+  server.kill("SIGTERM");
+  fs.rmSync(data, { recursive: true, force: true });
+}

@@ -1,0 +1,258 @@
+//! The avatars API through the whole router: list, upload (validation, names, size cap), delete.
+
+mod common;
+
+use axum::{
+    body::Body,
+    http::{header, Request, StatusCode},
+};
+use common::{delete, get, harness, send};
+use waifu_rt3d::avatars::{default_model, DEFAULT_VRM0, DEFAULT_VRM1};
+
+fn upload(uri: &str, file_name: &str, bytes: &[u8]) -> Request<Body> {
+    let boundary = "XyZboundary42";
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    Request::post(uri)
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_default_avatar_is_listed_and_served() {
+    let h = harness().await;
+    let r = send(&h.app, get("/api/avatars")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let j = r.json();
+    assert_eq!(j["active"], "default.vrm");
+    assert_eq!(j["avatars"][0]["name"], "default.vrm");
+    assert_eq!(j["avatars"][0]["kind"], "vrm1");
+    assert_eq!(j["avatars"][0]["default"], true);
+    assert_eq!(j["avatars"][0]["url"], "/files/avatars/default.vrm");
+    let f = send(&h.app, get("/files/avatars/default.vrm")).await;
+    assert_eq!(f.status, StatusCode::OK);
+    assert_eq!(f.header(header::CONTENT_TYPE), "model/gltf-binary");
+    assert_eq!(f.body, DEFAULT_VRM1);
+}
+
+#[tokio::test]
+async fn a_vrm0_upload_is_saved_listed_and_never_silently_replaced() {
+    let h = harness().await;
+    let r = send(
+        &h.app,
+        upload("/api/avatars/upload", "twin.vrm", DEFAULT_VRM0),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let j = r.json();
+    assert_eq!(j["ok"], true);
+    assert_eq!(j["name"], "twin.vrm");
+    assert_eq!(j["url"], "/files/avatars/twin.vrm");
+    let list = send(&h.app, get("/api/avatars")).await.json();
+    let twin = &list["avatars"][1];
+    assert_eq!(twin["name"], "twin.vrm");
+    assert_eq!(twin["kind"], "vrm0");
+    assert_eq!(twin["size"], DEFAULT_VRM0.len());
+
+    let again = send(
+        &h.app,
+        upload("/api/avatars/upload", "twin.vrm", DEFAULT_VRM1),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.json()["code"], "exists");
+    let over = send(
+        &h.app,
+        upload(
+            "/api/avatars/upload?overwrite=true",
+            "twin.vrm",
+            DEFAULT_VRM1,
+        ),
+    )
+    .await;
+    assert_eq!(over.status, StatusCode::OK);
+    let served = send(&h.app, get("/files/avatars/twin.vrm")).await;
+    assert_eq!(served.body, DEFAULT_VRM1);
+    // The default itself can never be replaced.
+    let def = send(
+        &h.app,
+        upload(
+            "/api/avatars/upload?overwrite=true",
+            "default.vrm",
+            DEFAULT_VRM0,
+        ),
+    )
+    .await;
+    assert_eq!(def.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn bad_uploads_get_400_or_415_and_leave_nothing_behind() {
+    let h = harness().await;
+    let cases: [(&str, Vec<u8>, StatusCode); 6] = [
+        ("model.fbx", DEFAULT_VRM1.to_vec(), StatusCode::BAD_REQUEST),
+        ("noext", DEFAULT_VRM1.to_vec(), StatusCode::BAD_REQUEST),
+        (
+            "fake.glb",
+            b"PK\x03\x04 not a model".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "plain.vrm",
+            default_model::plain_glb(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "cut.vrm",
+            DEFAULT_VRM1[..5000].to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "bad.gltf",
+            b"{\"nodes\": []}".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+    ];
+    for (name, bytes, status) in cases {
+        let r = send(&h.app, upload("/api/avatars/upload", name, &bytes)).await;
+        assert_eq!(
+            r.status,
+            status,
+            "{name}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.json()["ok"], false);
+    }
+    let left: Vec<_> = std::fs::read_dir(&h.state.paths.avatars)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, ["default.vrm"], "nothing else was written");
+    // A plain GLB is fine as .glb.
+    let glb = send(
+        &h.app,
+        upload(
+            "/api/avatars/upload",
+            "plain.glb",
+            &default_model::plain_glb(),
+        ),
+    )
+    .await;
+    assert_eq!(glb.status, StatusCode::OK);
+    assert_eq!(glb.json()["kind"], "glb");
+}
+
+#[tokio::test]
+async fn path_parts_in_names_never_leave_the_folder() {
+    let h = harness().await;
+    for raw in [
+        "../escape.vrm",
+        "%2e%2e%2fescape2.vrm",
+        "..\\..\\escape3.vrm",
+        ".hidden.vrm",
+    ] {
+        let r = send(&h.app, upload("/api/avatars/upload", raw, DEFAULT_VRM0)).await;
+        assert_eq!(r.status, StatusCode::OK, "{raw}");
+        let name = r.json()["name"].as_str().unwrap().to_string();
+        assert!(
+            !name.contains(['/', '\\']) && !name.starts_with('.'),
+            "{raw} -> {name}"
+        );
+        assert!(
+            h.state.paths.avatars.join(&name).is_file(),
+            "{raw} -> {name}"
+        );
+    }
+    assert!(!h.state.paths.root.join("escape.vrm").exists());
+    assert!(!h.state.paths.root.join("escape2.vrm").exists());
+    for raw in [
+        "..%2Fdefault.vrm",
+        "%2e%2e%2fconfig%2fapp.json",
+        ".hidden.vrm",
+    ] {
+        let r = send(&h.app, delete(&format!("/api/avatars/{raw}"))).await;
+        assert!(r.status.is_client_error(), "{raw}: {}", r.status);
+    }
+    assert!(h.state.paths.config_file.is_file());
+}
+
+#[tokio::test]
+async fn bodies_over_the_cap_are_413_whether_declared_or_streamed() {
+    let h = harness().await;
+    let r = send(
+        &h.app,
+        common::put_json("/api/config", r#"{"avatar": {"max_upload_mb": 1}}"#),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // Declared: Content-Length over the cap.
+    let big = vec![b'x'; 1_300_000];
+    let r = send(&h.app, upload("/api/avatars/upload", "big.vrm", &big)).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.json()["code"], "too_large");
+    // Streamed: no length given, the count while reading stops it.
+    let mut req = upload("/api/avatars/upload", "big.vrm", &big);
+    req.headers_mut().remove(header::CONTENT_LENGTH);
+    let body = std::mem::replace(req.body_mut(), Body::empty());
+    let stream = http_body_util::BodyStream::new(body);
+    *req.body_mut() = Body::from_stream(futures_util_stream(stream));
+    let r = send(&h.app, req).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let left = std::fs::read_dir(&h.state.paths.avatars).unwrap().count();
+    assert_eq!(left, 1, "the partial upload was removed");
+}
+
+/// A body stream without a known length.
+fn futures_util_stream(
+    body: http_body_util::BodyStream<Body>,
+) -> impl futures::Stream<Item = Result<axum::body::Bytes, axum::Error>> {
+    use futures::StreamExt;
+    body.filter_map(|frame| async move {
+        match frame {
+            Ok(f) => f.into_data().ok().map(Ok),
+            Err(e) => Some(Err(e)),
+        }
+    })
+}
+
+#[tokio::test]
+async fn delete_removes_uploads_but_not_the_default_and_resets_the_active_choice() {
+    let h = harness().await;
+    send(
+        &h.app,
+        upload("/api/avatars/upload", "mine.vrm", DEFAULT_VRM0),
+    )
+    .await;
+    let r = send(
+        &h.app,
+        common::put_json("/api/config", r#"{"avatar": {"active": "mine.vrm"}}"#),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = send(&h.app, delete("/api/avatars/default.vrm")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["code"], "default_avatar");
+    let r = send(&h.app, delete("/api/avatars/mine.vrm")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["ok"], true);
+    assert!(!h.state.paths.avatars.join("mine.vrm").exists());
+    assert_eq!(h.state.config.get().avatar.active, "default.vrm");
+    let r = send(&h.app, delete("/api/avatars/mine.vrm")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
