@@ -228,11 +228,19 @@ export function createViewer(root, emit) {
     }
   }
 
+  // 30 frames a second is plenty for idle motion and lip sync, and halves the cost on slow
+  // (software) GPUs, where the page's own work competes with the render loop.
+  const FRAME = 1 / 30;
+  let sinceFrame = FRAME;
+
   function tick() {
     if (disposed) return;
     requestAnimationFrame(tick);
-    if (contextLost) return;
-    const dt = Math.min(clock.getDelta(), 0.1);
+    if (contextLost || document.hidden) return;
+    sinceFrame += clock.getDelta();
+    if (sinceFrame < FRAME * 0.9) return;
+    const dt = Math.min(sinceFrame, 0.1);
+    sinceFrame = 0;
     elapsed += dt;
     const vrm = current?.vrm;
     if (vrm) animate(vrm, dt);
