@@ -37,6 +37,24 @@ for (const [name, file, target] of files) {
   console.log(`${name.padEnd(14)} ${kb(s.raw).padStart(12)} ${kb(s.gzip).padStart(11)}   <= ${kb(target)} ${verdict}`);
 }
 
+/** CPU seconds (user + system) used so far by the browser's processes (Linux /proc). */
+function browserCpuSeconds() {
+  const tick = 100; // USER_HZ
+  let total = 0;
+  for (const pid of fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      if (!/chrom/i.test(cmd)) continue;
+      total += (Number(fields[11]) + Number(fields[12])) / tick;
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return total;
+}
+
 const data = fs.mkdtempSync(path.join(os.tmpdir(), "waifu-bench-"));
 const server = spawn(bin, ["--port", String(port), "--data-dir", data], {
   cwd: repo,
@@ -54,7 +72,7 @@ try {
   }
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"],
+    args: ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"],
   });
   const times = [];
   for (let i = 0; i < runs; i++) {
@@ -67,7 +85,26 @@ try {
     times.push(Date.now() - t0);
     await ctx.close();
   }
+  // What the idle avatar costs on the Chat tab: CPU time of every browser process (the
+  // software rasteriser included) per second of wall time, and frames actually drawn.
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const page = await ctx.newPage();
+  await page.goto(`${base}/chat`);
+  await page.locator('[data-testid=avatar][data-state="ready"]').waitFor({ timeout: 60_000 });
+  await page.waitForTimeout(1000);
+  const gl = await page.locator("[data-testid=avatar]").getAttribute("data-gl");
+  const cpu0 = browserCpuSeconds();
+  const frames0 = await page.locator("[data-testid=avatar]").getAttribute("data-frames");
+  const wall0 = Date.now();
+  await page.waitForTimeout(5000);
+  const frames1 = await page.locator("[data-testid=avatar]").getAttribute("data-frames");
+  const wall = (Date.now() - wall0) / 1000;
+  const cpu = (browserCpuSeconds() - cpu0) / wall;
+  await ctx.close();
   await browser.close();
+  console.log(
+    `idle avatar on the Chat tab (${gl ?? "?"} WebGL): ${((Number(frames1) - Number(frames0)) / wall).toFixed(1)} frames/s, browser CPU ${(cpu * 100).toFixed(0)}% of one core`,
+  );
   times.sort((a, b) => a - b);
   const median = times[Math.floor(times.length / 2)];
   console.log(
