@@ -70,7 +70,17 @@ pub struct AudioEvent {
     pub duration_ms: u64,
 }
 
-/// `event: done`: the reply is complete and stored.
+/// `event: audio_error`: sentence `index` has no voice (every provider in the chain failed or
+/// timed out). The browser skips it so that later sentences still play.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AudioErrorEvent {
+    pub index: u32,
+    pub code: String,
+    pub message: String,
+}
+
+/// `event: done`: the reply is complete and stored. When the reply is spoken, `done` comes after
+/// the last `audio`/`audio_error` event, and `timings` holds the voice stages too.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DoneEvent {
     pub message_id: i64,
@@ -97,6 +107,7 @@ pub enum ChatStreamEvent {
     Token(TokenEvent),
     Sentence(SentenceEvent),
     Audio(AudioEvent),
+    AudioError(AudioErrorEvent),
     Done(DoneEvent),
     Error(ErrorEvent),
 }
@@ -108,6 +119,7 @@ impl ChatStreamEvent {
             Self::Token(_) => "token",
             Self::Sentence(_) => "sentence",
             Self::Audio(_) => "audio",
+            Self::AudioError(_) => "audio_error",
             Self::Done(_) => "done",
             Self::Error(_) => "error",
         }
@@ -120,6 +132,7 @@ impl ChatStreamEvent {
             Self::Token(e) => serde_json::to_string(e),
             Self::Sentence(e) => serde_json::to_string(e),
             Self::Audio(e) => serde_json::to_string(e),
+            Self::AudioError(e) => serde_json::to_string(e),
             Self::Done(e) => serde_json::to_string(e),
             Self::Error(e) => serde_json::to_string(e),
         };
@@ -134,11 +147,41 @@ impl ChatStreamEvent {
             "token" => serde_json::from_str(data).map(Self::Token),
             "sentence" => serde_json::from_str(data).map(Self::Sentence),
             "audio" => serde_json::from_str(data).map(Self::Audio),
+            "audio_error" => serde_json::from_str(data).map(Self::AudioError),
             "done" => serde_json::from_str(data).map(Self::Done),
             "error" => serde_json::from_str(data).map(Self::Error),
             _ => return None,
         })
     }
+}
+
+/// `PUT /api/messages/{id}/timings`: what only the browser knows, in milliseconds since it sent
+/// the message (which stands for `input_received`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlaybackReport {
+    pub playback_started: u64,
+}
+
+/// One stage's spread over recent turns (`GET /api/latency`), in milliseconds since input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageStats {
+    /// A `Timings` field name, e.g. `first_token`.
+    pub stage: String,
+    /// Turns that reached this stage.
+    pub count: u32,
+    pub p50: Option<u64>,
+    pub p95: Option<u64>,
+}
+
+/// `GET /api/latency?limit=50`: per-stage P50/P95 over the last `turns` assistant replies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatencyReport {
+    pub turns: u32,
+    /// In pipeline order: every `Timings` stage after `input_received`.
+    pub stages: Vec<StageStats>,
+    /// The headline: time to first audio (`playback_started` when the browser reported it, else
+    /// `first_audio_sent`).
+    pub first_audio: StageStats,
 }
 
 /// Splits a `text/event-stream` body into `(event, data)` pairs as bytes arrive. The browser uses

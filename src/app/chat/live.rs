@@ -117,8 +117,10 @@ impl LiveTurn {
                 self.reply.update(|r| r.push_str(&t.text));
             }
             ChatStreamEvent::Error(e) => self.error.set(Some(AppError::new(&e.code, e.message))),
-            ChatStreamEvent::Done(_) | ChatStreamEvent::Sentence(_) | ChatStreamEvent::Audio(_) => {
-            }
+            ChatStreamEvent::Done(_)
+            | ChatStreamEvent::Sentence(_)
+            | ChatStreamEvent::Audio(_)
+            | ChatStreamEvent::AudioError(_) => {}
         }
     }
 
