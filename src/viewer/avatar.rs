@@ -1,6 +1,7 @@
 //! The `<Avatar>` component: a canvas the bridge draws on, with loading progress, the reason of
 //! a failure, and a fallback to the default avatar. The element carries `data-state`
-//! (`loading|ready|error`), `data-vrm` (`0|1|gltf`) and, kept by the bridge, `data-mouth`.
+//! (`loading|ready|error`), `data-vrm` (`0|1|gltf`) and, kept by the bridge, `data-mouth` (the visemes)
+//! and `data-expression` (the strongest emotion on the face, empty when neutral).
 
 use super::{ViewerCommand, ViewerEvent, ViewerHandle};
 use crate::shared::avatars::DEFAULT_AVATAR_URL;

@@ -10,6 +10,7 @@ mod ffi;
 mod ffi;
 
 mod avatar;
+pub mod lipsync;
 
 pub use avatar::Avatar;
 

@@ -355,6 +355,16 @@ export function createViewer(root, emit) {
       mouthShown = shown;
       root.dataset.mouth = shown;
     }
+    // The strongest emotion on the face (above half weight), for tests and styling.
+    let face = "";
+    let strongest = 0.5;
+    for (const [name, w] of weights) {
+      if (w > strongest && !VISEMES.includes(name) && !BLINKS.includes(name)) {
+        face = name;
+        strongest = w;
+      }
+    }
+    if (root.dataset.expression !== face) root.dataset.expression = face;
   }
   root.dataset.mouth = JSON.stringify(mouth);
   requestAnimationFrame(tick);

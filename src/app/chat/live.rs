@@ -4,6 +4,7 @@
 //! Server functions answer once, so the stream is read with `fetch` and a stream reader. Model
 //! output is only ever set as text, never as HTML.
 
+use super::voice::Voice;
 use crate::shared::{
     chat::{ChatInput, ChatStreamEvent, SseSplitter},
     AppError,
@@ -36,6 +37,8 @@ pub struct LiveTurn {
     /// The last turn was stopped: its partial reply stays on screen as it was (the server stores
     /// it as soon as it sees the stream closed, which can be a moment after the click).
     pub stopped: RwSignal<bool>,
+    /// Speaks the reply and moves the avatar.
+    pub voice: Voice,
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     abort: AbortSlot,
 }
@@ -49,7 +52,7 @@ type AbortSlot = StoredValue<Option<web_sys::AbortController>, LocalStorage>;
 type AbortSlot = ();
 
 impl LiveTurn {
-    pub fn new() -> Self {
+    pub fn new(voice: Voice) -> Self {
         Self {
             session: RwSignal::new(None),
             user_text: RwSignal::new(String::new()),
@@ -58,6 +61,7 @@ impl LiveTurn {
             error: RwSignal::new(None),
             finished: RwSignal::new(0),
             stopped: RwSignal::new(false),
+            voice,
             #[cfg(feature = "hydrate")]
             abort: StoredValue::new_local(None),
             #[cfg(not(feature = "hydrate"))]
@@ -86,8 +90,17 @@ impl LiveTurn {
         self.error.set(None);
         self.stopped.set(false);
         self.phase.set(Phase::Waiting);
+        let sent_at = web_sys::window()
+            .and_then(|w| w.performance())
+            .map(|p| p.now())
+            .unwrap_or_default();
+        self.voice.begin(sent_at);
+        let speak = self.voice.enabled.get_untracked();
         spawn_local(async move {
-            let result = stream_chat(session, &text, &controller, |event| self.apply(event)).await;
+            let result = stream_chat(session, &text, speak, &controller, |event| {
+                self.apply(event)
+            })
+            .await;
             let stopped = controller.signal().aborted();
             if let Err(e) = result {
                 // A stop aborts the fetch: that is not an error to show.
@@ -99,8 +112,9 @@ impl LiveTurn {
         });
     }
 
-    /// Stops the reply: the server stores what arrived as a partial message.
+    /// Stops the reply and its voice: the server stores what arrived as a partial message.
     pub fn stop(self) {
+        self.voice.cut();
         #[cfg(feature = "hydrate")]
         if let Some(controller) = self.abort.get_value() {
             controller.abort();
@@ -117,10 +131,10 @@ impl LiveTurn {
                 self.reply.update(|r| r.push_str(&t.text));
             }
             ChatStreamEvent::Error(e) => self.error.set(Some(AppError::new(&e.code, e.message))),
-            ChatStreamEvent::Done(_)
-            | ChatStreamEvent::Sentence(_)
-            | ChatStreamEvent::Audio(_)
-            | ChatStreamEvent::AudioError(_) => {}
+            ChatStreamEvent::Sentence(s) => self.voice.sentence(s.index, s.emotion.as_deref()),
+            ChatStreamEvent::Audio(a) => self.voice.audio(a.index, a.url),
+            ChatStreamEvent::AudioError(a) => self.voice.skip(a.index),
+            ChatStreamEvent::Done(d) => self.voice.done(d.message_id, d.emotion.as_deref()),
         }
     }
 
@@ -135,12 +149,6 @@ impl LiveTurn {
         self.user_text.set(String::new());
         self.reply.set(String::new());
         self.finished.update(|n| *n += 1);
-    }
-}
-
-impl Default for LiveTurn {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -159,12 +167,13 @@ fn js_error(what: &str, e: JsValue) -> AppError {
 async fn stream_chat(
     session: i64,
     text: &str,
+    speak: bool,
     controller: &web_sys::AbortController,
     mut on_event: impl FnMut(ChatStreamEvent),
 ) -> Result<(), AppError> {
     let body = serde_json::to_string(&ChatInput {
         text: text.to_string(),
-        speak: false,
+        speak,
         character_id: None,
     })
     .map_err(|e| AppError::new("internal", e.to_string()))?;

@@ -5,10 +5,13 @@
 mod conversation;
 mod live;
 mod sidebar;
+mod voice;
 
 use crate::{
-    api::{history::create_session, warm_up_llm},
+    api::{get_settings, history::create_session, save_settings, warm_up_llm},
     app::common::ErrorBanner,
+    shared::config::OutputMode,
+    viewer::ViewerHandle,
 };
 use leptos::{ev, prelude::*, task::spawn_local};
 use leptos_router::{
@@ -16,6 +19,7 @@ use leptos_router::{
     NavigateOptions,
 };
 pub use live::{LiveTurn, Phase};
+use voice::Voice;
 
 /// Bumped after every change to the list of sessions, so the list reloads.
 #[derive(Clone, Copy)]
@@ -38,7 +42,17 @@ pub fn ChatTab() -> impl IntoView {
             .and_then(|s| s.parse::<i64>().ok())
     });
     provide_context(SessionsChanged(RwSignal::new(0)));
-    provide_context(LiveTurn::new());
+    let avatar = ViewerHandle::new();
+    let voice = Voice::new(avatar);
+    provide_context(LiveTurn::new(voice));
+    // Whether replies are spoken is a setting (`output_mode`); the browser asks once.
+    Effect::new(move |_| {
+        spawn_local(async move {
+            if let Ok(cfg) = get_settings().await {
+                voice.enabled.set(cfg.output_mode == OutputMode::TextVoice);
+            }
+        });
+    });
     view! {
         <section class="tab chat" data-testid="tab-chat">
             <h1 class="visually-hidden">"Chat"</h1>
@@ -56,7 +70,7 @@ pub fn ChatTab() -> impl IntoView {
                     }}
                     <Composer selected/>
                 </div>
-                <super::viewer::AvatarPane/>
+                <super::viewer::AvatarPane handle=avatar/>
             </div>
         </section>
     }
@@ -69,10 +83,15 @@ fn Composer(selected: Memo<Option<i64>>) -> impl IntoView {
     let changed = expect_context::<SessionsChanged>().0;
     let navigate = use_navigate();
     let text = RwSignal::new(String::new());
+    let voice = live.voice;
     let send = move || {
         let message = text.get_untracked().trim().to_string();
         if message.is_empty() || live.phase.get_untracked() != Phase::Idle {
             return;
+        }
+        // Sending is a user gesture: the moment the browser allows sound to start.
+        if voice.enabled.get_untracked() {
+            voice.unlock();
         }
         text.set(String::new());
         match selected.get_untracked() {
@@ -134,10 +153,14 @@ fn Composer(selected: Memo<Option<i64>>) -> impl IntoView {
                 on:focus=move |_| spawn_local(async { let _ = warm_up_llm().await; })
             ></textarea>
             <div class="composer-actions">
+                <VoiceToggle voice/>
+                <button type="button" class="voice-unlock" data-testid="voice-unlock"
+                    hidden=move || !(voice.enabled.get() && voice.locked.get())
+                    on:click=move |_| voice.unlock()>"🔇 Click to enable voice"</button>
                 <span class="muted small-text" data-testid="turn-status" aria-live="polite">{status}</span>
-                {move || if live.busy() {
+                {move || if live.busy() || voice.speaking.get() {
                     view! {
-                        <button type="button" class="danger" data-testid="stop" on:click=move |_| live.stop()>"Stop"</button>
+                        <button type="button" class="danger" data-testid="stop" on:click=move |_| { live.stop(); voice.cut(); }>"Stop"</button>
                     }.into_any()
                 } else {
                     view! {
@@ -146,5 +169,35 @@ fn Composer(selected: Memo<Option<i64>>) -> impl IntoView {
                 }}
             </div>
         </form>
+    }
+}
+
+/// Speaks replies or not; saved as the `output_mode` setting.
+#[component]
+fn VoiceToggle(voice: Voice) -> impl IntoView {
+    let saving = RwSignal::new(false);
+    let toggle = move |_| {
+        let on = !voice.enabled.get_untracked();
+        voice.enabled.set(on);
+        if on {
+            voice.unlock();
+        } else {
+            voice.cut();
+        }
+        saving.set(true);
+        let mode = if on { "text+voice" } else { "text" };
+        spawn_local(async move {
+            let _ = save_settings(vec![("output_mode".into(), mode.into())]).await;
+            saving.set(false);
+        });
+    };
+    view! {
+        <button type="button" class="voice-toggle" data-testid="voice-toggle"
+            aria-pressed=move || voice.enabled.get().to_string()
+            disabled=move || saving.get()
+            title="Speak replies aloud"
+            on:click=toggle>
+            {move || if voice.enabled.get() { "🔊 Voice on" } else { "🔈 Voice off" }}
+        </button>
     }
 }
