@@ -1,52 +1,23 @@
 import { test, expect } from "@playwright/test";
-import * as http from "node:http";
-import { AddressInfo } from "node:net";
 import { hydrated, snap } from "./helpers";
+import { MockLlm, startMockLlm } from "./mock-llm";
 
 // A mock OpenAI-compatible server that streams 40 words, one every 60 ms, like LM Studio.
-let server: http.Server;
-let base = "";
+// The replies here are text only; talk.spec.ts covers the spoken ones.
+let llm: MockLlm;
 const WORDS = 40;
 
-function chunk(delta: object, finish: string | null = null) {
-  const c = { id: "chatcmpl-e2e", object: "chat.completion.chunk", created: 1700000000, model: "mock",
-    choices: [{ index: 0, delta, finish_reason: finish }] };
-  return `data: ${JSON.stringify(c)}\n\n`;
-}
-
 test.beforeAll(async ({ request }) => {
-  server = http.createServer((req, res) => {
-    if (req.url?.endsWith("/models")) {
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ object: "list", data: [{ id: "mock", object: "model", owned_by: "library" }] }));
-      return;
-    }
-    req.resume();
-    req.on("end", async () => {
-      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
-      let closed = false;
-      res.on("close", () => (closed = true));
-      res.write(chunk({ role: "assistant", content: "" }));
-      res.write(chunk({ content: "[happy] Hello! " }));
-      for (let i = 0; i < WORDS && !closed; i++) {
-        await new Promise((r) => setTimeout(r, 60));
-        res.write(chunk({ content: `word${i} ` }));
-      }
-      if (closed) return;
-      res.write(chunk({}, "stop"));
-      res.write("data: [DONE]\n\n");
-      res.end();
-    });
+  llm = await startMockLlm("[happy] Hello! ", Array.from({ length: WORDS }, (_, i) => `word${i}`), 60);
+  const r = await request.put("/api/config", {
+    data: { output_mode: "text", llm: { provider: "lmstudio", endpoint: llm.base, model: "mock" } },
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
-  const r = await request.put("/api/config", { data: { llm: { provider: "lmstudio", endpoint: base, model: "mock" } } });
   expect(r.ok()).toBeTruthy();
 });
 
 test.afterAll(async ({ request }) => {
-  await request.put("/api/config", { data: { llm: null } });
-  server.close();
+  await request.put("/api/config", { data: { llm: null, output_mode: null } });
+  await llm.close();
 });
 
 test("a message streams in word by word and is stored without its emotion tag", async ({ page }) => {

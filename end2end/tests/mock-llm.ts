@@ -1,0 +1,55 @@
+import * as http from "node:http";
+import { AddressInfo } from "node:net";
+
+/** A mock OpenAI-compatible server (LM Studio's wire format): `/v1/models` lists one model and
+ * `/v1/chat/completions` streams `head`, then each of `words` (plus a space) every `everyMs`.
+ * A client that disconnects stops the stream. */
+export interface MockLlm {
+  base: string;
+  /** How many chat requests arrived. */
+  requests: () => number;
+  close: () => Promise<void>;
+}
+
+function chunk(delta: object, finish: string | null = null) {
+  const c = {
+    id: "chatcmpl-e2e", object: "chat.completion.chunk", created: 1700000000, model: "mock",
+    choices: [{ index: 0, delta, finish_reason: finish }],
+  };
+  return `data: ${JSON.stringify(c)}\n\n`;
+}
+
+export async function startMockLlm(head: string, words: string[], everyMs: number): Promise<MockLlm> {
+  let requests = 0;
+  const server = http.createServer((req, res) => {
+    if (req.url?.endsWith("/models")) {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ object: "list", data: [{ id: "mock", object: "model", owned_by: "library" }] }));
+      return;
+    }
+    requests++;
+    req.resume();
+    req.on("end", async () => {
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+      let closed = false;
+      res.on("close", () => (closed = true));
+      res.write(chunk({ role: "assistant", content: "" }));
+      res.write(chunk({ content: head }));
+      for (const w of words) {
+        if (closed) return;
+        await new Promise((r) => setTimeout(r, everyMs));
+        res.write(chunk({ content: `${w} ` }));
+      }
+      if (closed) return;
+      res.write(chunk({}, "stop"));
+      res.write("data: [DONE]\n\n");
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  return {
+    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
+    requests: () => requests,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
