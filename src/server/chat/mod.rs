@@ -7,6 +7,7 @@
 //! it does when the model fails midway. Both chat endpoints and the UI read the same events.
 
 mod prompt;
+pub mod segment;
 pub mod reply;
 
 use super::{error::ApiError, state::AppState};
