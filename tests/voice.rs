@@ -389,3 +389,64 @@ async fn the_browser_reports_playback_and_the_latency_report_uses_it() {
     let j = send(&h.app, get("/api/latency")).await.json();
     assert_eq!(j["first_audio"]["p50"], json!(4321));
 }
+
+fn sfn(path: &str, form: &str) -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::post(path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "application/json")
+        .body(axum::body::Body::from(form.to_string()))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voice_cards_remember_the_last_error_and_success_and_test_one_voice_alone() {
+    let fish = VoiceMock::fish(5).await;
+    fish.fail_with(503);
+    let xtts = VoiceMock::xtts(5).await;
+    let chain = json!({"provider": "fish_audio", "fallback_chain": ["xtts_server"],
+        "providers": {"fish_audio": fish.fish_settings(), "xtts_server": xtts.xtts_settings()}});
+    let (h, _llm) = voice_harness("ok", chain).await;
+    let r = send(&h.app, post_json("/api/tts", r#"{"text":"Good morning."}"#)).await;
+    assert_eq!(r.json()["meta"]["provider"], json!("xtts_server"));
+
+    let health = send(&h.app, get("/api/healthcheck")).await;
+    let body = String::from_utf8_lossy(&health.body).to_string();
+    assert!(!body.contains("fish-key"), "{body}");
+    let cards = health.json()["tts"].as_array().cloned().unwrap();
+    let card = |p: &str| cards.iter().find(|c| c["provider"] == p).cloned().unwrap();
+    let fish_card = card("fish_audio");
+    assert_eq!(
+        fish_card["last_error"]["code"],
+        json!("server"),
+        "{fish_card}"
+    );
+    assert!(fish_card["last_error"]["ts"].as_f64().unwrap() > 1.0e9);
+    assert!(fish_card["last_success"].is_null());
+    let xtts_card = card("xtts_server");
+    assert!(
+        xtts_card["last_success"]["latency_ms"].is_u64(),
+        "{xtts_card}"
+    );
+    assert!(xtts_card["last_error"].is_null());
+
+    // "Test" asks that voice alone, and really asks it (not the cache).
+    let before = (fish.calls(), xtts.calls());
+    let r = send(&h.app, sfn("/sfn/tts/test", "provider=fish_audio")).await;
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!((fish.calls(), xtts.calls()), (before.0 + 1, before.1));
+    for n in 1..=2 {
+        let r = send(&h.app, sfn("/sfn/tts/test", "provider=xtts_server")).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let j = r.json();
+        assert_eq!(j["meta"]["provider"], json!("xtts_server"));
+        assert_eq!(j["meta"]["cached"], json!(false));
+        assert!(j["latency_ms"].is_u64());
+        assert_eq!(xtts.calls(), before.1 + n);
+    }
+    let r = send(&h.app, sfn("/sfn/tts/test", "provider=nobody")).await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+
+    let r = send(&h.app, sfn("/sfn/latency", "limit=50")).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["turns"], json!(0));
+}
