@@ -450,3 +450,41 @@ async fn voice_cards_remember_the_last_error_and_success_and_test_one_voice_alon
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["turns"], json!(0));
 }
+
+/// The emotions the avatar can show, the filter turns into `emotion`, and the default character
+/// is asked to choose from: one set.
+#[tokio::test]
+async fn the_default_character_asks_for_tags_the_filter_and_the_avatar_know() {
+    use waifu_rt3d::server::chat::reply::emotion_of;
+    let h = harness().await;
+    let c = send(&h.app, get("/api/characters/1")).await.json();
+    let prompt = c["character"]["system_prompt"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(prompt.contains("exactly one emotion tag"), "{prompt}");
+    let tags: Vec<&str> = prompt
+        .split('[')
+        .skip(1)
+        .filter_map(|rest| rest.split_once(']').map(|(tag, _)| tag))
+        .collect();
+    let mut sorted = tags.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        ["angry", "happy", "neutral", "relaxed", "sad", "surprised"]
+    );
+    let avatar = std::fs::read(h.state.paths.avatars.join("default.vrm")).unwrap();
+    let avatar = String::from_utf8_lossy(&avatar);
+    for tag in tags {
+        assert_eq!(
+            emotion_of(tag),
+            Some(tag),
+            "the filter does not keep [{tag}]"
+        );
+        assert!(
+            avatar.contains(&format!("\"{tag}\"")),
+            "the default avatar has no {tag} expression"
+        );
+    }
+}
