@@ -15,8 +15,11 @@ use sqlx::SqlitePool;
 pub const DEFAULT_TURNS: i64 = 50;
 pub const MAX_TURNS: i64 = 1_000;
 
-/// Every stage after `input_received`, in pipeline order, with its value in one turn.
-const STAGES: &[(&str, fn(&Timings) -> Option<u64>)] = &[
+/// A stage's value in one turn.
+type Stage = fn(&Timings) -> Option<u64>;
+
+/// Every stage after `input_received`, in pipeline order.
+const STAGES: &[(&str, Stage)] = &[
     ("llm_request_started", |t| t.llm_request_started),
     ("first_token", |t| t.first_token),
     ("first_segment", |t| t.first_segment),
