@@ -434,6 +434,42 @@ mod tests {
         check("Hi. ...", &["Hi."]);
     }
 
+    proptest::proptest! {
+        /// However the text is chunked, the segments are the same, and nothing is lost.
+        #[test]
+        fn chunking_never_changes_the_segments(
+            words in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "Hello", "there", "Mr.", "Smith", "3.14", "1,000", "e.g.", "okay.", "why?",
+                    "wow!", "so...", "well…", "and,", "then;", "note:", "J.", "\n", "本当。",
+                    "(yes.)", "\"no!\"", "https://a.b/c", "tall", "trees", "by", "the", "river",
+                ]),
+                0..60,
+            ),
+            cuts in proptest::collection::vec(0usize..400, 0..8),
+        ) {
+            let text = words.join(" ");
+            let mut bounds: Vec<usize> = cuts
+                .into_iter()
+                .map(|c| c.min(text.len()))
+                .filter(|&c| text.is_char_boundary(c))
+                .collect();
+            bounds.push(0);
+            bounds.push(text.len());
+            bounds.sort_unstable();
+            bounds.dedup();
+            let chunks: Vec<&str> = bounds.windows(2).map(|w| &text[w[0]..w[1]]).collect();
+            let chunked = feed(&chunks);
+            proptest::prop_assert_eq!(&chunked, &whole(&text));
+            let squash = |s: &str| s.split_whitespace().collect::<String>();
+            let kept: String = chunked.concat();
+            // Only pieces with nothing to say (lone punctuation) may be dropped.
+            let said: String = squash(&text).chars().filter(|c| c.is_alphanumeric()).collect();
+            let kept: String = squash(&kept).chars().filter(|c| c.is_alphanumeric()).collect();
+            proptest::prop_assert_eq!(kept, said);
+        }
+    }
+
     #[test]
     fn segments_rejoin_to_the_text() {
         let text = "Hello! I'm Aiko, your companion. Dr. Who said 3.5 times, \"Run!\" Then... nothing\nNew line? 本当。Yes";
