@@ -57,12 +57,12 @@ fn post(uri: &str, body: &Value) -> Request<Body> {
 }
 
 /// Sends a message to `/api/chat/stream` with speak on and reads the events as they come.
-async fn stream(app: &Router, text: &str) -> anyhow::Result<Streamed> {
+async fn stream(app: &Router, session: i64, text: &str) -> anyhow::Result<Streamed> {
     let started = Instant::now();
     let res = app
         .clone()
         .oneshot(post(
-            "/api/chat/stream",
+            &format!("/api/chat/stream?session_id={session}"),
             &json!({"text": text, "speak": true}),
         ))
         .await?;
@@ -115,17 +115,22 @@ async fn stream(app: &Router, text: &str) -> anyhow::Result<Streamed> {
 }
 
 /// Sends a message to `/api/chat` with speak on: the whole reply, then its audio.
-async fn whole(app: &Router, text: &str) -> anyhow::Result<(Duration, bool)> {
+/// Returns the time, whether there was audio, and the reply's length in characters.
+async fn whole(app: &Router, session: i64, text: &str) -> anyhow::Result<(Duration, bool, usize)> {
     let started = Instant::now();
     let res = app
         .clone()
-        .oneshot(post("/api/chat", &json!({"text": text, "speak": true})))
+        .oneshot(post(
+            &format!("/api/chat?session_id={session}"),
+            &json!({"text": text, "speak": true}),
+        ))
         .await?;
     let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await?;
     let took = started.elapsed();
     let j: Value = serde_json::from_slice(&bytes)?;
     anyhow::ensure!(j["ok"] == json!(true), "the reply failed: {j}");
-    Ok((took, j["audio"].is_string()))
+    let chars = j["reply"].as_str().map_or(0, |r| r.chars().count());
+    Ok((took, j["audio"].is_string(), chars))
 }
 
 async fn configure(h: &common::Harness, patch: Value) -> anyhow::Result<()> {
@@ -152,7 +157,7 @@ async fn mocks() -> anyhow::Result<()> {
         // A fresh data folder each run: nothing comes from the audio cache.
         let h = common::harness().await;
         configure(&h, settings.clone()).await?;
-        let s = stream(&h.app, "Tell me a story.").await?;
+        let s = stream(&h.app, 1, "Tell me a story.").await?;
         segment.push(ms(s.first_segment));
         pipelined.push(ms(s
             .first_audio
@@ -161,7 +166,7 @@ async fn mocks() -> anyhow::Result<()> {
 
         let h = common::harness().await;
         configure(&h, settings.clone()).await?;
-        let (took, spoke) = whole(&h.app, "Tell me a story.").await?;
+        let (took, spoke, _) = whole(&h.app, 1, "Tell me a story.").await?;
         anyhow::ensure!(spoke, "no audio");
         waited.push(ms(took));
 
@@ -218,18 +223,21 @@ async fn embedded_with_piper() -> anyhow::Result<()> {
     std::os::unix::fs::symlink(&model, h.state.paths.models.join(MODEL_FILE))?;
     configure(
         &h,
-        json!({"llm": {"provider": "embedded"},
+        // Greedy decoding: both ways of speaking get the same reply to the same question.
+        json!({"llm": {"provider": "embedded", "temperature": 0.0},
                "tts": {"provider": "piper_local", "fallback_chain": []}}),
     )
     .await?;
     // Load the model and start the voice first: this is about a conversation, not a cold start.
     let warm = Instant::now();
-    let _ = whole(&h.app, "Hello!").await?;
+    let _ = whole(&h.app, 1, "Hello!").await?;
     println!(
         "  warm-up (load model, start Piper):     {:>7.0} ms",
         ms(warm.elapsed())
     );
-    let s = stream(&h.app, "What is a nice thing to do on a rainy day?").await?;
+    // The same question in two new sessions: the same prompt for both ways of speaking.
+    let question = "Tell me three nice things to do on a rainy day, and why.";
+    let s = stream(&h.app, 2, question).await?;
     println!(
         "  reply: {} characters in {} segments; first token {:.0} ms",
         s.reply_chars,
@@ -248,11 +256,11 @@ async fn embedded_with_piper() -> anyhow::Result<()> {
         ),
         None => println!("  pipelined: no audio (every segment failed)"),
     }
-    let (took, spoke) = whole(&h.app, "And what about a sunny day?").await?;
+    let (took, spoke, chars) = whole(&h.app, 3, question).await?;
     println!(
-        "  whole reply, then speak                {:>7.0} ms{}",
+        "  whole reply, then speak                {:>7.0} ms   ({chars} characters{})",
         ms(took),
-        if spoke { "" } else { "   (no audio)" }
+        if spoke { "" } else { ", no audio" }
     );
     Ok(())
 }
