@@ -135,9 +135,16 @@ fn VoiceCard(health: ProviderHealth) -> impl IntoView {
         }
     };
     let result_id = format!("tts-test-result-{provider}");
+    // Which came last in conversation: a failure the fallback covered, or a spoken sentence.
+    let last_outcome = match (&health.last_error, &health.last_success) {
+        (Some(e), Some(s)) if s.ts >= e.ts => "ok",
+        (Some(_), _) => "error",
+        (None, Some(_)) => "ok",
+        (None, None) => "none",
+    };
     view! {
         <article class="card health" data-testid="health-card" data-kind="tts" data-provider=provider.clone() data-state=state>
-            <div class="voice-card" data-testid=format!("tts-card-{provider}")>
+            <div class="voice-card" data-testid=format!("tts-card-{provider}") data-last-outcome=last_outcome>
                 <h2>"Voice: " <span class="provider-name">{provider.clone()}</span></h2>
                 <State ok=state == "ok" label=state/>
                 <p class="detail">{health.detail}</p>
