@@ -165,6 +165,7 @@ bench: setup-test
 	cargo bench --features ssr --bench history
 	cargo bench --features ssr --bench llm
 	cargo bench --features ssr --bench tts
+	cargo bench --features ssr --bench voice
 	$(MAKE) --no-print-directory build
 	cd end2end && WAIFU_BIN="$(BIN)" node viewer-bench.mjs
 

@@ -25,6 +25,18 @@ async fn the_app_pages_render_on_the_server() {
         assert_eq!(r.status, StatusCode::OK, "{uri}");
         assert!(String::from_utf8_lossy(&r.body).contains(marker), "{uri}");
     }
+    // The System tab renders the voice cards with their Test buttons and the latency panel
+    // (empty: no replies yet).
+    let system = String::from_utf8_lossy(&send(&h.app, get("/system")).await.body).to_string();
+    for marker in [
+        "data-testid=\"latency-panel\"",
+        "data-testid=\"latency-first-audio\"",
+        "data-testid=\"latency-empty\"",
+        "data-testid=\"tts-card-",
+        "data-testid=\"tts-test-",
+    ] {
+        assert!(system.contains(marker), "/system has no {marker}");
+    }
     let r = send(&h.app, get("/definitely-not-a-page")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 

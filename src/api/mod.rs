@@ -3,6 +3,7 @@
 
 pub mod avatars;
 pub mod history;
+pub mod system;
 
 use crate::shared::{config::AppConfig, health::Health, AppError};
 use leptos::prelude::*;

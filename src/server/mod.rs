@@ -8,6 +8,7 @@ pub mod error;
 pub mod files;
 pub mod health;
 pub mod history;
+pub mod latency;
 pub mod preflight;
 pub mod router;
 pub mod routes;

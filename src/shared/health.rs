@@ -37,6 +37,30 @@ pub struct ProviderHealth {
     /// What the probe saw, and what to do about it.
     pub detail: String,
     pub latency_ms: Option<u64>,
+    /// The last time this provider failed to speak (voices only; since the server started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastError>,
+    /// The last time this provider spoke (voices only; cache hits do not count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<LastSuccess>,
+}
+
+/// A provider's last failure: its class (`auth`, `quota`, `timeout`, ...) and the message, which
+/// never holds a key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LastError {
+    pub code: String,
+    pub message: String,
+    /// Unix seconds.
+    pub ts: f64,
+}
+
+/// A provider's last synthesis: how long it took and when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LastSuccess {
+    pub latency_ms: u64,
+    /// Unix seconds.
+    pub ts: f64,
 }
 
 /// "Test connection" in Setup: the probe's answer and the models the server offers.

@@ -282,3 +282,29 @@ pub async fn delete(pool: &SqlitePool, session_id: i64, id: i64) -> Result<bool,
         .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Merges `patch` (a JSON object of stage -> ms) into a message's stored timings: the voice
+/// stages arrive after the reply is stored, and the browser's playback report after that.
+/// Returns false when there is no such message.
+pub async fn merge_timings(pool: &SqlitePool, id: i64, patch: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE messages SET timings = json_patch(coalesce(timings, '{\"input_received\":0}'), ?) \
+         WHERE id = ?",
+    )
+    .bind(patch)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The stored timings of the last `limit` assistant replies that have them, newest first.
+pub async fn recent_timings(pool: &SqlitePool, limit: i64) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT timings FROM messages WHERE role = 'assistant' AND timings IS NOT NULL \
+         ORDER BY id DESC LIMIT ?",
+    )
+    .bind(limit.max(0))
+    .fetch_all(pool)
+    .await?)
+}

@@ -123,6 +123,23 @@ impl AudioCache {
         if let Some(hit) = self.lookup(hash, kind).await {
             return Ok((hit, true));
         }
+        self.create(hash, kind, provider, max_bytes, make).await
+    }
+
+    /// Like [`Self::get_or_create`] without asking the cache first: the voice is really asked
+    /// (a health test), and its answer replaces the cached file. Identical calls in flight are
+    /// still shared.
+    pub async fn create<F>(
+        self: &Arc<Self>,
+        hash: &str,
+        kind: OutputKind,
+        provider: &str,
+        max_bytes: u64,
+        make: F,
+    ) -> Result<(Entry, bool), TtsError>
+    where
+        F: Future<Output = Result<Audio, TtsError>> + Send + 'static,
+    {
         let name = format!("{hash}.{}", kind.ext);
         let mut rx = {
             let mut inflight = match self.inflight.lock() {
@@ -137,7 +154,7 @@ impl AudioCache {
                     let cache = self.clone();
                     let (hash, provider) = (hash.to_string(), provider.to_string());
                     tokio::spawn(async move {
-                        let _entry = InflightGuard {
+                        let entry = InflightGuard {
                             cache: &cache,
                             name: &name,
                         };
@@ -148,6 +165,10 @@ impl AudioCache {
                             }
                             Err(e) => Err(e),
                         };
+                        // Leave the in-flight list before answering: a call that comes after
+                        // the answer starts afresh (a stored file is then a cache hit) instead
+                        // of being handed this finished result, a failure included.
+                        drop(entry);
                         let _ = tx.send(Some(outcome));
                     });
                     rx

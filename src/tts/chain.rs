@@ -7,6 +7,7 @@ use super::{cache, engine_for, sanitize, EngineContext, SpeakOptions, SynthReque
 use super::{cache::AudioCache, service::Spoken};
 use crate::shared::{
     config::{AppConfig, TtsProvider, TtsProviderSettings},
+    health::{LastError, LastSuccess},
     tts::FellBack,
 };
 use sha2::{Digest, Sha256};
@@ -115,6 +116,50 @@ impl Cooldowns {
     }
 }
 
+/// What each provider did last (since the server started), for the health report.
+#[derive(Default)]
+pub struct Outcomes(Mutex<HashMap<TtsProvider, Outcome>>);
+
+#[derive(Clone, Default)]
+pub struct Outcome {
+    pub last_error: Option<LastError>,
+    pub last_success: Option<LastSuccess>,
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl Outcomes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TtsProvider, Outcome>> {
+        match self.0.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    pub fn get(&self, p: TtsProvider) -> Outcome {
+        self.lock().get(&p).cloned().unwrap_or_default()
+    }
+
+    fn failed(&self, p: TtsProvider, e: &TtsError) {
+        self.lock().entry(p).or_default().last_error = Some(LastError {
+            code: e.code().into(),
+            message: e.to_string(),
+            ts: unix_now(),
+        });
+    }
+
+    fn spoke(&self, p: TtsProvider, took: Duration) {
+        self.lock().entry(p).or_default().last_success = Some(LastSuccess {
+            latency_ms: took.as_millis() as u64,
+            ts: unix_now(),
+        });
+    }
+}
+
 /// The providers to try, in order: an explicit provider first, then the configured chain.
 pub fn order(cfg: &AppConfig, first: Option<TtsProvider>) -> Vec<TtsProvider> {
     let mut chain = cfg.tts_chain();
@@ -130,6 +175,7 @@ pub struct Chain<'a> {
     pub ctx: &'a Arc<EngineContext>,
     pub cache: &'a Arc<AudioCache>,
     pub cooldowns: &'a Cooldowns,
+    pub outcomes: &'a Outcomes,
 }
 
 impl Chain<'_> {
@@ -141,7 +187,11 @@ impl Chain<'_> {
         let format = opts.format.unwrap_or(tts.format);
         let max_bytes = tts.cache_max_mb.saturating_mul(1024 * 1024);
         let mut fell_back_from = Vec::new();
-        for (i, provider) in order(self.cfg, opts.provider).into_iter().enumerate() {
+        let providers = match (opts.only, opts.provider) {
+            (true, Some(p)) => vec![p],
+            _ => order(self.cfg, opts.provider),
+        };
+        for (i, provider) in providers.into_iter().enumerate() {
             let settings = tts.providers.get(provider);
             let failed = |e: &TtsError, prefix: &str| FellBack {
                 provider: provider.name().into(),
@@ -184,12 +234,21 @@ impl Chain<'_> {
                     .await
                     .unwrap_or(Err(TtsError::Timeout(timeout.as_millis() as u64)))
             };
-            match self
-                .cache
-                .get_or_create(&hash, kind, provider.name(), max_bytes, make)
-                .await
-            {
+            let tried = Instant::now();
+            let made = if opts.fresh {
+                self.cache
+                    .create(&hash, kind, provider.name(), max_bytes, make)
+                    .await
+            } else {
+                self.cache
+                    .get_or_create(&hash, kind, provider.name(), max_bytes, make)
+                    .await
+            };
+            match made {
                 Ok((entry, cached)) => {
+                    if !cached {
+                        self.outcomes.spoke(provider, tried.elapsed());
+                    }
                     return Ok(Spoken {
                         url: format!("/files/audio/{}", entry.name),
                         path: entry.path,
@@ -200,7 +259,7 @@ impl Chain<'_> {
                         sample_rate: entry.meta.sample_rate,
                         fell_back_from,
                         timings: entry.meta.timings,
-                    })
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(
@@ -209,6 +268,7 @@ impl Chain<'_> {
                         "speech failed: {e}"
                     );
                     self.cooldowns.start(provider, settings, &e);
+                    self.outcomes.failed(provider, &e);
                     fell_back_from.push(failed(&e, ""));
                 }
             }

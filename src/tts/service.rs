@@ -4,7 +4,7 @@
 
 use super::{
     cache::AudioCache,
-    chain::{Chain, ChainError, Cooldowns},
+    chain::{Chain, ChainError, Cooldowns, Outcomes},
     engine_for,
     piper::PiperPool,
 };
@@ -37,6 +37,10 @@ pub struct SpeakOptions {
     /// A voice of the first provider tried.
     pub voice_id: Option<String>,
     pub format: Option<AudioFormat>,
+    /// Only `provider`, no fallback (the System tab's "Test").
+    pub only: bool,
+    /// Ask the provider even when the text is cached (a test must reach the provider).
+    pub fresh: bool,
 }
 
 /// Spoken text: where the audio is and what it is.
@@ -78,6 +82,7 @@ pub struct TtsService {
     cache: Arc<AudioCache>,
     ctx: Arc<EngineContext>,
     cooldowns: Cooldowns,
+    outcomes: Outcomes,
 }
 
 /// Health probes give up after this, so the health report answers in time.
@@ -105,6 +110,7 @@ impl TtsService {
                 piper: PiperPool::default(),
             }),
             cooldowns: Cooldowns::default(),
+            outcomes: Outcomes::default(),
         })
     }
 
@@ -116,6 +122,7 @@ impl TtsService {
             ctx: &self.ctx,
             cache: &self.cache,
             cooldowns: &self.cooldowns,
+            outcomes: &self.outcomes,
         }
         .speak(text, &opts)
         .await
@@ -144,6 +151,7 @@ impl TtsService {
             let settings = cfg.tts.providers.get(p).clone();
             let ctx = self.ctx.clone();
             let cooling = self.cooldowns.active(p, &settings);
+            let outcome = self.outcomes.get(p);
             async move {
                 let started = Instant::now();
                 let engine = engine_for(p, &settings, &ctx);
@@ -170,6 +178,8 @@ impl TtsService {
                     state,
                     detail,
                     latency_ms,
+                    last_error: outcome.last_error,
+                    last_success: outcome.last_success,
                 }
             }
         });

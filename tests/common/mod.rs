@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod openai_mock;
+pub mod tts_mock;
 
 use axum::{
     body::Body,

@@ -3,7 +3,8 @@
 //!
 //! The request's `model` picks the case, so one server covers a whole suite:
 //! `ok`, `crlf`, `pings`, `think`, `reasoning`, `midstream_error`, `cut`, `slow`, `no_model`,
-//! `missing`, `rate`, `plain_json`, `tokens:<n>:<ms>` (n tokens, one every ms).
+//! `missing`, `rate`, `plain_json`, `tokens:<n>:<ms>` (n tokens, one every ms),
+//! `story:<n>:<ms>` (an emotion tag, then n sentences of five word tokens, one token every ms).
 
 use axum::{
     body::Body,
@@ -241,6 +242,14 @@ async fn chat(State(mock): State<Mock>, headers: HeaderMap, Json(body): Json<Val
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! How can I assist you today?"}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 30, "completion_tokens": 10, "total_tokens": 40}}))
         .into_response(),
+        other if other.starts_with("story:") => match parse_tokens(&other.replacen("story", "tokens", 1)) {
+            Some((n, ms)) => {
+                let words = story_tokens(n);
+                let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+                sse(happy(&mock, &refs), Duration::from_millis(ms))
+            }
+            None => (StatusCode::BAD_REQUEST, "bad story case").into_response(),
+        },
         other => match parse_tokens(other) {
             Some((n, ms)) => {
                 let words: Vec<String> = (0..n).map(|i| format!("word{i} ")).collect();
@@ -259,4 +268,24 @@ async fn chat(State(mock): State<Mock>, headers: HeaderMap, Json(body): Json<Val
 fn parse_tokens(case: &str) -> Option<(usize, u64)> {
     let mut parts = case.strip_prefix("tokens:")?.split(':');
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// `[happy] Sentence one is here. Sentence two is here. …` as tokens: the tag, then a word each.
+pub fn story_tokens(sentences: usize) -> Vec<String> {
+    let mut words = vec!["[happy] ".to_string()];
+    for i in 0..sentences {
+        for w in ["Sentence ", "number ", &format!("{i} "), "is "] {
+            words.push(w.to_string());
+        }
+        words.push("here. ".into());
+    }
+    words
+}
+
+/// The visible text of `story:<n>`: what the reply is once the tag is taken out.
+pub fn story_text(sentences: usize) -> String {
+    (0..sentences)
+        .map(|i| format!("Sentence number {i} is here."))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -147,6 +147,8 @@ fn LlmFields(cfg: LlmConfig, errors: Signal<Option<AppError>>) -> impl IntoView 
                         state: ProviderState::Error,
                         detail: err.message,
                         latency_ms: None,
+                        last_error: None,
+                        last_success: None,
                     },
                     models: Vec::new(),
                 })),

@@ -1,11 +1,22 @@
-//! The System tab: the health report as cards, refreshed on demand.
+//! The System tab: the health report as cards (each voice with a "Test"), and the latency of
+//! recent spoken replies, refreshed on demand.
 
 use crate::{
-    api::get_health,
+    api::{
+        get_health,
+        system::{get_latency, test_voice},
+    },
     app::common::ErrorBanner,
-    shared::health::{Health, ProviderHealth},
+    shared::{
+        chat::{LatencyReport, StageStats},
+        health::{Health, ProviderHealth},
+        history::format_ts,
+    },
 };
 use leptos::prelude::*;
+
+/// The latency panel's window, in replies.
+const LATENCY_TURNS: u32 = 50;
 
 /// The System tab.
 #[component]
@@ -28,6 +39,7 @@ pub fn SystemTab() -> impl IntoView {
                     }
                 })}
             </Transition>
+            <LatencyPanel refresh=refresh/>
         </section>
     }
 }
@@ -64,7 +76,7 @@ fn HealthView(health: Health) -> impl IntoView {
                 </dl>
             </article>
             <ProviderCard title="Language model" kind="llm" health=llm/>
-            {tts.into_iter().map(|t| view! { <ProviderCard title="Voice" kind="tts" health=t/> }).collect_view()}
+            {tts.into_iter().map(|t| view! { <VoiceCard health=t/> }).collect_view()}
             <article class="card health" data-testid="health-card" data-kind="libs" data-state=if libs.three && libs.default_avatar { "ok" } else { "misconfigured" }>
                 <h2>"3D viewer"</h2>
                 <dl>
@@ -99,4 +111,160 @@ fn ProviderCard(title: &'static str, kind: &'static str, health: ProviderHealth)
 #[component]
 fn State(ok: bool, label: &'static str) -> impl IntoView {
     view! { <span class="state" class:state-ok=ok class:state-bad=!ok>{label.replace('_', " ")}</span> }
+}
+
+/// A voice's card: the probe's state, what it last did in a conversation, and a "Test" that
+/// speaks a short sentence with this voice alone.
+#[component]
+fn VoiceCard(health: ProviderHealth) -> impl IntoView {
+    let state = health.state.name();
+    let provider = health.provider;
+    let test = {
+        let provider = provider.clone();
+        Action::new(move |_: &()| test_voice(provider.clone()))
+    };
+    let test_state = move || {
+        if test.pending().get() {
+            "testing"
+        } else {
+            match test.value().get() {
+                None => "idle",
+                Some(Ok(_)) => "ok",
+                Some(Err(_)) => "error",
+            }
+        }
+    };
+    let result_id = format!("tts-test-result-{provider}");
+    // Which came last in conversation: a failure the fallback covered, or a spoken sentence.
+    let last_outcome = match (&health.last_error, &health.last_success) {
+        (Some(e), Some(s)) if s.ts >= e.ts => "ok",
+        (Some(_), _) => "error",
+        (None, Some(_)) => "ok",
+        (None, None) => "none",
+    };
+    view! {
+        <article class="card health" data-testid="health-card" data-kind="tts" data-provider=provider.clone() data-state=state>
+            <div class="voice-card" data-testid=format!("tts-card-{provider}") data-last-outcome=last_outcome>
+                <h2>"Voice: " <span class="provider-name">{provider.clone()}</span></h2>
+                <State ok=state == "ok" label=state/>
+                <p class="detail">{health.detail}</p>
+                {health.latency_ms.map(|ms| view! { <p class="muted">{format!("Probe: {ms} ms")}</p> })}
+                <dl>
+                    {health.last_success.map(|s| view! {
+                        <dt>"Last spoke"</dt>
+                        <dd data-testid=format!("tts-last-success-{provider}")>{format!("{} ms, {}", s.latency_ms, format_ts(s.ts))}</dd>
+                    })}
+                    {health.last_error.map(|e| view! {
+                        <dt>"Last error"</dt>
+                        <dd class="error-text" data-testid=format!("tts-last-error-{provider}") data-code=e.code.clone()>
+                            {format!("{} ({}): {}", e.code.replace('_', " "), format_ts(e.ts), e.message)}
+                        </dd>
+                    })}
+                </dl>
+                <button
+                    type="button"
+                    data-testid=format!("tts-test-{provider}")
+                    disabled=move || test.pending().get()
+                    on:click=move |_| { test.dispatch(()); }
+                >
+                    "Test"
+                </button>
+                <div class="voice-test" data-testid=result_id data-state=test_state>
+                    {move || test.value().get().map(|r| match r {
+                        Ok(s) => view! {
+                            <p>{format!("Spoke in {} ms", s.latency_ms)}</p>
+                            <audio src=s.url controls autoplay></audio>
+                        }.into_any(),
+                        Err(e) => view! { <ErrorBanner error=e/> }.into_any(),
+                    })}
+                </div>
+            </div>
+        </article>
+    }
+}
+
+/// Time to first audio and each stage's P50/P95 over the last replies.
+#[component]
+fn LatencyPanel(refresh: RwSignal<u32>) -> impl IntoView {
+    let report = Resource::new(move || refresh.get(), |_| get_latency(LATENCY_TURNS));
+    view! {
+        <section class="card latency" data-testid="latency-panel">
+            <h2>"Latency"</h2>
+            <Transition fallback=|| view! { <p class="muted">"Reading…"</p> }>
+                {move || Suspend::new(async move {
+                    match report.await {
+                        Ok(r) => view! { <LatencyView report=r/> }.into_any(),
+                        Err(e) => view! { <ErrorBanner error=e/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn LatencyView(report: LatencyReport) -> impl IntoView {
+    let LatencyReport {
+        turns,
+        stages,
+        first_audio,
+    } = report;
+    let attr = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+    view! {
+        <p class="big" data-testid="latency-first-audio" data-p50=attr(first_audio.p50) data-p95=attr(first_audio.p95)>
+            "Time to first audio: P50 " {ms(first_audio.p50)} " · P95 " {ms(first_audio.p95)}
+        </p>
+        {if turns == 0 {
+            view! {
+                <p class="muted" data-testid="latency-empty">
+                    "No replies yet. Send a message in Chat with the voice on, and each stage's time shows here."
+                </p>
+            }
+            .into_any()
+        } else {
+            view! {
+                <p class="muted" data-testid="latency-turns" data-turns=turns>
+                    {format!("Over the last {turns} replies, in ms since the message was sent.")}
+                </p>
+                <table class="latency-table">
+                    <thead><tr><th>"Stage"</th><th>"P50"</th><th>"P95"</th><th>"Replies"</th></tr></thead>
+                    <tbody>
+                        {stages.into_iter().map(|s| view! { <StageRow stats=s/> }).collect_view()}
+                    </tbody>
+                </table>
+            }
+            .into_any()
+        }}
+    }
+}
+
+#[component]
+fn StageRow(stats: StageStats) -> impl IntoView {
+    view! {
+        <tr data-testid=format!("latency-row-{}", stats.stage) data-p50=stats.p50.map(|v| v.to_string()).unwrap_or_default()>
+            <td>{stage_label(&stats.stage).to_string()}</td>
+            <td>{ms(stats.p50)}</td>
+            <td>{ms(stats.p95)}</td>
+            <td>{stats.count}</td>
+        </tr>
+    }
+}
+
+fn ms(v: Option<u64>) -> String {
+    v.map_or_else(|| "–".to_string(), |v| format!("{v} ms"))
+}
+
+/// The stage's name in plain words.
+fn stage_label(stage: &str) -> &str {
+    match stage {
+        "llm_request_started" => "Model asked",
+        "first_token" => "First word written",
+        "first_segment" => "First sentence complete",
+        "tts_request_started" => "Voice asked",
+        "tts_ready" => "First audio made",
+        "first_audio_sent" => "First audio sent",
+        "playback_started" => "First audio heard",
+        "response_complete" => "Reply complete",
+        other => other,
+    }
 }

@@ -5,36 +5,61 @@
 //! [`ChatStreamEvent`]s. The task owns the turn: when the receiver goes away (the person pressed
 //! Stop or closed the page) it stops the model and stores what arrived as a partial reply, and so
 //! it does when the model fails midway. Both chat endpoints and the UI read the same events.
+//!
+//! When the request asks for speech (`speak: true`), the visible text also goes through the
+//! [`segment::Segmenter`]. Each finished segment is sent as a `sentence` event and handed to the
+//! voice at once, while the model goes on writing; at most [`PARALLEL_SYNTHESES`] segments are
+//! synthesised at a time, and each answer is an `audio` or `audio_error` event with the
+//! segment's index (they may arrive out of order). The reply is stored as soon as its text is
+//! complete; `done` follows the last voice event, and the stored timings are then completed with
+//! the voice stages. Stop cancels the syntheses that have not finished.
 
 mod prompt;
 pub mod reply;
+pub mod segment;
 
 use super::{error::ApiError, state::AppState};
 use crate::{
     llm::{ChatEvent, ChatRequest, LlmError},
     shared::{
         chat::{
-            ChatInput, ChatStreamEvent, DoneEvent, ErrorEvent, StatusEvent, Timings, TokenEvent,
+            AudioErrorEvent, AudioEvent, ChatInput, ChatStreamEvent, DoneEvent, ErrorEvent,
+            SentenceEvent, StatusEvent, Timings, TokenEvent,
         },
-        history::Role,
+        config::TtsProvider,
+        history::{Character, Role},
     },
     store::{characters, messages, messages::NewMessage, search, sessions},
+    tts::{ChainError, SpeakOptions, Spoken, TtsService},
 };
 use futures::StreamExt;
 use prompt::PromptParts;
 use reply::ReplyFilter;
-use std::time::Instant;
-use tokio::sync::mpsc;
+use segment::Segmenter;
+use std::{sync::Arc, time::Instant};
+use tokio::{
+    sync::{mpsc, Semaphore},
+    task::JoinSet,
+};
 
 /// The longest message accepted, in characters.
 pub const MAX_INPUT_CHARS: usize = 8_000;
 /// The character used when neither the request nor the session names one.
 const DEFAULT_CHARACTER: i64 = 1;
+/// How many segments of one reply are synthesised at the same time.
+///
+/// A constant rather than a setting: two is enough to have segment *i+1* ready while *i* plays
+/// (a segment is seconds of speech, its synthesis a fraction of a second), the warm Piper worker
+/// serves one request at a time anyway, and more parallel requests only bring cloud voices nearer
+/// their rate limits while taking CPU from the model that is still writing on a small machine.
+pub const PARALLEL_SYNTHESES: usize = 2;
 
 /// A running turn: its events, in order, ending with `done` or `error`.
 pub struct Turn {
     pub session_id: i64,
     pub events: mpsc::Receiver<ChatStreamEvent>,
+    /// The character's voice choices, for speaking the whole reply (`POST /api/chat`).
+    pub voice: SpeakOptions,
 }
 
 /// Checks and stores the message, then starts the reply. Errors here are the request's fault or
@@ -102,6 +127,7 @@ pub async fn start(state: &AppState, session_id: i64, input: ChatInput) -> Resul
         })
     };
 
+    let voice = voice_of(&character);
     let (tx, rx) = mpsc::channel(256);
     let runner = Runner {
         db: state.db.clone(),
@@ -109,6 +135,9 @@ pub async fn start(state: &AppState, session_id: i64, input: ChatInput) -> Resul
         received,
         tx,
         timings: Timings::default(),
+        speech: input
+            .speak
+            .then(|| Speech::new(state.tts.clone(), voice.clone())),
     };
     match state.llm.get(&cfg.llm) {
         Ok(model) => {
@@ -138,7 +167,20 @@ pub async fn start(state: &AppState, session_id: i64, input: ChatInput) -> Resul
     Ok(Turn {
         session_id,
         events: rx,
+        voice,
     })
+}
+
+/// The character's own voice, when it names one; otherwise the configured chain decides.
+fn voice_of(character: &Character) -> SpeakOptions {
+    SpeakOptions {
+        provider: character
+            .tts_provider
+            .as_deref()
+            .and_then(TtsProvider::from_name),
+        voice_id: character.voice_id.clone().filter(|v| !v.trim().is_empty()),
+        ..SpeakOptions::default()
+    }
 }
 
 struct Runner {
@@ -147,6 +189,107 @@ struct Runner {
     received: Instant,
     tx: mpsc::Sender<ChatStreamEvent>,
     timings: Timings,
+    /// The voice pipeline, when the reply is spoken.
+    speech: Option<Speech>,
+}
+
+/// The spoken side of a turn: segments on their way through the voice chain.
+struct Speech {
+    tts: Arc<TtsService>,
+    options: SpeakOptions,
+    segmenter: Segmenter,
+    permits: Arc<Semaphore>,
+    /// Dropping the set aborts every synthesis still waiting or running (Stop).
+    tasks: JoinSet<Synthesis>,
+    /// Which segment each task speaks, for a task that ends without an answer.
+    ids: std::collections::HashMap<tokio::task::Id, u32>,
+    /// Per segment: not answered yet (`None`), has audio (`Some(true)`), failed (`Some(false)`).
+    answered: Vec<Option<bool>>,
+}
+
+/// One segment's answer from the voice chain, with when it started and ended (ms since input).
+struct Synthesis {
+    index: u32,
+    started: u64,
+    finished: u64,
+    result: Result<Spoken, ChainError>,
+}
+
+impl Speech {
+    fn new(tts: Arc<TtsService>, options: SpeakOptions) -> Self {
+        Self {
+            tts,
+            options,
+            segmenter: Segmenter::new(),
+            permits: Arc::new(Semaphore::new(PARALLEL_SYNTHESES)),
+            tasks: JoinSet::new(),
+            ids: Default::default(),
+            answered: Vec::new(),
+        }
+    }
+
+    /// Starts synthesising segment `text`; returns its index. The semaphore is fair, so
+    /// segments reach the voice in order.
+    fn start(&mut self, text: String, received: Instant) -> u32 {
+        let index = self.answered.len() as u32;
+        self.answered.push(None);
+        let (tts, options, permits) =
+            (self.tts.clone(), self.options.clone(), self.permits.clone());
+        let task = self.tasks.spawn(async move {
+            // The semaphore is never closed; without a permit the synthesis runs anyway.
+            let _permit = permits.acquire_owned().await.ok();
+            let started = ms_since(received);
+            let result = tts.speak(&text, options).await;
+            Synthesis {
+                index,
+                started,
+                finished: ms_since(received),
+                result,
+            }
+        });
+        self.ids.insert(task.id(), index);
+        index
+    }
+
+    fn index_of(&self, task: tokio::task::Id) -> Option<u32> {
+        self.ids.get(&task).copied()
+    }
+
+    /// Records segment `index`'s answer; true when, with it, the browser has its first audio
+    /// it can play (every earlier segment answered, and one of them or this one has audio).
+    fn answer(&mut self, index: u32, has_audio: bool) -> bool {
+        let before = self.playable();
+        if let Some(slot) = self.answered.get_mut(index as usize) {
+            *slot = Some(has_audio);
+        }
+        !before && self.playable()
+    }
+
+    fn playable(&self) -> bool {
+        for a in &self.answered {
+            match a {
+                None => return false,
+                Some(true) => return true,
+                Some(false) => {}
+            }
+        }
+        false
+    }
+
+    /// The next finished synthesis; never resolves when none is under way.
+    async fn next(
+        &mut self,
+    ) -> Option<Result<(tokio::task::Id, Synthesis), tokio::task::JoinError>> {
+        if self.tasks.is_empty() {
+            std::future::pending().await
+        } else {
+            self.tasks.join_next_with_id().await
+        }
+    }
+}
+
+fn ms_since(t: Instant) -> u64 {
+    t.elapsed().as_millis() as u64
 }
 
 /// How a reply ended.
@@ -159,7 +302,7 @@ enum End {
 
 impl Runner {
     fn ms(&self) -> u64 {
-        self.received.elapsed().as_millis() as u64
+        ms_since(self.received)
     }
 
     async fn fail_early(self, e: LlmError) {
@@ -185,9 +328,18 @@ impl Runner {
             Err(e) => return self.fail_early(e).await,
         };
         let mut filter = ReplyFilter::new();
-        let end = loop {
+        let mut speech = self.speech.take();
+        let mut end = loop {
             let next = tokio::select! {
                 next = stream.next() => next,
+                Some(joined) = next_synthesis(&mut speech) => {
+                    if let Some(sp) = speech.as_mut() {
+                        if self.on_synthesis(sp, joined).await.is_err() {
+                            break End::Stopped;
+                        }
+                    }
+                    continue;
+                }
                 () = self.tx.closed() => break End::Stopped,
             };
             let event = match next {
@@ -221,9 +373,17 @@ impl Runner {
                     filter.push(&c)
                 }
             };
-            if !visible.is_empty()
-                && self
-                    .send(ChatStreamEvent::Token(TokenEvent { text: visible }))
+            if visible.is_empty() {
+                continue;
+            }
+            let sent = self
+                .send(ChatStreamEvent::Token(TokenEvent {
+                    text: visible.clone(),
+                }))
+                .await;
+            if sent.is_err()
+                || self
+                    .segments(&mut speech, &visible, filter.emotion(), false)
                     .await
                     .is_err()
             {
@@ -233,49 +393,28 @@ impl Runner {
         // Stop the model before storing: nothing more is wanted.
         drop(stream);
         let tail = filter.finish();
-        if !tail.is_empty() && matches!(end, End::Complete) {
-            let _ = self
-                .send(ChatStreamEvent::Token(TokenEvent { text: tail }))
-                .await;
+        if matches!(end, End::Complete) {
+            let sent = if tail.is_empty() {
+                Ok(())
+            } else {
+                self.send(ChatStreamEvent::Token(TokenEvent { text: tail.clone() }))
+                    .await
+            };
+            if sent.is_err()
+                || self
+                    .segments(&mut speech, &tail, filter.emotion(), true)
+                    .await
+                    .is_err()
+            {
+                end = End::Stopped;
+            }
+        } else {
+            // Stopped or failed: the syntheses still waiting or running are not wanted.
+            speech = None;
         }
         self.timings.response_complete = Some(self.ms());
-        self.finish(end, &filter).await;
-    }
-
-    async fn send(&self, event: ChatStreamEvent) -> Result<(), ()> {
-        self.tx.send(event).await.map_err(|_| ())
-    }
-
-    /// Stores the reply (flagged partial unless it completed) and sends the last event.
-    async fn finish(self, end: End, filter: &ReplyFilter) {
-        let reply = filter.visible();
-        let partial = !matches!(end, End::Complete);
-        let timings = serde_json::to_string(&self.timings).ok();
-        let stored = if reply.is_empty() && partial {
-            // Nothing arrived, so nothing is lost; no empty message is stored.
-            None
-        } else {
-            let message = NewMessage {
-                reasoning: filter.reasoning(),
-                emotion: filter.emotion(),
-                partial,
-                timings: timings.as_deref(),
-                ..NewMessage::new(self.session_id, Role::Assistant, reply)
-            };
-            match messages::add(&self.db, &message).await {
-                Ok(m) => Some(m.id),
-                Err(e) => {
-                    tracing::error!(error = %e, session_id = self.session_id, "storing the reply failed");
-                    let _ = self
-                        .send(ChatStreamEvent::Error(ErrorEvent {
-                            code: "store_failed".into(),
-                            message: "The reply could not be saved to the history; check the disk and the server log.".into(),
-                            message_id: None,
-                        }))
-                        .await;
-                    return;
-                }
-            }
+        let Ok(stored) = self.store(&end, &filter).await else {
+            return;
         };
         let last = match end {
             End::Stopped => {
@@ -293,15 +432,205 @@ impl Runner {
                     message_id: stored,
                 })
             }
-            End::Complete => ChatStreamEvent::Done(DoneEvent {
-                message_id: stored.unwrap_or_default(),
-                session_id: self.session_id,
-                reply: reply.to_string(),
-                emotion: filter.emotion().map(str::to_string),
-                timings: self.timings.clone(),
-            }),
+            End::Complete => {
+                if let Some(sp) = speech {
+                    let stopped = self.finish_speech(sp).await;
+                    self.save_timings(stored).await;
+                    if stopped {
+                        tracing::info!(
+                            session_id = self.session_id,
+                            "the voice was stopped after the text completed"
+                        );
+                        return;
+                    }
+                }
+                ChatStreamEvent::Done(DoneEvent {
+                    message_id: stored.unwrap_or_default(),
+                    session_id: self.session_id,
+                    reply: filter.visible().to_string(),
+                    emotion: filter.emotion().map(str::to_string),
+                    timings: self.timings.clone(),
+                })
+            }
         };
         let _ = self.send(last).await;
+    }
+
+    async fn send(&self, event: ChatStreamEvent) -> Result<(), ()> {
+        self.tx.send(event).await.map_err(|_| ())
+    }
+
+    /// Feeds visible text to the segmenter (and, on the `last` call, flushes it): each finished
+    /// segment is a `sentence` event and goes to the voice at once.
+    async fn segments(
+        &mut self,
+        speech: &mut Option<Speech>,
+        visible: &str,
+        emotion: Option<&str>,
+        last: bool,
+    ) -> Result<(), ()> {
+        let Some(sp) = speech.as_mut() else {
+            return Ok(());
+        };
+        let mut segments = sp.segmenter.push(visible);
+        if last {
+            segments.extend(sp.segmenter.finish());
+        }
+        for text in segments {
+            self.timings.first_segment.get_or_insert(self.ms());
+            let index = sp.start(text.clone(), self.received);
+            self.send(ChatStreamEvent::Sentence(SentenceEvent {
+                index,
+                text,
+                emotion: emotion.map(str::to_string),
+            }))
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Sends one segment's `audio` or `audio_error` event and notes the voice stages.
+    async fn on_synthesis(
+        &mut self,
+        sp: &mut Speech,
+        joined: Result<(tokio::task::Id, Synthesis), tokio::task::JoinError>,
+    ) -> Result<(), ()> {
+        let (index, event) = match joined {
+            Ok((_, s)) => {
+                let t = &mut self.timings;
+                t.tts_request_started = Some(
+                    t.tts_request_started
+                        .map_or(s.started, |v| v.min(s.started)),
+                );
+                match s.result {
+                    Ok(spoken) => {
+                        t.tts_ready.get_or_insert(s.finished);
+                        let event = ChatStreamEvent::Audio(AudioEvent {
+                            index: s.index,
+                            url: spoken.url,
+                            provider: spoken.provider.name().into(),
+                            duration_ms: spoken.duration_ms.unwrap_or(0),
+                        });
+                        (s.index, event)
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            code = e.code(),
+                            index = s.index,
+                            "a segment has no voice: {e}"
+                        );
+                        let event = ChatStreamEvent::AudioError(AudioErrorEvent {
+                            index: s.index,
+                            code: e.code().into(),
+                            message: e.to_string(),
+                        });
+                        (s.index, event)
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a synthesis task failed");
+                let Some(index) = sp.index_of(e.id()) else {
+                    return Ok(());
+                };
+                let event = ChatStreamEvent::AudioError(AudioErrorEvent {
+                    index,
+                    code: "tts_failed".into(),
+                    message: "The voice stopped unexpectedly; see the server log.".into(),
+                });
+                (index, event)
+            }
+        };
+        let has_audio = matches!(event, ChatStreamEvent::Audio(_));
+        let first_playable = sp.answer(index, has_audio);
+        self.send(event).await?;
+        if first_playable {
+            self.timings.first_audio_sent.get_or_insert(self.ms());
+        }
+        Ok(())
+    }
+
+    /// Waits for every segment's voice after the text is complete. True when the person stopped
+    /// meanwhile (the rest is then cancelled).
+    async fn finish_speech(&mut self, mut sp: Speech) -> bool {
+        while !sp.tasks.is_empty() {
+            let joined = tokio::select! {
+                Some(joined) = sp.tasks.join_next_with_id() => joined,
+                () = self.tx.closed() => return true,
+            };
+            if self.on_synthesis(&mut sp, joined).await.is_err() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Completes the stored timings with the voice stages.
+    async fn save_timings(&self, stored: Option<i64>) {
+        let Some(id) = stored else { return };
+        let Ok(json) = serde_json::to_string(&self.timings) else {
+            return;
+        };
+        if let Err(e) = messages::merge_timings(&self.db, id, &json).await {
+            tracing::warn!(error = %e, message_id = id, "saving the voice timings failed");
+        }
+    }
+
+    /// Stores the reply (flagged partial unless it completed). `Err` when storing failed; the
+    /// `error` event has then been sent.
+    async fn store(&self, end: &End, filter: &ReplyFilter) -> Result<Option<i64>, ()> {
+        let reply = filter.visible();
+        let partial = !matches!(end, End::Complete);
+        if reply.is_empty() && partial {
+            // Nothing arrived, so nothing is lost; no empty message is stored.
+            return Ok(None);
+        }
+        let timings = serde_json::to_string(&self.timings).ok();
+        let message = NewMessage {
+            reasoning: filter.reasoning(),
+            emotion: filter.emotion(),
+            partial,
+            timings: timings.as_deref(),
+            ..NewMessage::new(self.session_id, Role::Assistant, reply)
+        };
+        match messages::add(&self.db, &message).await {
+            Ok(m) => Ok(Some(m.id)),
+            Err(e) => {
+                tracing::error!(error = %e, session_id = self.session_id, "storing the reply failed");
+                let _ = self
+                    .send(ChatStreamEvent::Error(ErrorEvent {
+                        code: "store_failed".into(),
+                        message: "The reply could not be saved to the history; check the disk and the server log.".into(),
+                        message_id: None,
+                    }))
+                    .await;
+                Err(())
+            }
+        }
+    }
+}
+
+/// The next finished synthesis of the turn; never resolves when the reply is not spoken.
+async fn next_synthesis(
+    speech: &mut Option<Speech>,
+) -> Option<Result<(tokio::task::Id, Synthesis), tokio::task::JoinError>> {
+    match speech {
+        Some(sp) => sp.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Says a whole reply in one piece; the audio URL, or `None` when no voice could (logged).
+pub async fn speak_whole(state: &AppState, reply: &str, voice: SpeakOptions) -> Option<String> {
+    if reply.trim().is_empty() {
+        return None;
+    }
+    match state.tts.speak(reply, voice).await {
+        Ok(spoken) => Some(spoken.url),
+        Err(e) => {
+            tracing::warn!(code = e.code(), "the reply could not be spoken: {e}");
+            None
+        }
     }
 }
 

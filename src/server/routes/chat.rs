@@ -26,25 +26,33 @@ pub struct SessionQuery {
     session_id: Option<i64>,
 }
 
-/// The old clients' endpoint: waits for the whole reply.
+/// The old clients' endpoint: waits for the whole reply, and with `speak` says all of it in one
+/// piece (`audio` is its URL, or null when no voice could speak: the reply still comes back).
 pub async fn chat(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<SessionQuery>,
-    ApiJson(input): ApiJson<ChatInput>,
+    ApiJson(mut input): ApiJson<ChatInput>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    // One file for the whole reply, not one per sentence: the pipeline is for streams.
+    let speak = std::mem::take(&mut input.speak);
     let mut turn = chat::start(&s, q.session_id.unwrap_or(1), input).await?;
     while let Some(event) = turn.events.recv().await {
         match event {
             ChatStreamEvent::Done(done) => {
+                let audio = if speak {
+                    chat::speak_whole(&s, &done.reply, turn.voice.clone()).await
+                } else {
+                    None
+                };
                 return Ok(Json(json!({
                     "ok": true,
                     "reply": done.reply,
-                    "audio": null,
+                    "audio": audio,
                     "session_id": done.session_id,
                     "message_id": done.message_id,
                     "emotion": done.emotion,
                     "timings": done.timings,
-                })))
+                })));
             }
             ChatStreamEvent::Error(e) => {
                 let status = StatusCode::from_u16(chat::status_for(&e.code))
@@ -61,8 +69,8 @@ pub async fn chat(
     ))
 }
 
-/// The streaming endpoint: named SSE events `status`, `token`, `sentence`, `audio`, `done`,
-/// `error`. Closing the connection stops the reply; what arrived is kept as a partial message.
+/// The streaming endpoint: named SSE events `status`, `token`, `sentence`, `audio`,
+/// `audio_error`, `done`, `error`. Closing the connection stops the reply; what arrived is kept as a partial message.
 pub async fn stream(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<SessionQuery>,

@@ -5,6 +5,7 @@ mod characters;
 mod chat;
 mod config;
 mod health;
+mod latency;
 mod sessions;
 mod tts;
 
@@ -23,6 +24,8 @@ pub fn api() -> Router<AppState> {
         .route("/api/chat", post(chat::chat))
         .route("/api/chat/stream", post(chat::stream))
         .route("/api/tts", post(tts::speak))
+        .route("/api/messages/{id}/timings", put(latency::put_timings))
+        .route("/api/latency", get(latency::get))
         .route("/api/sessions", get(sessions::list).post(sessions::create))
         .route(
             "/api/sessions/{id}",

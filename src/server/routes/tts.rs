@@ -33,6 +33,7 @@ pub async fn speak(
         provider: body.provider,
         voice_id: body.voice_id.filter(|v| !v.trim().is_empty()),
         format: body.format,
+        ..SpeakOptions::default()
     };
     match state.tts.speak(&body.text, opts).await {
         Ok(spoken) => {

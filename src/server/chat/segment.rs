@@ -1,0 +1,480 @@
+//! Cuts the visible reply into segments the voice can say while the model is still writing.
+//!
+//! It is fed the text the person sees (after [`super::reply::ReplyFilter`] has taken out
+//! `<think>` blocks, reasoning and emotion tags), chunk by chunk as it streams, and hands back
+//! each segment as soon as its end is certain. A segment ends:
+//! - after `.`, `!`, `?` or `…` (and any closing quotes or brackets) followed by whitespace;
+//! - right after the CJK `。！？` (and any closing bracket), which are not followed by spaces;
+//! - at a newline;
+//! - at a comma, semicolon or colon followed by whitespace once the segment has
+//!   [`SOFT_BREAK_CHARS`] characters (the CJK `，、；：` after [`CJK_SOFT_BREAK_CHARS`]), so a long
+//!   first sentence does not hold back the first audio;
+//! - at the last space before [`MAX_SEGMENT_CHARS`] when the text has no punctuation at all.
+//!
+//! It does not end a segment after abbreviations (`Mr.`, `Dr.`, `e.g.`, `etc.`, single initials),
+//! inside numbers (`3.14`, `1,000`), URLs (`https://example.com/a.b`), or at an ellipsis that
+//! the sentence goes on after (`and so... we left`). When the next characters decide (a `.` at
+//! the very end of what has arrived), it waits for the next chunk; [`Segmenter::finish`] says the
+//! rest.
+
+/// A comma, semicolon or colon ends a segment once it has this many characters.
+///
+/// Speech runs at about 15 characters a second, so 40 characters are 2.5–3 s of audio: long
+/// enough to cover the synthesis of the next segment (Piper needs about 0.15 s for 8 words, cloud
+/// voices 0.15–0.5 s), so playback does not stall between segments, and long enough for a natural
+/// phrase (voices put a falling tone and a pause at every segment end, which sounds choppy on
+/// 2–3 word pieces). At 30 tokens/s a model writes 40 characters in about 0.3 s, so a long first
+/// sentence still starts speaking early instead of waiting for its full stop.
+pub const SOFT_BREAK_CHARS: usize = 40;
+/// CJK characters carry about a word each: the same 2–3 s of speech is about 20 of them.
+pub const CJK_SOFT_BREAK_CHARS: usize = 20;
+/// Text with no punctuation at all (a list the model wrote with spaces) is cut at a space here,
+/// so the voice does not wait for the whole reply.
+pub const MAX_SEGMENT_CHARS: usize = 240;
+
+/// Words that end with a period but do not end a sentence (compared without case).
+const ABBREVIATIONS: &[&str] = &[
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "approx", "mt", "ft", "lt",
+    "col", "gen", "capt", "sgt", "rev", "fig",
+];
+
+/// Characters that close a sentence together with its punctuation: `"Stop!" He` ends after `"`.
+const CLOSERS: &[char] = &[
+    '"', '\'', '”', '’', ')', ']', '»', '」', '』', '）', '》', '】',
+];
+
+#[derive(Default)]
+pub struct Segmenter {
+    buf: String,
+    /// Where scanning resumes: everything before it has been decided as "no boundary".
+    scan: usize,
+}
+
+/// What the scan found.
+enum Step {
+    /// A segment ends at this byte offset.
+    Cut(usize),
+    /// Nothing certain yet; scanning resumes at this offset when more text arrives.
+    Wait(usize),
+}
+
+impl Segmenter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes the next chunk of visible text and returns the segments it completed, in order.
+    pub fn push(&mut self, chunk: &str) -> Vec<String> {
+        self.buf.push_str(chunk);
+        self.drain(false)
+    }
+
+    /// The end of the reply: what waited for more text, and whatever is left (if it says
+    /// anything).
+    pub fn finish(&mut self) -> Vec<String> {
+        let mut out = self.drain(true);
+        let rest = std::mem::take(&mut self.buf);
+        self.scan = 0;
+        out.extend(clean(&rest));
+        out
+    }
+
+    fn drain(&mut self, at_end: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            match self.next_cut(at_end) {
+                Step::Cut(end) => {
+                    let piece: String = self.buf.drain(..end).collect();
+                    self.scan = 0;
+                    out.extend(clean(&piece));
+                }
+                Step::Wait(at) => {
+                    self.scan = at;
+                    if let Some(end) = self.overlong() {
+                        let piece: String = self.buf.drain(..end).collect();
+                        self.scan = 0;
+                        out.extend(clean(&piece));
+                        continue;
+                    }
+                    return out;
+                }
+            }
+        }
+    }
+
+    fn next_cut(&self, at_end: bool) -> Step {
+        let buf = self.buf.as_str();
+        let mut i = self.scan;
+        while let Some(c) = buf[i..].chars().next() {
+            let after = i + c.len_utf8();
+            match c {
+                '\n' => return Step::Cut(after),
+                '。' | '！' | '？' => {
+                    // Wait only to see whether a closing bracket (`」`) belongs to the sentence.
+                    let end = absorb_closers(buf, after);
+                    return if end == buf.len() && !at_end {
+                        Step::Wait(i)
+                    } else {
+                        Step::Cut(end)
+                    };
+                }
+                '.' | '!' | '?' | '…' => {
+                    let run_end = run_of(buf, i, |c| matches!(c, '.' | '!' | '?' | '…'));
+                    let end = absorb_closers(buf, run_end);
+                    let Some(next) = buf[end..].chars().next() else {
+                        return if at_end {
+                            Step::Cut(end)
+                        } else {
+                            Step::Wait(i)
+                        };
+                    };
+                    if next.is_whitespace() {
+                        let run = &buf[i..run_end];
+                        if run == "." && is_abbreviation(word_before(buf, i)) {
+                            i = run_end;
+                            continue;
+                        }
+                        if run.chars().count() > 1 && run.chars().all(|c| c == '.' || c == '…')
+                            || run == "…"
+                        {
+                            // An ellipsis: a sentence that goes on in lower case is one sentence.
+                            match buf[end..].trim_start().chars().next() {
+                                None if !at_end => return Step::Wait(i),
+                                Some(n) if n.is_lowercase() => {
+                                    i = run_end;
+                                    continue;
+                                }
+                                _ => {}
+                            }
+                        }
+                        return Step::Cut(end);
+                    }
+                    // `3.14`, `example.com`, `e.g.x`: not an end.
+                    i = run_end;
+                    continue;
+                }
+                ',' | ';' | ':' if chars_before(buf, i) >= SOFT_BREAK_CHARS => {
+                    match buf[after..].chars().next() {
+                        None if at_end => return Step::Cut(after),
+                        None => return Step::Wait(i),
+                        Some(n) if n.is_whitespace() => return Step::Cut(after),
+                        // `1,000`, `https://`, `10:30`
+                        Some(_) => {}
+                    }
+                }
+                '，' | '、' | '；' | '：' if chars_before(buf, i) >= CJK_SOFT_BREAK_CHARS => {
+                    return Step::Cut(after)
+                }
+                _ => {}
+            }
+            i = after;
+        }
+        Step::Wait(buf.len())
+    }
+
+    /// Where to cut text that has run past [`MAX_SEGMENT_CHARS`] without a boundary.
+    fn overlong(&self) -> Option<usize> {
+        let start = self.buf.len() - self.buf.trim_start().len();
+        let (limit, _) = self.buf[start..].char_indices().nth(MAX_SEGMENT_CHARS)?;
+        let head = &self.buf[..start + limit];
+        head.rfind(char::is_whitespace)
+            .filter(|&at| at > start)
+            .map(|at| at + 1)
+            // One enormous word: cut it at the limit rather than wait for ever.
+            .or(Some(start + limit))
+    }
+}
+
+/// The trimmed segment, if it has anything to say (a lone `...` or `—` has not).
+fn clean(piece: &str) -> Option<String> {
+    let t = piece.trim();
+    t.chars().any(char::is_alphanumeric).then(|| t.to_string())
+}
+
+/// The end of the run of characters matching `f` that starts at `i`.
+fn run_of(buf: &str, i: usize, f: impl Fn(char) -> bool) -> usize {
+    buf[i..]
+        .char_indices()
+        .find(|&(_, c)| !f(c))
+        .map_or(buf.len(), |(j, _)| i + j)
+}
+
+fn absorb_closers(buf: &str, i: usize) -> usize {
+    run_of(buf, i, |c| CLOSERS.contains(&c))
+}
+
+/// The characters of the segment before byte `i`, leading whitespace not counted.
+fn chars_before(buf: &str, i: usize) -> usize {
+    buf[..i].trim_start().chars().count()
+}
+
+/// The word that ends at byte `i`, without opening quotes or brackets.
+fn word_before(buf: &str, i: usize) -> &str {
+    let head = &buf[..i];
+    let start = head.rfind(char::is_whitespace).map_or(0, |j| j + 1);
+    head[start..].trim_start_matches(['(', '[', '"', '\'', '“', '‘', '«'])
+}
+
+/// `Mr`, `etc`, a single capital (`J. K. Rowling`), or dotted short letters (`e.g`, `i.e`,
+/// `p.m`, `U.S`, `Ph.D`). Dotted longer words (`example.com`) are ordinary words.
+fn is_abbreviation(word: &str) -> bool {
+    let mut chars = word.chars();
+    if let (Some(c), None) = (chars.next(), chars.next()) {
+        return c.is_uppercase();
+    }
+    if word.contains('.') {
+        return word.split('.').all(|p| {
+            !p.is_empty() && p.chars().count() <= 2 && p.chars().all(char::is_alphabetic)
+        });
+    }
+    let lower = word.to_lowercase();
+    ABBREVIATIONS.contains(&lower.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Segments of `text` fed in one piece.
+    fn whole(text: &str) -> Vec<String> {
+        feed(&[text])
+    }
+
+    fn feed(chunks: &[&str]) -> Vec<String> {
+        let mut s = Segmenter::new();
+        let mut out: Vec<String> = chunks.iter().flat_map(|c| s.push(c)).collect();
+        out.extend(s.finish());
+        out
+    }
+
+    /// The same segments whatever the chunking: split in two at every char boundary, and one
+    /// character at a time.
+    fn check(text: &str, want: &[&str]) {
+        assert_eq!(whole(text), want, "whole: {text:?}");
+        for (cut, _) in text.char_indices().skip(1) {
+            assert_eq!(
+                feed(&[&text[..cut], &text[cut..]]),
+                want,
+                "cut at byte {cut}: {:?} | {:?}",
+                &text[..cut],
+                &text[cut..]
+            );
+        }
+        let chars: Vec<String> = text.chars().map(String::from).collect();
+        let refs: Vec<&str> = chars.iter().map(String::as_str).collect();
+        assert_eq!(feed(&refs), want, "char by char: {text:?}");
+    }
+
+    #[test]
+    fn sentence_punctuation_ends_segments() {
+        check(
+            "Hello there! How are you? I am fine. Really…  Yes.",
+            &[
+                "Hello there!",
+                "How are you?",
+                "I am fine.",
+                "Really…",
+                "Yes.",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_segment_is_given_as_soon_as_its_end_is_certain() {
+        let mut s = Segmenter::new();
+        assert!(s.push("Hi there").is_empty());
+        // A period at the very end could be `3.` of `3.14`: wait for the next character.
+        assert!(s.push(".").is_empty());
+        assert_eq!(s.push(" How"), ["Hi there."]);
+        assert!(s.push(" are you?").is_empty());
+        assert_eq!(s.push("\n"), ["How are you?"]);
+        assert!(s.finish().is_empty());
+        // CJK punctuation needs no lookahead.
+        let mut s = Segmenter::new();
+        assert_eq!(s.push("こんにちは。元気"), ["こんにちは。"]);
+        assert_eq!(s.finish(), ["元気"]);
+    }
+
+    #[test]
+    fn cjk_sentences_end_without_spaces() {
+        check(
+            "今日はいい天気ですね。散歩しましょう！本当？「はい。」では",
+            &[
+                "今日はいい天気ですね。",
+                "散歩しましょう！",
+                "本当？",
+                "「はい。」",
+                "では",
+            ],
+        );
+    }
+
+    #[test]
+    fn newlines_end_segments_and_blank_lines_say_nothing() {
+        check(
+            "First line\n\nSecond line\n- third",
+            &["First line", "Second line", "- third"],
+        );
+    }
+
+    #[test]
+    fn abbreviations_and_initials_do_not_end_sentences() {
+        check(
+            "Mr. Smith met Dr. Jones, e.g. at St. Mary's. Then J. K. Rowling arrived, i.e. later, etc. and so on. Cats vs. dogs? Done.",
+            &[
+                "Mr. Smith met Dr. Jones, e.g. at St. Mary's.",
+                "Then J. K. Rowling arrived, i.e. later, etc. and so on.",
+                "Cats vs. dogs?",
+                "Done.",
+            ],
+        );
+        check("It is 5 p.m. now. Ok.", &["It is 5 p.m. now.", "Ok."]);
+    }
+
+    #[test]
+    fn numbers_urls_and_dotted_names_stay_whole() {
+        check(
+            "Pi is 3.14 and a list has 1,000 items. See https://example.com/a.b?x=1 for more. Visit example.com. Bye.",
+            &[
+                "Pi is 3.14 and a list has 1,000 items.",
+                "See https://example.com/a.b?x=1 for more.",
+                "Visit example.com.",
+                "Bye.",
+            ],
+        );
+    }
+
+    #[test]
+    fn an_ellipsis_followed_by_lower_case_goes_on() {
+        check(
+            "I was thinking... maybe we could go. Well... I don't know… perhaps not.",
+            &[
+                "I was thinking... maybe we could go.",
+                "Well...",
+                "I don't know… perhaps not.",
+            ],
+        );
+    }
+
+    #[test]
+    fn closing_quotes_and_brackets_stay_with_their_sentence() {
+        check(
+            "She said \"Stop!\" Then (quietly.) we left?! Yes",
+            &["She said \"Stop!\"", "Then (quietly.)", "we left?!", "Yes"],
+        );
+    }
+
+    #[test]
+    fn commas_end_a_segment_only_once_it_is_long_enough() {
+        // Under the threshold: the comma is not a break.
+        check("Oh, hi, you. Yes", &["Oh, hi, you.", "Yes"]);
+        let long = "When I was walking through the park this morning, I saw a heron; it was tall: really tall.";
+        check(
+            long,
+            &[
+                "When I was walking through the park this morning,",
+                "I saw a heron; it was tall: really tall.",
+            ],
+        );
+        // A soft break is not taken inside a number or a URL.
+        check(
+            "The population of the little town grew to 12,000 people by https://x.org/a:b then, ok",
+            &[
+                "The population of the little town grew to 12,000 people by https://x.org/a:b then,",
+                "ok",
+            ],
+        );
+        check(
+            "今日はとても良い天気なので公園に散歩に行きました、そして鳥を見ました。",
+            &[
+                "今日はとても良い天気なので公園に散歩に行きました、",
+                "そして鳥を見ました。",
+            ],
+        );
+    }
+
+    #[test]
+    fn the_first_segment_comes_early_in_a_long_sentence() {
+        let mut s = Segmenter::new();
+        let mut first_at = None;
+        let text = "Well, I have been thinking about what you said yesterday, and I believe you are right about the garden.";
+        for (n, word) in text.split_inclusive(' ').enumerate() {
+            if !s.push(word).is_empty() && first_at.is_none() {
+                first_at = Some(n);
+            }
+        }
+        assert!(
+            first_at.is_some_and(|n| n < 12),
+            "first segment after {first_at:?} words"
+        );
+    }
+
+    #[test]
+    fn text_without_punctuation_is_cut_at_a_space() {
+        let text = "word ".repeat(120);
+        let segments = whole(&text);
+        assert!(segments.len() >= 2, "{segments:?}");
+        for s in &segments {
+            assert!(s.chars().count() <= MAX_SEGMENT_CHARS, "{s}");
+            assert!(!s.contains("wor ") && s.ends_with("word"), "{s}");
+        }
+        assert_eq!(segments.join(" "), text.trim());
+        let blob = "x".repeat(MAX_SEGMENT_CHARS * 2 + 5);
+        assert_eq!(whole(&blob).concat(), blob);
+    }
+
+    #[test]
+    fn the_rest_is_flushed_at_the_end_and_punctuation_alone_says_nothing() {
+        check("no full stop at the end", &["no full stop at the end"]);
+        check("Ends with a dot.", &["Ends with a dot."]);
+        check("Really...", &["Really..."]);
+        check("... — !", &[]);
+        check("", &[]);
+        check("   ", &[]);
+        check("Hi. ...", &["Hi."]);
+    }
+
+    proptest::proptest! {
+        /// However the text is chunked, the segments are the same, and nothing is lost.
+        #[test]
+        fn chunking_never_changes_the_segments(
+            words in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "Hello", "there", "Mr.", "Smith", "3.14", "1,000", "e.g.", "okay.", "why?",
+                    "wow!", "so...", "well…", "and,", "then;", "note:", "J.", "\n", "本当。",
+                    "(yes.)", "\"no!\"", "https://a.b/c", "tall", "trees", "by", "the", "river",
+                ]),
+                0..60,
+            ),
+            cuts in proptest::collection::vec(0usize..400, 0..8),
+        ) {
+            let text = words.join(" ");
+            let mut bounds: Vec<usize> = cuts
+                .into_iter()
+                .map(|c| c.min(text.len()))
+                .filter(|&c| text.is_char_boundary(c))
+                .collect();
+            bounds.push(0);
+            bounds.push(text.len());
+            bounds.sort_unstable();
+            bounds.dedup();
+            let chunks: Vec<&str> = bounds.windows(2).map(|w| &text[w[0]..w[1]]).collect();
+            let chunked = feed(&chunks);
+            proptest::prop_assert_eq!(&chunked, &whole(&text));
+            let squash = |s: &str| s.split_whitespace().collect::<String>();
+            let kept: String = chunked.concat();
+            // Only pieces with nothing to say (lone punctuation) may be dropped.
+            let said: String = squash(&text).chars().filter(|c| c.is_alphanumeric()).collect();
+            let kept: String = squash(&kept).chars().filter(|c| c.is_alphanumeric()).collect();
+            proptest::prop_assert_eq!(kept, said);
+        }
+    }
+
+    #[test]
+    fn segments_rejoin_to_the_text() {
+        let text = "Hello! I'm Aiko, your companion. Dr. Who said 3.5 times, \"Run!\" Then... nothing\nNew line? 本当。Yes";
+        let segments = whole(text);
+        let squash = |s: &str| s.split_whitespace().collect::<String>();
+        assert_eq!(squash(&segments.concat()), squash(text));
+    }
+}
