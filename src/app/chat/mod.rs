@@ -156,7 +156,7 @@ fn Composer(selected: Memo<Option<i64>>) -> impl IntoView {
                 <VoiceToggle voice/>
                 <button type="button" class="voice-unlock" data-testid="voice-unlock"
                     hidden=move || !(voice.enabled.get() && voice.locked.get())
-                    on:click=move |_| voice.unlock()>"🔇 Click to enable voice"</button>
+                    on:click=move |_| voice.unlock()>"Click to enable voice"</button>
                 <span class="muted small-text" data-testid="turn-status" aria-live="polite">{status}</span>
                 {move || if live.busy() || voice.speaking.get() {
                     view! {
@@ -197,7 +197,8 @@ fn VoiceToggle(voice: Voice) -> impl IntoView {
             disabled=move || saving.get()
             title="Speak replies aloud"
             on:click=toggle>
-            {move || if voice.enabled.get() { "🔊 Voice on" } else { "🔈 Voice off" }}
+            <span class="voice-dot" aria-hidden="true"></span>
+            {move || if voice.enabled.get() { "Voice on" } else { "Voice off" }}
         </button>
     }
 }
