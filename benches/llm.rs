@@ -184,6 +184,7 @@ async fn overhead() {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let config = state.config.clone();
     tokio::spawn(async move { axum::serve(listener, app(state)).await });
 
     let client = reqwest::Client::builder()
@@ -206,10 +207,35 @@ async fn overhead() {
             started.elapsed()
         }
     };
-    for (label, url, body) in [
-        ("mock LLM directly", direct_url.clone(), direct_body.clone()),
-        ("POST /api/chat   ", chat_url.clone(), chat_body.clone()),
+    // Recall searches the whole history on every turn; the earlier server had no recall, so the
+    // like-for-like figure is the one with recall off. The history grows by two messages per
+    // request, all sharing the same words (recall's worst case).
+    for (label, url, body, recall) in [
+        (
+            "mock LLM directly          ",
+            direct_url.clone(),
+            direct_body.clone(),
+            None,
+        ),
+        (
+            "POST /api/chat (recall off)",
+            chat_url.clone(),
+            chat_body.clone(),
+            Some(0),
+        ),
+        (
+            "POST /api/chat (recall 3)  ",
+            chat_url.clone(),
+            chat_body.clone(),
+            Some(3),
+        ),
     ] {
+        if let Some(n) = recall {
+            config
+                .update(serde_json::json!({"memory": {"recall": n}}))
+                .await
+                .expect("config");
+        }
         for _ in 0..50 {
             one(url.clone(), body.clone()).await;
         }
@@ -246,9 +272,19 @@ async fn overhead() {
     }
 }
 
+/// `cargo bench --bench llm [-- embedded|overhead]`: both parts, or only the one named.
 #[tokio::main]
 async fn main() {
-    embedded().await;
-    println!();
-    overhead().await;
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wants = |part: &str| only.is_empty() || only.iter().any(|a| a == part);
+    if wants("embedded") {
+        embedded().await;
+        println!();
+    }
+    if wants("overhead") {
+        overhead().await;
+    }
 }

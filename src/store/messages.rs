@@ -62,14 +62,14 @@ impl From<MessageRow> for Message {
 
 const COLUMNS: &str = "id, session_id, role, text, reasoning, emotion, partial, ts, edited_ts";
 
-/// Stores a message and moves the session's last activity, in one transaction.
+/// Stores a message; a trigger moves the session's last activity in the same statement.
 pub async fn add(pool: &SqlitePool, m: &NewMessage<'_>) -> Result<Message, StoreError> {
-    // IMMEDIATE takes the write lock up front: a deferred transaction that reads first fails
-    // with "database is locked" (no busy wait) when another writer commits in between.
+    // Writers queue here rather than in SQLite's busy handler, which sleeps in steps of
+    // milliseconds (see `WRITE`).
     let _write = super::WRITE.lock().await;
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let now = now_ts();
-    let row: MessageRow = sqlx::query_as(&format!(
+    // Stepped to the end (`fetch_all`), so the statement's implicit transaction has committed
+    // before the lock above is released.
+    let rows: Vec<MessageRow> = sqlx::query_as(&format!(
         "INSERT INTO messages (session_id, role, text, reasoning, emotion, partial, timings, ts) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
     ))
@@ -80,16 +80,13 @@ pub async fn add(pool: &SqlitePool, m: &NewMessage<'_>) -> Result<Message, Store
     .bind(m.emotion)
     .bind(m.partial)
     .bind(m.timings)
-    .bind(now)
-    .fetch_one(&mut *tx)
+    .bind(now_ts())
+    .fetch_all(pool)
     .await?;
-    sqlx::query("UPDATE sessions SET updated_ts = ? WHERE id = ?")
-        .bind(now)
-        .bind(m.session_id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(row.into())
+    rows.into_iter()
+        .next()
+        .map(Into::into)
+        .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
 }
 
 /// Stores many messages in one transaction (imports, benchmarks). Returns how many were stored.

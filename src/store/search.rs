@@ -275,54 +275,38 @@ pub fn recall_query(text: &str) -> Option<String> {
 /// few hundred keep a turn's prompt building well under a millisecond.
 const RECALL_CANDIDATES: i64 = 200;
 
-/// Up to `limit` messages that share words with `text`, leaving out the messages of `session_id`
-/// from `recent_from` on (those are in the prompt already). Among the newest matches, the ones
-/// sharing the most distinct words come first, then the newer.
+/// Up to `limit` messages that share words with `text`, leaving out the newest `in_prompt`
+/// messages of `session_id` (the prompt has them already; a message stored after this query
+/// started is newer still, so it is left out too). Among the newest matches, the best
+/// by bm25 come first (more of the words, rarer words), then the newer. Ranking happens in SQLite,
+/// so only the `limit` winners are read out.
 pub async fn recall(
     pool: &SqlitePool,
     text: &str,
     session_id: i64,
-    recent_from: i64,
+    in_prompt: i64,
     limit: i64,
 ) -> Result<Vec<Memory>, StoreError> {
     let Some(query) = recall_query(text) else {
         return Ok(Vec::new());
     };
-    let rows: Vec<Memory> = sqlx::query_as(
-        "SELECT m.id, m.session_id, m.role, m.text, m.ts FROM messages m \
-         WHERE m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1 \
-                        ORDER BY rowid DESC LIMIT ?4) \
-           AND m.role != 'system' AND NOT (m.session_id = ?2 AND m.id >= ?3)",
+    sqlx::query_as(
+        "SELECT m.id, m.session_id, m.role, m.text, m.ts \
+         FROM (SELECT rowid AS id, bm25(messages_fts) AS score FROM messages_fts \
+               WHERE messages_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?4) c \
+         JOIN messages m ON m.id = c.id \
+         WHERE m.role != 'system' AND NOT (?3 > 0 AND m.session_id = ?2 AND m.id >= COALESCE( \
+               (SELECT id FROM messages WHERE session_id = ?2 ORDER BY id DESC LIMIT 1 OFFSET ?3 - 1), 0)) \
+         ORDER BY c.score, m.id DESC LIMIT ?5",
     )
     .bind(&query)
     .bind(session_id)
-    .bind(recent_from)
+    .bind(in_prompt.max(0))
     .bind(RECALL_CANDIDATES)
+    .bind(limit.max(0))
     .fetch_all(pool)
     .await
-    .map_err(fts_error)?;
-    let words: Vec<&str> = query.split(" OR ").map(|w| w.trim_matches('"')).collect();
-    let mut scored: Vec<(usize, Memory)> = rows
-        .into_iter()
-        .map(|m| {
-            let lower = m.text.to_lowercase();
-            let shared = words
-                .iter()
-                .filter(|w| {
-                    lower
-                        .split(|c: char| !c.is_alphanumeric())
-                        .any(|t| t == **w)
-                })
-                .count();
-            (shared, m)
-        })
-        .collect();
-    scored.sort_by(|(a, m), (b, n)| b.cmp(a).then(n.id.cmp(&m.id)));
-    Ok(scored
-        .into_iter()
-        .take(limit.max(0) as usize)
-        .map(|(_, m)| m)
-        .collect())
+    .map_err(fts_error)
 }
 
 #[cfg(test)]
@@ -370,5 +354,55 @@ mod tests {
             snippet_html(&raw),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; <mark>hello</mark> &amp; stray <mark>open</mark>"
         );
+    }
+
+    #[tokio::test]
+    async fn recall_leaves_out_what_the_prompt_has_and_ranks_the_closest_first() {
+        use crate::{
+            shared::history::Role,
+            store::messages::{add, NewMessage},
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::store::open(&dir.path().join("t.db")).await.unwrap();
+        for (session, text) in [
+            (2, "my cat Mochi sleeps all day"),
+            (2, "the weather is grey"),
+            (2, "cat food is expensive"),
+            (3, "Mochi the cat chased a bird"),
+            (3, "Mochi again"),
+        ] {
+            crate::store::sessions::ensure(&pool, session)
+                .await
+                .unwrap();
+            add(&pool, &NewMessage::new(session, Role::User, text))
+                .await
+                .unwrap();
+        }
+        let texts = |m: Vec<Memory>| m.into_iter().map(|m| m.text).collect::<Vec<_>>();
+        // Session 3's newest message is in the prompt: it is not recalled.
+        let got = texts(recall(&pool, "how is my cat Mochi", 3, 1, 5).await.unwrap());
+        assert!(!got.contains(&"Mochi again".to_string()), "{got:?}");
+        assert!(
+            got.contains(&"Mochi the cat chased a bird".to_string()),
+            "{got:?}"
+        );
+        // Both words beat one word.
+        assert!(
+            got.iter()
+                .position(|t| t.contains("Mochi") && t.contains("cat"))
+                < got.iter().position(|t| t == "cat food is expensive"),
+            "{got:?}"
+        );
+        assert!(!got.contains(&"the weather is grey".to_string()));
+        // With the whole of session 3 in the prompt, none of it comes back; limit holds.
+        let got = texts(recall(&pool, "cat Mochi", 3, 10, 1).await.unwrap());
+        assert_eq!(got.len(), 1);
+        assert!(
+            !got[0].contains("chased") && !got[0].contains("again"),
+            "{got:?}"
+        );
+        // No history in the prompt: everything may be recalled.
+        let got = texts(recall(&pool, "Mochi", 3, 0, 5).await.unwrap());
+        assert_eq!(got.len(), 3, "{got:?}");
     }
 }

@@ -92,7 +92,29 @@ pub async fn start(state: &AppState, session_id: i64, input: ChatInput) -> Resul
         .character_id
         .or(session_character)
         .unwrap_or(DEFAULT_CHARACTER);
-    let character = match characters::get(&state.db, character_id).await? {
+    // Independent reads, on pooled connections at once. Recall runs before the message is
+    // stored, so it can never find the message it was asked about.
+    let max_history = i64::from(cfg.memory.max_history);
+    let recall = async {
+        if cfg.memory.recall == 0 {
+            return Vec::new();
+        }
+        let limit = i64::from(cfg.memory.recall);
+        // Recall is a help, not a requirement: a failed search leaves it out.
+        search::recall(&state.db, text, session_id, max_history, limit)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "recalling memories failed");
+                Vec::new()
+            })
+    };
+    let (character, history, memories) = tokio::join!(
+        characters::get(&state.db, character_id),
+        messages::recent(&state.db, session_id, max_history),
+        recall,
+    );
+    let (character, history) = (character?, history?);
+    let character = match character {
         Some(c) => c,
         None if input.character_id.is_some() => {
             return Err(ApiError::not_found(format!(
@@ -104,28 +126,7 @@ pub async fn start(state: &AppState, session_id: i64, input: ChatInput) -> Resul
             .await?
             .ok_or_else(|| ApiError::not_found("The default character is missing."))?,
     };
-
-    let history =
-        messages::recent(&state.db, session_id, i64::from(cfg.memory.max_history)).await?;
-    let user = messages::add(&state.db, &NewMessage::new(session_id, Role::User, text)).await?;
-    let recent_from = history.first().map_or(user.id, |m| m.id);
-    let memories = if cfg.memory.recall == 0 {
-        Vec::new()
-    } else {
-        // Recall is a help, not a requirement: a failed search leaves it out.
-        search::recall(
-            &state.db,
-            text,
-            session_id,
-            recent_from,
-            i64::from(cfg.memory.recall),
-        )
-        .await
-        .unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "recalling memories failed");
-            Vec::new()
-        })
-    };
+    messages::add(&state.db, &NewMessage::new(session_id, Role::User, text)).await?;
 
     let voice = voice_of(&character);
     let (tx, rx) = mpsc::channel(256);
