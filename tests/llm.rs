@@ -4,7 +4,7 @@
 mod common;
 
 use common::openai_mock::{Flavor, MockLlm, KEY};
-use common::{get, harness, post_json, put_json, send, Harness};
+use common::{get, harness, post_json, put_json, send, sse_events, Harness};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -361,25 +361,6 @@ async fn bad_chat_bodies_are_400_before_anything_is_stored() {
     assert_eq!(r.status, 404);
     assert_eq!(send(&h.app, get("/api/sessions/9")).await.status, 200);
     assert_eq!(messages(&h, 9).await.len(), 0);
-}
-
-/// Parses an SSE body into (event, data) pairs.
-fn sse_events(body: &[u8]) -> Vec<(String, Value)> {
-    let text = String::from_utf8_lossy(body);
-    text.split("\n\n")
-        .filter_map(|block| {
-            let mut name = None;
-            let mut data = None;
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event: ") {
-                    name = Some(v.to_string());
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data = serde_json::from_str(v).ok();
-                }
-            }
-            Some((name?, data?))
-        })
-        .collect()
 }
 
 #[tokio::test]

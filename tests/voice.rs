@@ -5,7 +5,7 @@ mod common;
 
 use common::openai_mock::{story_text, Flavor, MockLlm};
 use common::tts_mock::VoiceMock;
-use common::{get, harness, post_json, put_json, send, Harness};
+use common::{get, harness, post_json, put_json, send, sse_events, Harness};
 use serde_json::{json, Value};
 use std::{collections::BTreeMap, time::Duration};
 use waifu_rt3d::{server::chat::PARALLEL_SYNTHESES, shared::chat::ChatInput};
@@ -27,24 +27,6 @@ async fn voice_harness(case: &str, tts: Value) -> (Harness, MockLlm) {
 fn xtts_only(voice: &VoiceMock) -> Value {
     json!({"provider": "xtts_server", "fallback_chain": [],
            "providers": {"xtts_server": voice.xtts_settings()}})
-}
-
-fn sse_events(body: &[u8]) -> Vec<(String, Value)> {
-    String::from_utf8_lossy(body)
-        .split("\n\n")
-        .filter_map(|block| {
-            let mut name = None;
-            let mut data = None;
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event: ") {
-                    name = Some(v.to_string());
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data = serde_json::from_str(v).ok();
-                }
-            }
-            Some((name?, data?))
-        })
-        .collect()
 }
 
 async fn spoken_stream(h: &Harness, session: i64) -> Vec<(String, Value)> {

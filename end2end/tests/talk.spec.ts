@@ -9,7 +9,8 @@ import { MockLlm, startMockLlm } from "./mock-llm";
 
 const REPLY =
   "Hello there, it is so good to see you again today! I was just thinking about the stars. " +
-  "The night sky is clear and bright, and the moon is almost full. Shall we look at it together?";
+  "The night sky is clear and bright, and the moon is almost full. There is a soft wind from the " +
+  "sea, and the whole town is quiet. Shall we look at it together?";
 const LONG = Array.from({ length: 30 }, (_, i) => `This is sentence number ${i + 1} of a long story.`).join(" ");
 
 let llm: MockLlm;
@@ -55,6 +56,9 @@ test.afterAll(async ({ request }) => {
 test("a spoken reply starts before the text is complete, moves the mouth, shows the emotion, then rests", async ({ page }) => {
   test.setTimeout(90_000);
   await useLlm(page, llm);
+  // The voice's first sentence after the server starts also starts Piper's worker (one to three
+  // seconds on a busy machine); this test is about a warm voice.
+  expect((await page.request.post("/api/tts", { data: { text: "Warming up the voice." } })).ok()).toBeTruthy();
   const avatar = await openChat(page);
   await page.getByTestId("composer").fill("Hi! What are you doing?");
   await page.getByTestId("composer").press("Enter");

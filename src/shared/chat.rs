@@ -68,6 +68,10 @@ pub struct AudioEvent {
     pub url: String,
     pub provider: String,
     pub duration_ms: u64,
+    /// When each character is spoken, where the voice says so (ElevenLabs): the mouth then
+    /// follows the text instead of the sound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings: Option<crate::shared::tts::Timings>,
 }
 
 /// `event: audio_error`: sentence `index` has no voice (every provider in the chain failed or
@@ -240,5 +244,26 @@ mod tests {
         let back = ChatStreamEvent::decode(e.name(), &e.data());
         assert_eq!(back.and_then(Result::ok), Some(e));
         assert!(ChatStreamEvent::decode("ping", "{}").is_none());
+    }
+
+    #[test]
+    fn audio_events_carry_voice_timings_only_when_there_are_some() {
+        let plain =
+            r#"{"index":2,"url":"/files/audio/a.wav","provider":"piper_local","duration_ms":900}"#;
+        let Some(Ok(ChatStreamEvent::Audio(a))) = ChatStreamEvent::decode("audio", plain) else {
+            panic!("not decoded");
+        };
+        assert_eq!(a.timings, None);
+        assert!(!ChatStreamEvent::Audio(a.clone()).data().contains("timings"));
+        let timed = ChatStreamEvent::Audio(AudioEvent {
+            timings: Some(crate::shared::tts::Timings {
+                chars: vec!["H".into(), "i".into()],
+                start_ms: vec![0, 90],
+                end_ms: vec![90, 200],
+            }),
+            ..a
+        });
+        let back = ChatStreamEvent::decode("audio", &timed.data()).and_then(Result::ok);
+        assert_eq!(back, Some(timed));
     }
 }

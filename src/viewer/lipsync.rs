@@ -86,6 +86,33 @@ fn set(mouth: &mut Mouth, v: Viseme, w: f32) {
     }
 }
 
+/// The mouth for the character spoken at `ms` into a sentence, from a voice's own timings
+/// (`chars[i]` is spoken from `start_ms[i]` to `end_ms[i]`). Vowels take their viseme (`y` counts
+/// as `ih`); lips closed for `m b p`, a little open for other consonants; rest between words,
+/// before the first and after the last character.
+pub fn from_timings(t: &crate::shared::tts::Timings, ms: f64) -> Mouth {
+    let spoken = t
+        .chars
+        .iter()
+        .zip(t.start_ms.iter().zip(&t.end_ms))
+        .find(|(_, (&start, &end))| f64::from(start) <= ms && ms < f64::from(end));
+    let Some((c, _)) = spoken else {
+        return Mouth::default();
+    };
+    let mut mouth = Mouth::default();
+    match c.to_lowercase().chars().next().unwrap_or(' ') {
+        'a' | 'á' | 'à' | 'ä' | 'â' => mouth.aa = 0.9,
+        'e' | 'é' | 'è' | 'ê' => mouth.ee = 0.8,
+        'i' | 'í' | 'y' => mouth.ih = 0.7,
+        'o' | 'ó' | 'ö' | 'ô' => mouth.oh = 0.85,
+        'u' | 'ú' | 'ü' | 'w' => mouth.ou = 0.8,
+        'm' | 'b' | 'p' => {}
+        c if c.is_alphanumeric() => mouth.aa = 0.3,
+        _ => {}
+    }
+    mouth
+}
+
 /// Time constants of the mouth, in seconds: it opens fast and closes a little slower.
 const OPEN_TAU: f32 = 0.035;
 const CLOSE_TAU: f32 = 0.07;
@@ -219,6 +246,32 @@ mod tests {
             assert!(w.iter().sum::<f32>() <= 1.0 + 1e-5, "{m:?}");
         }
         assert!(weights(loud).iter().sum::<f32>() > weights(soft).iter().sum::<f32>());
+    }
+
+    #[test]
+    fn provider_timings_give_the_mouth_of_the_character_being_spoken() {
+        let t = crate::shared::tts::Timings {
+            chars: ["H", "e", "l", "l", "o", " ", "m", "u"]
+                .map(String::from)
+                .to_vec(),
+            start_ms: vec![0, 80, 160, 220, 280, 400, 450, 520],
+            end_ms: vec![80, 160, 220, 280, 400, 450, 520, 650],
+        };
+        assert_eq!(from_timings(&t, 100.0).ee, 0.8);
+        assert_eq!(dominant(from_timings(&t, 300.0)), "oh");
+        assert_eq!(
+            from_timings(&t, 420.0),
+            Mouth::default(),
+            "rest between words"
+        );
+        assert_eq!(
+            from_timings(&t, 460.0),
+            Mouth::default(),
+            "lips closed on m"
+        );
+        assert_eq!(dominant(from_timings(&t, 600.0)), "ou");
+        assert_eq!(from_timings(&t, 700.0), Mouth::default(), "after the end");
+        assert!(from_timings(&t, 10.0).aa > 0.0 && from_timings(&t, 10.0).aa < 0.5);
     }
 
     #[test]

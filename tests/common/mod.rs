@@ -86,3 +86,22 @@ pub fn post_json(uri: &str, body: &str) -> Request<Body> {
 pub fn delete(uri: &str) -> Request<Body> {
     Request::delete(uri).body(Body::empty()).unwrap()
 }
+
+/// Parses a `text/event-stream` body into (event name, JSON data) pairs.
+pub fn sse_events(body: &[u8]) -> Vec<(String, serde_json::Value)> {
+    String::from_utf8_lossy(body)
+        .split("\n\n")
+        .filter_map(|block| {
+            let mut name = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    name = Some(v.to_string());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(v).ok();
+                }
+            }
+            Some((name?, data?))
+        })
+        .collect()
+}

@@ -132,7 +132,7 @@ impl LiveTurn {
             }
             ChatStreamEvent::Error(e) => self.error.set(Some(AppError::new(&e.code, e.message))),
             ChatStreamEvent::Sentence(s) => self.voice.sentence(s.index, s.emotion.as_deref()),
-            ChatStreamEvent::Audio(a) => self.voice.audio(a.index, a.url),
+            ChatStreamEvent::Audio(a) => self.voice.audio(a.index, a.url, a.timings),
             ChatStreamEvent::AudioError(a) => self.voice.skip(a.index),
             ChatStreamEvent::Done(d) => self.voice.done(d.message_id, d.emotion.as_deref()),
         }

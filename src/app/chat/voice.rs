@@ -8,7 +8,7 @@
 //!
 //! Every browser object lives in the hydrate build only; on the server the methods do nothing.
 
-use crate::viewer::ViewerHandle;
+use crate::{shared::tts::Timings, viewer::ViewerHandle};
 use leptos::prelude::*;
 
 /// The avatar's expressions a reply may carry (the default character asks for one of these).
@@ -76,15 +76,16 @@ impl Voice {
         let _ = index;
     }
 
-    /// The voice of sentence `index` is ready at `url`.
-    pub fn audio(self, index: u32, url: String) {
+    /// The voice of sentence `index` is ready at `url`, with the voice's own character timings
+    /// when it gave them.
+    pub fn audio(self, index: u32, url: String, timings: Option<Timings>) {
         if !self.enabled.get_untracked() {
             return;
         }
         #[cfg(feature = "hydrate")]
-        engine::audio(self, index, url);
+        engine::audio(self, index, url, timings);
         #[cfg(not(feature = "hydrate"))]
-        let _ = (index, url);
+        let _ = (index, url, timings);
     }
 
     /// Sentence `index` has no voice: playback goes on with the next one.
@@ -167,7 +168,7 @@ mod engine {
 
     use super::*;
     use crate::viewer::{
-        lipsync::{visemes, Smoother},
+        lipsync::{from_timings, visemes, Smoother},
         Mouth,
     };
     use leptos::leptos_dom::helpers::IntervalHandle;
@@ -192,19 +193,27 @@ mod engine {
         /// The next sentence index to schedule, and what has arrived for later ones (None:
         /// that sentence has no voice).
         next: u32,
-        arrived: BTreeMap<u32, Option<AudioBuffer>>,
+        arrived: BTreeMap<u32, Option<(AudioBuffer, Option<Timings>)>>,
         /// Sentences announced so far, and whether the reply is complete.
         sentences: u32,
         complete: bool,
         /// Audio-clock time at which the scheduled audio ends.
         cursor: f64,
-        playing: Vec<(AudioBufferSourceNode, f64)>,
+        playing: Vec<Playing>,
         sent_at: f64,
         playback_started: Option<u64>,
         message_id: Option<i64>,
         reported: bool,
         smoother: Smoother,
         ticker: Option<IntervalHandle>,
+    }
+
+    /// A scheduled sentence: it sounds from `start` to `end` (audio clock, seconds).
+    struct Playing {
+        source: AudioBufferSourceNode,
+        start: f64,
+        end: f64,
+        timings: Option<Timings>,
     }
 
     thread_local! {
@@ -298,7 +307,7 @@ mod engine {
         with(|e| e.sentences = e.sentences.max(index + 1));
     }
 
-    pub fn audio(voice: Voice, index: u32, url: String) {
+    pub fn audio(voice: Voice, index: u32, url: String, timings: Option<Timings>) {
         let Some(turn) = with(|e| e.turn) else { return };
         voice.speaking.set(true);
         leptos::task::spawn_local(async move {
@@ -313,7 +322,7 @@ mod engine {
                 if e.turn != turn {
                     return false;
                 }
-                e.arrived.insert(index, buffer);
+                e.arrived.insert(index, buffer.map(|b| (b, timings)));
                 true
             });
             if current == Some(true) {
@@ -341,10 +350,10 @@ mod engine {
     pub fn cut(voice: Voice) {
         let ticker = with(|e| {
             e.turn = e.turn.wrapping_add(1);
-            for (src, _) in e.playing.drain(..) {
+            for p in e.playing.drain(..) {
                 #[allow(deprecated)]
-                let _ = src.stop();
-                let _ = src.disconnect();
+                let _ = p.source.stop();
+                let _ = p.source.disconnect();
             }
             e.arrived.clear();
             e.next = 0;
@@ -370,8 +379,10 @@ mod engine {
             let mut started = false;
             while let Some(slot) = e.arrived.remove(&e.next) {
                 e.next += 1;
-                let Some(buffer) = slot else { continue };
-                match schedule(e, &buffer) {
+                let Some((buffer, timings)) = slot else {
+                    continue;
+                };
+                match schedule(e, &buffer, timings) {
                     Ok(()) => started = true,
                     Err(err) => leptos::logging::warn!("playback failed: {err:?}"),
                 }
@@ -389,7 +400,11 @@ mod engine {
         }
     }
 
-    fn schedule(e: &mut Engine, buffer: &AudioBuffer) -> Result<(), JsValue> {
+    fn schedule(
+        e: &mut Engine,
+        buffer: &AudioBuffer,
+        timings: Option<Timings>,
+    ) -> Result<(), JsValue> {
         let src = e.ctx.create_buffer_source()?;
         src.set_buffer(Some(buffer));
         src.connect_with_audio_node(&e.analyser)?;
@@ -397,8 +412,13 @@ mod engine {
         let start = e.cursor.max(now + START_AHEAD_S);
         src.start_with_when(start)?;
         e.cursor = start + buffer.duration();
-        e.playing.retain(|(_, end)| *end > now);
-        e.playing.push((src, e.cursor));
+        e.playing.retain(|p| p.end > now);
+        e.playing.push(Playing {
+            source: src,
+            start,
+            end: e.cursor,
+            timings,
+        });
         if e.playback_started.is_none() {
             let at = now_ms() + (start - now) * 1000.0 - e.sent_at;
             e.playback_started = Some(at.max(0.0) as u64);
@@ -438,9 +458,21 @@ mod engine {
                 let now = now_ms();
                 let dt = ((now - last.replace(now)) / 1000.0) as f32;
                 let mouth = with(|e| {
-                    e.analyser.get_byte_frequency_data(&mut e.bins);
-                    let bin_hz = e.ctx.sample_rate() / e.analyser.fft_size() as f32;
-                    let target = visemes(&e.bins, bin_hz);
+                    // The voice's own timings when it gave them, else the sound itself.
+                    let at = e.ctx.current_time();
+                    let timed = e
+                        .playing
+                        .iter()
+                        .find(|p| p.start <= at && at < p.end)
+                        .and_then(|p| Some((p.timings.as_ref()?, (at - p.start) * 1000.0)));
+                    let target = match timed {
+                        Some((t, ms)) => from_timings(t, ms),
+                        None => {
+                            e.analyser.get_byte_frequency_data(&mut e.bins);
+                            let bin_hz = e.ctx.sample_rate() / e.analyser.fft_size() as f32;
+                            visemes(&e.bins, bin_hz)
+                        }
+                    };
                     e.smoother.step(target, dt)
                 });
                 if let Some(m) = mouth {

@@ -511,6 +511,7 @@ impl Runner {
                             url: spoken.url,
                             provider: spoken.provider.name().into(),
                             duration_ms: spoken.duration_ms.unwrap_or(0),
+                            timings: spoken.timings,
                         });
                         (s.index, event)
                     }
