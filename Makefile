@@ -25,10 +25,9 @@ LLM_SHA256 := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 LLM_FILE := $(DATA)/models/SmolLM2-135M-Instruct.Q4_1.gguf
 ARGS ?=
 # The local voices: Piper lives in a private virtualenv under the data folder (see `make setup`).
-DATA_DIR ?= data
 PIPER_VERSION := 1.8.0
 PIPER_VOICE_VERSION := 1.0.0
-PIPER_VENV := $(DATA_DIR)/tools/piper/venv
+PIPER_VENV := $(DATA)/tools/piper/venv
 PIPER_STAMP := $(PIPER_VENV)/.installed-$(PIPER_VERSION)-$(PIPER_VOICE_VERSION)
 
 .PHONY: espeak run build setup setup-test test check fmt lint unit e2e dev bench clean-data help default-avatar
