@@ -67,6 +67,7 @@ test("a spoken reply starts before the text is complete, moves the mouth, shows 
   await expect(avatar).toHaveAttribute("data-expression", "happy", { timeout: 10_000 });
   // The mouth follows the audio that plays.
   await expect.poll(() => mouthOpen(avatar), { timeout: 30_000, intervals: [50] }).toBeGreaterThan(0.05);
+  await expect(page.getByTestId("turn-status")).toHaveText("Speaking…");
   await snap(page, "chat-speaking");
 
   // When the last sentence has played, the mouth is at rest and Send is back.

@@ -133,6 +133,7 @@ fn Composer(selected: Memo<Option<i64>>) -> impl IntoView {
         n
     });
     let status = move || match live.phase.get() {
+        Phase::Idle | Phase::Streaming if voice.speaking.get() => Some("Speaking…".to_string()),
         Phase::Idle => None,
         Phase::Waiting => Some("Thinking…".to_string()),
         Phase::LoadingModel(p) => Some(format!("Loading the built-in model… {p}%")),
