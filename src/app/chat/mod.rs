@@ -76,6 +76,20 @@ pub fn ChatTab() -> impl IntoView {
     }
 }
 
+/// Creates a conversation, refreshes the list and opens it; answers its id.
+async fn open_new_session(
+    changed: RwSignal<u32>,
+    navigate: impl Fn(&str, NavigateOptions),
+) -> Result<i64, crate::shared::AppError> {
+    let s = create_session(None).await?;
+    changed.update(|n| *n += 1);
+    navigate(
+        &format!("/chat?session={}", s.id),
+        NavigateOptions::default(),
+    );
+    Ok(s.id)
+}
+
 /// The message box: Enter sends, Shift+Enter starts a new line, Stop ends the reply early.
 #[component]
 fn Composer(selected: Memo<Option<i64>>) -> impl IntoView {
@@ -100,15 +114,8 @@ fn Composer(selected: Memo<Option<i64>>) -> impl IntoView {
                 // No conversation open: start one, open it, then send.
                 let navigate = navigate.clone();
                 spawn_local(async move {
-                    match create_session(None).await {
-                        Ok(s) => {
-                            changed.update(|n| *n += 1);
-                            navigate(
-                                &format!("/chat?session={}", s.id),
-                                NavigateOptions::default(),
-                            );
-                            live.send(s.id, message);
-                        }
+                    match open_new_session(changed, navigate).await {
+                        Ok(id) => live.send(id, message),
                         Err(e) => live.error.set(Some(e)),
                     }
                 });
@@ -161,7 +168,7 @@ fn Composer(selected: Memo<Option<i64>>) -> impl IntoView {
                 <span class="muted small-text" data-testid="turn-status" aria-live="polite">{status}</span>
                 {move || if live.busy() || voice.speaking.get() {
                     view! {
-                        <button type="button" class="danger" data-testid="stop" on:click=move |_| { live.stop(); voice.cut(); }>"Stop"</button>
+                        <button type="button" class="danger" data-testid="stop" on:click=move |_| live.stop()>"Stop"</button>
                     }.into_any()
                 } else {
                     view! {

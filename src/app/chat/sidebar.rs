@@ -2,7 +2,7 @@
 
 use super::SessionsChanged;
 use crate::{
-    api::history::{create_session, delete_session, list_sessions, rename_session, search_history},
+    api::history::{delete_session, list_sessions, rename_session, search_history},
     app::common::ErrorBanner,
     shared::{
         history::{format_ts, SearchHit, SessionSummary},
@@ -49,15 +49,8 @@ pub fn Sidebar(selected: Memo<Option<i64>>) -> impl IntoView {
     let new_session = move |_| {
         let navigate = navigate.clone();
         spawn_local(async move {
-            match create_session(None).await {
-                Ok(s) => {
-                    changed.update(|n| *n += 1);
-                    navigate(
-                        &format!("/chat?session={}", s.id),
-                        NavigateOptions::default(),
-                    );
-                }
-                Err(e) => error.set(Some(e)),
+            if let Err(e) = super::open_new_session(changed, navigate).await {
+                error.set(Some(e));
             }
         });
     };
