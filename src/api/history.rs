@@ -1,5 +1,6 @@
 //! Server functions of the Chat tab's history: sessions, messages, search.
 
+use crate::shared::json_text::Reply;
 use crate::shared::{
     history::{MessagePage, SearchHit, SessionSummary},
     AppError,
@@ -10,7 +11,7 @@ use leptos::prelude::*;
 use super::api_error;
 
 /// Sessions by last activity, newest first.
-#[server(prefix = "/sfn", endpoint = "sessions")]
+#[server(prefix = "/sfn", endpoint = "sessions", output = Reply)]
 pub async fn list_sessions() -> Result<Vec<SessionSummary>, AppError> {
     let s = crate::server::AppState::from_context()?;
     crate::server::history::list_sessions(&s.db, Some(500), None)
@@ -18,7 +19,7 @@ pub async fn list_sessions() -> Result<Vec<SessionSummary>, AppError> {
         .map_err(api_error)
 }
 
-#[server(prefix = "/sfn", endpoint = "sessions/create")]
+#[server(prefix = "/sfn", endpoint = "sessions/create", output = Reply)]
 pub async fn create_session(title: Option<String>) -> Result<SessionSummary, AppError> {
     let s = crate::server::AppState::from_context()?;
     crate::server::history::create_session(&s.db, title.as_deref())
@@ -26,7 +27,7 @@ pub async fn create_session(title: Option<String>) -> Result<SessionSummary, App
         .map_err(api_error)
 }
 
-#[server(prefix = "/sfn", endpoint = "sessions/rename")]
+#[server(prefix = "/sfn", endpoint = "sessions/rename", output = Reply)]
 pub async fn rename_session(id: i64, title: String) -> Result<(), AppError> {
     let s = crate::server::AppState::from_context()?;
     crate::server::history::rename_session(&s.db, id, Some(&title))
@@ -34,7 +35,7 @@ pub async fn rename_session(id: i64, title: String) -> Result<(), AppError> {
         .map_err(api_error)
 }
 
-#[server(prefix = "/sfn", endpoint = "sessions/delete")]
+#[server(prefix = "/sfn", endpoint = "sessions/delete", output = Reply)]
 pub async fn delete_session(id: i64) -> Result<(), AppError> {
     let s = crate::server::AppState::from_context()?;
     crate::server::history::delete_session(&s.db, id)
@@ -43,7 +44,7 @@ pub async fn delete_session(id: i64) -> Result<(), AppError> {
 }
 
 /// A page of a session's messages: the newest, those before or after an id, or a window around one.
-#[server(prefix = "/sfn", endpoint = "messages")]
+#[server(prefix = "/sfn", endpoint = "messages", output = Reply)]
 pub async fn load_messages(
     session_id: i64,
     before: Option<i64>,
@@ -63,7 +64,7 @@ pub async fn load_messages(
         .map_err(api_error)
 }
 
-#[server(prefix = "/sfn", endpoint = "search")]
+#[server(prefix = "/sfn", endpoint = "search", output = Reply)]
 pub async fn search_history(q: String) -> Result<Vec<SearchHit>, AppError> {
     let s = crate::server::AppState::from_context()?;
     crate::server::history::search(&s.db, Some(&q), None, Some(30), None)

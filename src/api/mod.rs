@@ -5,13 +5,18 @@ pub mod avatars;
 pub mod history;
 pub mod system;
 
-use crate::shared::{config::AppConfig, health::Health, AppError};
+use crate::shared::json_text::Reply;
+use crate::shared::{
+    config::{AppConfig, OutputMode},
+    health::Health,
+    AppError,
+};
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
 /// Setup's "Test connection": probes a language model with the form's provider and endpoint (and
 /// the typed key, or else the saved one) and lists its models. Nothing is saved.
-#[server(prefix = "/sfn", endpoint = "llm/check")]
+#[server(prefix = "/sfn", endpoint = "llm/check", output = Reply)]
 pub async fn check_llm(
     provider: String,
     endpoint: String,
@@ -39,7 +44,7 @@ pub async fn check_llm(
 
 /// Starts loading the built-in model in the background, so the first reply comes sooner. Does
 /// nothing when another provider is configured or the model is loaded.
-#[server(prefix = "/sfn", endpoint = "llm/warm")]
+#[server(prefix = "/sfn", endpoint = "llm/warm", output = Reply)]
 pub async fn warm_up_llm() -> Result<(), AppError> {
     let state = crate::server::AppState::from_context()?;
     if state.config.get().llm.provider == crate::shared::config::LlmProvider::Embedded {
@@ -50,42 +55,61 @@ pub async fn warm_up_llm() -> Result<(), AppError> {
 }
 
 /// The settings in effect, with every key redacted.
-#[server(prefix = "/sfn", endpoint = "settings")]
+#[server(prefix = "/sfn", endpoint = "settings", output = Reply)]
 pub async fn get_settings() -> Result<AppConfig, AppError> {
     let state = crate::server::AppState::from_context()?;
     Ok(state.config.get().redacted())
 }
 
 /// Saves the Setup form: `(dotted path, value)` pairs, merged into the settings.
-#[server(prefix = "/sfn", endpoint = "settings/save", input = Json)]
+#[server(prefix = "/sfn", endpoint = "settings/save", input = Json, output = Reply)]
 pub async fn save_settings(entries: Vec<(String, String)>) -> Result<AppConfig, AppError> {
     let state = crate::server::AppState::from_context()?;
     use axum::http::StatusCode;
     let patch = crate::config::patch_from_form(&entries)
         .map_err(|fields| with_status(StatusCode::BAD_REQUEST, AppError::invalid(fields)))?;
-    match state.config.update(patch).await {
-        Ok(cfg) => {
-            tracing::info!("settings saved from the Setup tab");
-            Ok(cfg.redacted())
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "settings not saved");
-            let status = match e {
-                crate::config::ConfigError::Write { .. } => {
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
-                }
-                _ => axum::http::StatusCode::BAD_REQUEST,
-            };
-            if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
-                res.set_status(status);
+    let cfg = saved(state.config.update(patch).await)?;
+    tracing::info!("settings saved from the Setup tab");
+    Ok(cfg.redacted())
+}
+
+/// Whether replies are spoken (`output_mode`): the one setting the Chat tab reads. It has its own
+/// call so the Chat tab's WASM does not carry the whole settings model (only Setup's piece does).
+#[server(prefix = "/sfn", endpoint = "settings/output_mode", output = Reply)]
+pub async fn get_output_mode() -> Result<OutputMode, AppError> {
+    let state = crate::server::AppState::from_context()?;
+    Ok(state.config.get().output_mode)
+}
+
+/// The Chat tab's "Voice on/off": saves `output_mode` and answers the mode now in effect.
+#[server(prefix = "/sfn", endpoint = "settings/output_mode/save", output = Reply)]
+pub async fn set_output_mode(mode: OutputMode) -> Result<OutputMode, AppError> {
+    let state = crate::server::AppState::from_context()?;
+    let patch = serde_json::json!({ "output_mode": mode });
+    Ok(saved(state.config.update(patch).await)?.output_mode)
+}
+
+/// A settings update's outcome for a server function: a file that could not be written is the
+/// server's fault (500), anything else the request's (400).
+#[cfg(feature = "ssr")]
+fn saved<T>(result: Result<T, crate::config::ConfigError>) -> Result<T, AppError> {
+    result.map_err(|e| {
+        tracing::warn!(error = %e, "settings not saved");
+        let status = match e {
+            crate::config::ConfigError::Write { .. } => {
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR
             }
-            Err(e.into())
+            _ => axum::http::StatusCode::BAD_REQUEST,
+        };
+        if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+            res.set_status(status);
         }
-    }
+        e.into()
+    })
 }
 
 /// The health report, as `GET /api/healthcheck` gives it.
-#[server(prefix = "/sfn", endpoint = "health")]
+#[server(prefix = "/sfn", endpoint = "health", output = Reply)]
 pub async fn get_health() -> Result<Health, AppError> {
     let state = crate::server::AppState::from_context()?;
     Ok(crate::server::health::report(&state).await)
@@ -107,7 +131,7 @@ fn api_error(e: crate::server::error::ApiError) -> AppError {
 }
 
 /// Says `text` with the voice chain (the Setup tab's "Speak test sentence").
-#[server(prefix = "/sfn", endpoint = "tts/speak")]
+#[server(prefix = "/sfn", endpoint = "tts/speak", output = Reply)]
 pub async fn speak_text(text: String) -> Result<crate::shared::tts::Speech, AppError> {
     use crate::server::error::ApiError;
     let state = crate::server::AppState::from_context()?;

@@ -1,5 +1,6 @@
 //! The System tab's server functions: the latency report and the per-voice "Test".
 
+use crate::shared::json_text::Reply;
 use crate::shared::{chat::LatencyReport, tts::Speech, AppError};
 use leptos::prelude::*;
 
@@ -7,7 +8,7 @@ use leptos::prelude::*;
 pub const TEST_SENTENCE: &str = "Hello! This is a short voice test.";
 
 /// P50/P95 per stage over the last `limit` replies, as `GET /api/latency` gives it.
-#[server(prefix = "/sfn", endpoint = "latency")]
+#[server(prefix = "/sfn", endpoint = "latency", output = Reply)]
 pub async fn get_latency(limit: u32) -> Result<LatencyReport, AppError> {
     let state = crate::server::AppState::from_context()?;
     crate::server::latency::report(&state.db, Some(i64::from(limit)))
@@ -17,7 +18,7 @@ pub async fn get_latency(limit: u32) -> Result<LatencyReport, AppError> {
 
 /// Speaks [`TEST_SENTENCE`] with `provider` alone (no fallback, not from the cache), so its
 /// card shows whether that voice works and how long it takes.
-#[server(prefix = "/sfn", endpoint = "tts/test")]
+#[server(prefix = "/sfn", endpoint = "tts/test", output = Reply)]
 pub async fn test_voice(provider: String) -> Result<Speech, AppError> {
     use crate::{server::error::ApiError, shared::config::TtsProvider, tts::SpeakOptions};
     let state = crate::server::AppState::from_context()?;

@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod history;
+pub mod json_text;
 pub mod tts;
 
 pub use error::{AppError, FieldError};

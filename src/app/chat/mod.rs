@@ -8,7 +8,7 @@ mod sidebar;
 mod voice;
 
 use crate::{
-    api::{get_settings, history::create_session, save_settings, warm_up_llm},
+    api::{get_output_mode, history::create_session, set_output_mode, warm_up_llm},
     app::common::ErrorBanner,
     shared::config::OutputMode,
     viewer::ViewerHandle,
@@ -48,8 +48,8 @@ pub fn ChatTab() -> impl IntoView {
     // Whether replies are spoken is a setting (`output_mode`); the browser asks once.
     Effect::new(move |_| {
         spawn_local(async move {
-            if let Ok(cfg) = get_settings().await {
-                voice.enabled.set(cfg.output_mode == OutputMode::TextVoice);
+            if let Ok(mode) = get_output_mode().await {
+                voice.enabled.set(mode == OutputMode::TextVoice);
             }
         });
     });
@@ -193,9 +193,17 @@ fn VoiceToggle(voice: Voice) -> impl IntoView {
             voice.cut();
         }
         saving.set(true);
-        let mode = if on { "text+voice" } else { "text" };
+        let mode = if on {
+            OutputMode::TextVoice
+        } else {
+            OutputMode::Text
+        };
         spawn_local(async move {
-            let _ = save_settings(vec![("output_mode".into(), mode.into())]).await;
+            // The switch shows what is saved: a refused save puts it back.
+            match set_output_mode(mode).await {
+                Ok(saved) => voice.enabled.set(saved == OutputMode::TextVoice),
+                Err(_) => voice.enabled.set(!on),
+            }
             saving.set(false);
         });
     };
