@@ -122,15 +122,16 @@ apt:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PKGS) >/dev/null
 
 ## ---------------------------------------------------------------- run
+# --split: the tabs other than Chat are separate WASM pieces, loaded when first shown (src/app).
 build: setup $(VIEWER_BUNDLE)
-	cargo leptos build --release
+	cargo leptos build --release --split
 
 run: build
 	@echo "==> starting the server: http://127.0.0.1:3000 unless ARGS says otherwise (Ctrl-C stops)"
 	exec "$(BIN)" $(ARGS)
 
 dev: setup $(VIEWER_BUNDLE)
-	cargo leptos watch
+	cargo leptos watch --split
 
 ## ---------------------------------------------------------------- test
 LOGS := $(CACHE)/logs

@@ -20,10 +20,15 @@ function sizes(file) {
 }
 const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
 
+// The WASM is split: the main piece plus one piece per tab other than Chat (and small shared
+// chunks), fetched when that tab is first shown. The target is for what a first visit downloads.
 const pkg = path.join(site, "pkg");
-const wasm = fs.readdirSync(pkg).find((f) => f.endsWith(".wasm"));
+const wasmFiles = fs.existsSync(pkg) ? fs.readdirSync(pkg).filter((f) => f.endsWith(".wasm")) : [];
+const mainWasm = wasmFiles.find((f) => f.startsWith("waifu-rt3d."));
+const pieces = wasmFiles.map((f) => sizes(path.join(pkg, f)));
+const all = pieces.reduce((a, s) => ({ raw: a.raw + s.raw, gzip: a.gzip + s.gzip }), { raw: 0, gzip: 0 });
 const files = [
-  ["WASM", wasm && path.join(pkg, wasm), 400 * 1024],
+  ["WASM main", mainWasm && path.join(pkg, mainWasm), 400 * 1024],
   ["viewer JS", path.join(site, "viewer", "viewer-bridge.js"), 700 * 1024],
 ];
 console.log("bundle                 raw        gzip      target (gzip)");
@@ -36,6 +41,7 @@ for (const [name, file, target] of files) {
   const verdict = s.gzip <= target ? "ok" : "OVER";
   console.log(`${name.padEnd(14)} ${kb(s.raw).padStart(12)} ${kb(s.gzip).padStart(11)}   <= ${kb(target)} ${verdict}`);
 }
+console.log(`${"WASM, all".padEnd(14)} ${kb(all.raw).padStart(12)} ${kb(all.gzip).padStart(11)}   (${wasmFiles.length} pieces)`);
 
 /** CPU seconds (user + system) used so far by the browser's processes (Linux /proc). */
 function browserCpuSeconds() {
@@ -74,6 +80,25 @@ try {
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"],
   });
+  // What a first visit to each tab downloads (every .wasm the page fetched, gzip as above).
+  for (const tab of ["/chat", "/viewer", "/setup", "/system"]) {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    const fetched = new Set();
+    page.on("request", (r) => {
+      const name = new URL(r.url()).pathname.split("/").pop();
+      if (name.endsWith(".wasm")) fetched.add(name);
+    });
+    await page.goto(`${base}${tab}`);
+    await page.locator('#content[data-hydrated="true"]').waitFor({ timeout: 60_000 });
+    const got = [...fetched].map((f) => sizes(path.join(pkg, f)));
+    const sum = got.reduce((a, s) => ({ raw: a.raw + s.raw, gzip: a.gzip + s.gzip }), { raw: 0, gzip: 0 });
+    const verdict = sum.gzip <= 400 * 1024 ? "ok" : "OVER";
+    console.log(
+      `first visit ${tab.padEnd(8)} WASM ${kb(sum.raw).padStart(10)} ${kb(sum.gzip).padStart(10)} gzip in ${got.length} piece(s)   <= 400.0 KB ${verdict}`,
+    );
+    await ctx.close();
+  }
   const times = [];
   for (let i = 0; i < runs; i++) {
     // A fresh context each time: nothing cached, like a first visit.

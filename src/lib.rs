@@ -29,5 +29,6 @@ pub mod tts;
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(app::App);
+    // Lazy: some tabs are separate WASM pieces (see `app`), loaded before their part hydrates.
+    leptos::mount::hydrate_lazy(app::App);
 }

@@ -11,7 +11,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
-    StaticSegment,
+    lazy_route, Lazy, LazyRoute, StaticSegment,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -63,14 +63,37 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=chat::ChatTab/>
                     <Route path=StaticSegment("chat") view=chat::ChatTab/>
-                    <Route path=StaticSegment("viewer") view=viewer::ViewerTab/>
-                    <Route path=StaticSegment("setup") view=setup::SetupTab/>
-                    <Route path=StaticSegment("system") view=system::SystemTab/>
+                    <Route path=StaticSegment("viewer") view={Lazy::<ViewerRoute>::new()}/>
+                    <Route path=StaticSegment("setup") view={Lazy::<SetupRoute>::new()}/>
+                    <Route path=StaticSegment("system") view={Lazy::<SystemRoute>::new()}/>
                 </Routes>
             </main>
         </Router>
     }
 }
+
+/// The tabs besides Chat are separate pieces of the WASM bundle, fetched when first shown, so
+/// the first page (Chat) becomes interactive after downloading only what it needs.
+macro_rules! lazy_tab {
+    ($route:ident, $tab:path) => {
+        struct $route;
+
+        #[lazy_route]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            fn view(_this: Self) -> AnyView {
+                view! { <$tab/> }.into_any()
+            }
+        }
+    };
+}
+
+lazy_tab!(ViewerRoute, viewer::ViewerTab);
+lazy_tab!(SetupRoute, setup::SetupTab);
+lazy_tab!(SystemRoute, system::SystemTab);
 
 /// Any other path: a 404 page that leads back.
 #[component]
