@@ -386,3 +386,56 @@ proptest! {
         })?;
     }
 }
+
+#[tokio::test]
+async fn a_chat_turn_finds_its_speaker_in_one_read() {
+    use waifu_rt3d::store::characters::{self, CharacterFields};
+    let (pool, _dir) = db().await;
+    // No such session yet: the caller creates it.
+    assert!(characters::for_session(&pool, 5, None)
+        .await
+        .unwrap()
+        .is_none());
+    sessions::create_with_id(&pool, 5).await.unwrap();
+    let speaker = |requested| characters::for_session(&pool, 5, requested);
+    let default = speaker(None).await.unwrap().unwrap().unwrap();
+    assert_eq!(default.id, characters::DEFAULT_ID);
+
+    let mira = characters::create(
+        &pool,
+        &CharacterFields {
+            name: Some("Mira".into()),
+            system_prompt: Some("You are Mira.".into()),
+            personality_traits: Some(vec!["calm".into()]),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // Asked for by the turn, then as the session's own character.
+    let asked = speaker(Some(mira.id)).await.unwrap().unwrap().unwrap();
+    assert_eq!(
+        (asked.name.as_str(), asked.personality_traits.as_slice()),
+        ("Mira", &["calm".to_string()][..])
+    );
+    sqlx::query("UPDATE sessions SET character_id = ? WHERE id = 5")
+        .bind(mira.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        speaker(None).await.unwrap().unwrap().unwrap().system_prompt,
+        "You are Mira."
+    );
+    // A request overrides the session; an unknown character is reported, not replaced.
+    assert_eq!(
+        speaker(Some(characters::DEFAULT_ID))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .id,
+        characters::DEFAULT_ID
+    );
+    assert!(speaker(Some(999)).await.unwrap().unwrap().is_none());
+}

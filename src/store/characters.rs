@@ -73,6 +73,56 @@ pub async fn get(pool: &SqlitePool, id: i64) -> Result<Option<Character>, StoreE
     Ok(row.map(Into::into))
 }
 
+/// The same columns read through a `LEFT JOIN`: all null when there is no such character.
+#[derive(FromRow)]
+struct JoinedRow {
+    id: Option<i64>,
+    name: Option<String>,
+    system_prompt: Option<String>,
+    avatar_url: Option<String>,
+    voice_id: Option<String>,
+    tts_provider: Option<String>,
+    personality_traits: Option<String>,
+}
+
+impl JoinedRow {
+    fn character(self) -> Option<Character> {
+        Some(
+            CharacterRow {
+                id: self.id?,
+                name: self.name.unwrap_or_default(),
+                system_prompt: self.system_prompt.unwrap_or_default(),
+                avatar_url: self.avatar_url,
+                voice_id: self.voice_id,
+                tts_provider: self.tts_provider,
+                personality_traits: self.personality_traits.unwrap_or_default(),
+            }
+            .into(),
+        )
+    }
+}
+
+/// Who speaks in a chat turn of `session_id`: `requested`, else the session's own character, else
+/// the default; read with the session in one statement, since this runs on every turn.
+/// `None` when there is no such session; `Some(None)` when that character does not exist.
+pub async fn for_session(
+    pool: &SqlitePool,
+    session_id: i64,
+    requested: Option<i64>,
+) -> Result<Option<Option<Character>>, StoreError> {
+    let row: Option<JoinedRow> = sqlx::query_as(
+        "SELECT c.id, c.name, c.system_prompt, c.avatar_url, c.voice_id, c.tts_provider, \
+         c.personality_traits FROM sessions s \
+         LEFT JOIN characters c ON c.id = COALESCE(?, s.character_id, ?) WHERE s.id = ?",
+    )
+    .bind(requested)
+    .bind(DEFAULT_ID)
+    .bind(session_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(JoinedRow::character))
+}
+
 /// Creates a character; `name` and `system_prompt` must be set (the caller checks).
 pub async fn create(pool: &SqlitePool, f: &CharacterFields) -> Result<Character, StoreError> {
     let now = now_ts();

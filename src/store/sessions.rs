@@ -89,23 +89,8 @@ pub async fn ensure(pool: &SqlitePool, id: i64) -> Result<SessionSummary, StoreE
         .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
 }
 
-/// Makes sure the session exists (creating it empty if not) and returns its character, without
-/// counting its messages: the chat pipeline calls this on every turn.
-pub async fn ensure_for_chat(pool: &SqlitePool, id: i64) -> Result<Option<i64>, StoreError> {
-    let found: Option<(Option<i64>,)> =
-        sqlx::query_as("SELECT character_id FROM sessions WHERE id = ?")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    if let Some((character,)) = found {
-        return Ok(character);
-    }
-    create_with_id(pool, id).await?;
-    Ok(None)
-}
-
 /// Creates the session `id`, empty with the default title, unless it exists.
-async fn create_with_id(pool: &SqlitePool, id: i64) -> Result<(), StoreError> {
+pub async fn create_with_id(pool: &SqlitePool, id: i64) -> Result<(), StoreError> {
     let _write = super::WRITE.lock().await;
     let now = now_ts();
     sqlx::query(

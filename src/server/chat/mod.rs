@@ -44,8 +44,6 @@ use tokio::{
 
 /// The longest message accepted, in characters.
 pub const MAX_INPUT_CHARS: usize = 8_000;
-/// The character used when neither the request nor the session names one.
-const DEFAULT_CHARACTER: i64 = 1;
 /// How many segments of one reply are synthesised at the same time.
 ///
 /// A constant rather than a setting: two is enough to have segment *i+1* ready while *i* plays
@@ -87,14 +85,31 @@ pub async fn start(state: &AppState, session_id: i64, input: ChatInput) -> Resul
     }
 
     let cfg = state.config.get();
-    let session_character = sessions::ensure_for_chat(&state.db, session_id).await?;
-    let character_id = input
-        .character_id
-        .or(session_character)
-        .unwrap_or(DEFAULT_CHARACTER);
     // Independent reads, on pooled connections at once. Recall runs before the message is
     // stored, so it can never find the message it was asked about.
     let max_history = i64::from(cfg.memory.max_history);
+    let speaker = async {
+        let found = match characters::for_session(&state.db, session_id, input.character_id).await?
+        {
+            Some(found) => found,
+            None => {
+                sessions::create_with_id(&state.db, session_id).await?;
+                let id = input.character_id.unwrap_or(characters::DEFAULT_ID);
+                characters::get(&state.db, id).await?
+            }
+        };
+        match found {
+            Some(c) => Ok(c),
+            None if input.character_id.is_some() => Err(ApiError::not_found(format!(
+                "There is no character {}.",
+                input.character_id.unwrap_or_default()
+            ))),
+            // The session's character was deleted: fall back to the default one.
+            None => characters::get(&state.db, characters::DEFAULT_ID)
+                .await?
+                .ok_or_else(|| ApiError::not_found("The default character is missing.")),
+        }
+    };
     let recall = async {
         if cfg.memory.recall == 0 {
             return Vec::new();
@@ -109,23 +124,11 @@ pub async fn start(state: &AppState, session_id: i64, input: ChatInput) -> Resul
             })
     };
     let (character, history, memories) = tokio::join!(
-        characters::get(&state.db, character_id),
+        speaker,
         messages::recent(&state.db, session_id, max_history),
         recall,
     );
-    let (character, history) = (character?, history?);
-    let character = match character {
-        Some(c) => c,
-        None if input.character_id.is_some() => {
-            return Err(ApiError::not_found(format!(
-                "There is no character {character_id}."
-            )))
-        }
-        // The session's character was deleted: fall back to the default one.
-        None => characters::get(&state.db, DEFAULT_CHARACTER)
-            .await?
-            .ok_or_else(|| ApiError::not_found("The default character is missing."))?,
-    };
+    let (character, history): (Character, _) = (character?, history?);
     messages::add(&state.db, &NewMessage::new(session_id, Role::User, text)).await?;
 
     let voice = voice_of(&character);
