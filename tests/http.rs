@@ -316,6 +316,56 @@ async fn server_functions_answer_the_ui() {
     assert_eq!(j["fields"][0]["path"], "memory.max_history");
 }
 
+/// The Chat tab's Voice on/off reads and saves `output_mode` alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_tab_reads_and_saves_only_the_output_mode() {
+    let h = harness().await;
+    let call = |uri: &'static str, form: &'static str| {
+        Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::from(form))
+            .unwrap()
+    };
+    let r = send(&h.app, call("/sfn/settings/output_mode", "")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let before = h.state.config.get().output_mode;
+    assert_eq!(r.json(), serde_json::to_value(before).unwrap());
+
+    let r = send(
+        &h.app,
+        call("/sfn/settings/output_mode/save", "mode=text%2Bvoice"),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(r.json(), json!("text+voice"));
+    assert_eq!(
+        h.state.config.get().output_mode,
+        waifu_rt3d::shared::config::OutputMode::TextVoice
+    );
+    let r = send(&h.app, call("/sfn/settings/output_mode/save", "mode=text")).await;
+    assert_eq!(r.json(), json!("text"));
+
+    // Not a mode: refused with the reason, nothing changes.
+    let r = send(&h.app, call("/sfn/settings/output_mode/save", "mode=loud")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["code"], "invalid_arguments");
+    assert!(
+        r.json()["message"].as_str().unwrap().contains("loud"),
+        "{}",
+        r.json()
+    );
+    assert_eq!(
+        h.state.config.get().output_mode,
+        waifu_rt3d::shared::config::OutputMode::Text
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_port_gives_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();

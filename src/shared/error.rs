@@ -57,6 +57,23 @@ impl leptos::server_fn::error::FromServerFnError for AppError {
     type Encoder = crate::shared::json_text::JsonText;
 
     fn from_server_fn_error(value: leptos::server_fn::error::ServerFnErrorErr) -> Self {
+        // On the server, arguments that do not decode are the caller's fault: 400 with the
+        // reason (the function itself never ran, so nothing else sets the status).
+        #[cfg(feature = "ssr")]
+        if matches!(
+            value,
+            leptos::server_fn::error::ServerFnErrorErr::Args(_)
+                | leptos::server_fn::error::ServerFnErrorErr::MissingArg(_)
+                | leptos::server_fn::error::ServerFnErrorErr::Deserialization(_)
+        ) {
+            if let Some(res) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+                res.set_status(axum::http::StatusCode::BAD_REQUEST);
+            }
+            return AppError::new(
+                "invalid_arguments",
+                format!("The request's arguments are not valid: {value}"),
+            );
+        }
         AppError::new(
             "request_failed",
             format!("The request to the server failed: {value}. Check that the server is running and reload the page."),
