@@ -248,9 +248,20 @@ async fn delete_removes_uploads_but_not_the_default_and_resets_the_active_choice
     let r = send(&h.app, delete("/api/avatars/default.vrm")).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.json()["code"], "default_avatar");
+    // The Chat tab asks only for the URL of the avatar to show.
+    let active_url = || {
+        Request::post("/sfn/avatars/active_url")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let r = send(&h.app, active_url()).await;
+    assert_eq!(r.json(), "/files/avatars/mine.vrm");
     let r = send(&h.app, delete("/api/avatars/mine.vrm")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["ok"], true);
+    let r = send(&h.app, active_url()).await;
+    assert_eq!(r.json(), "/files/avatars/default.vrm");
     assert!(!h.state.paths.avatars.join("mine.vrm").exists());
     assert_eq!(h.state.config.get().avatar.active, "default.vrm");
     let r = send(&h.app, delete("/api/avatars/mine.vrm")).await;

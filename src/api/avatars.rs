@@ -15,6 +15,13 @@ pub async fn list_avatars() -> Result<AvatarList, AppError> {
     crate::server::avatars::list(&s).await.map_err(api_error)
 }
 
+/// The URL of the avatar to show (the default's when the active one is missing): all the Chat
+/// tab needs, without the list's types in its WASM.
+#[server(prefix = "/sfn", endpoint = "avatars/active_url", output = Reply)]
+pub async fn active_avatar_url() -> Result<String, AppError> {
+    Ok(list_avatars().await?.active_url())
+}
+
 /// Deletes an uploaded avatar (never the default).
 #[server(prefix = "/sfn", endpoint = "avatars/delete", output = Reply)]
 pub async fn delete_avatar(name: String) -> Result<(), AppError> {

@@ -4,7 +4,7 @@
 
 mod upload;
 
-use crate::api::avatars::{delete_avatar, list_avatars, set_active_avatar};
+use crate::api::avatars::{active_avatar_url, delete_avatar, list_avatars, set_active_avatar};
 use crate::shared::avatars::{AvatarInfo, AvatarList, DEFAULT_AVATAR_URL};
 use crate::viewer::{Avatar, ViewerHandle};
 use leptos::prelude::*;
@@ -160,11 +160,11 @@ fn format_size(bytes: u64) -> String {
 /// and mouth (lip sync).
 #[component]
 pub fn AvatarPane(#[prop(optional)] handle: Option<ViewerHandle>) -> impl IntoView {
-    let list = Resource::new(|| (), |_| list_avatars());
+    let active = Resource::new(|| (), |_| active_avatar_url());
     let url = Memo::new(move |_| {
-        list.get()
+        active
+            .get()
             .and_then(Result::ok)
-            .map(|l| l.active_url())
             .unwrap_or_else(|| DEFAULT_AVATAR_URL.to_string())
     });
     let handle = handle.unwrap_or_default();
