@@ -141,8 +141,18 @@ pub async fn speak_text(text: String) -> Result<crate::shared::tts::Speech, AppE
             "Type something to say first.",
         )));
     }
+    timed_speech(&state, &text, Default::default()).await
+}
+
+/// Speaks `text` and says how long it took (Setup's test sentence, System's per-voice "Test").
+#[cfg(feature = "ssr")]
+async fn timed_speech(
+    state: &crate::server::AppState,
+    text: &str,
+    opts: crate::tts::SpeakOptions,
+) -> Result<crate::shared::tts::Speech, AppError> {
     let started = std::time::Instant::now();
-    match state.tts.speak(&text, Default::default()).await {
+    match state.tts.speak(text, opts).await {
         Ok(spoken) => Ok(spoken.into_speech(started.elapsed())),
         Err(e) => Err(api_error(e.into())),
     }

@@ -34,9 +34,5 @@ pub async fn test_voice(provider: String) -> Result<Speech, AppError> {
         fresh: true,
         ..SpeakOptions::default()
     };
-    let started = std::time::Instant::now();
-    match state.tts.speak(TEST_SENTENCE, opts).await {
-        Ok(spoken) => Ok(spoken.into_speech(started.elapsed())),
-        Err(e) => Err(super::api_error(e.into())),
-    }
+    super::timed_speech(&state, TEST_SENTENCE, opts).await
 }

@@ -142,10 +142,7 @@ impl AudioCache {
     {
         let name = format!("{hash}.{}", kind.ext);
         let mut rx = {
-            let mut inflight = match self.inflight.lock() {
-                Ok(m) => m,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut inflight = super::locked(&self.inflight);
             match inflight.get(&name) {
                 Some(rx) => rx.clone(),
                 None => {
@@ -279,10 +276,7 @@ struct InflightGuard<'a> {
 
 impl Drop for InflightGuard<'_> {
     fn drop(&mut self) {
-        let mut inflight = match self.cache.inflight.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut inflight = super::locked(&self.cache.inflight);
         inflight.remove(self.name);
     }
 }

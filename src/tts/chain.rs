@@ -3,7 +3,9 @@
 //! and a provider that failed on auth or quota sits out a cool-down so that later sentences skip
 //! it without waiting. The cool-down ends early when that provider's settings change (a new key).
 
-use super::{cache, engine_for, sanitize, EngineContext, SpeakOptions, SynthRequest, TtsError};
+use super::{
+    cache, engine_for, locked, sanitize, EngineContext, SpeakOptions, SynthRequest, TtsError,
+};
 use super::{cache::AudioCache, service::Spoken};
 use crate::shared::{
     config::{AppConfig, TtsProvider, TtsProviderSettings},
@@ -81,16 +83,9 @@ fn fingerprint(s: &TtsProviderSettings) -> [u8; 32] {
 }
 
 impl Cooldowns {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TtsProvider, Cooldown>> {
-        match self.0.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-
     /// The error that put `provider` out, and how long it still sits out.
     pub fn active(&self, p: TtsProvider, s: &TtsProviderSettings) -> Option<(TtsError, Duration)> {
-        let mut map = self.lock();
+        let mut map = locked(&self.0);
         let c = map.get(&p)?;
         let left = c.until.checked_duration_since(Instant::now());
         match left {
@@ -104,7 +99,7 @@ impl Cooldowns {
 
     fn start(&self, p: TtsProvider, s: &TtsProviderSettings, e: &TtsError) {
         if let Some(d) = e.cooldown() {
-            self.lock().insert(
+            locked(&self.0).insert(
                 p,
                 Cooldown {
                     until: Instant::now() + d,
@@ -126,36 +121,23 @@ pub struct Outcome {
     pub last_success: Option<LastSuccess>,
 }
 
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
 impl Outcomes {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TtsProvider, Outcome>> {
-        match self.0.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-
     pub fn get(&self, p: TtsProvider) -> Outcome {
-        self.lock().get(&p).cloned().unwrap_or_default()
+        locked(&self.0).get(&p).cloned().unwrap_or_default()
     }
 
     fn failed(&self, p: TtsProvider, e: &TtsError) {
-        self.lock().entry(p).or_default().last_error = Some(LastError {
+        locked(&self.0).entry(p).or_default().last_error = Some(LastError {
             code: e.code().into(),
             message: e.to_string(),
-            ts: unix_now(),
+            ts: crate::store::now_ts(),
         });
     }
 
     fn spoke(&self, p: TtsProvider, took: Duration) {
-        self.lock().entry(p).or_default().last_success = Some(LastSuccess {
+        locked(&self.0).entry(p).or_default().last_success = Some(LastSuccess {
             latency_ms: took.as_millis() as u64,
-            ts: unix_now(),
+            ts: crate::store::now_ts(),
         });
     }
 }

@@ -200,6 +200,12 @@ impl TtsError {
 
 pub(crate) use service::EngineContext;
 
+/// Locks `m` even when a thread panicked while holding it: the maps guarded this way (cooldowns,
+/// outcomes, files in flight, warm workers) stay valid after any single update.
+fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The engine for `provider` with its current settings.
 pub(crate) fn engine_for(
     provider: TtsProvider,

@@ -185,10 +185,7 @@ impl PiperPool {
 
     fn worker(&self, tools: &Path, python: &Path, model: &Path) -> WorkerHandle {
         let key = (python.to_path_buf(), model.to_path_buf());
-        let mut workers = match self.workers.lock() {
-            Ok(w) => w,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut workers = super::locked(&self.workers);
         if let Some(w) = workers.get(&key).filter(|w| !w.tx.is_closed()) {
             return w.clone();
         }

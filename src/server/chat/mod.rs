@@ -89,23 +89,22 @@ pub async fn start(state: &AppState, session_id: i64, input: ChatInput) -> Resul
     // stored, so it can never find the message it was asked about.
     let max_history = i64::from(cfg.memory.max_history);
     let speaker = async {
-        let found = match characters::for_session(&state.db, session_id, input.character_id).await?
-        {
+        let requested = input.character_id;
+        let found = match characters::for_session(&state.db, session_id, requested).await? {
             Some(found) => found,
+            // A new session: create it, then the same rule picks its speaker.
             None => {
                 sessions::create_with_id(&state.db, session_id).await?;
-                let id = input.character_id.unwrap_or(characters::DEFAULT_ID);
-                characters::get(&state.db, id).await?
+                characters::for_session(&state.db, session_id, requested)
+                    .await?
+                    .flatten()
             }
         };
-        match found {
-            Some(c) => Ok(c),
-            None if input.character_id.is_some() => Err(ApiError::not_found(format!(
-                "There is no character {}.",
-                input.character_id.unwrap_or_default()
-            ))),
+        match (found, requested) {
+            (Some(c), _) => Ok(c),
+            (None, Some(id)) => Err(ApiError::not_found(format!("There is no character {id}."))),
             // The session's character was deleted: fall back to the default one.
-            None => characters::get(&state.db, characters::DEFAULT_ID)
+            (None, None) => characters::get(&state.db, characters::DEFAULT_ID)
                 .await?
                 .ok_or_else(|| ApiError::not_found("The default character is missing.")),
         }
