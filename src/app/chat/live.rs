@@ -90,11 +90,7 @@ impl LiveTurn {
         self.error.set(None);
         self.stopped.set(false);
         self.phase.set(Phase::Waiting);
-        let sent_at = web_sys::window()
-            .and_then(|w| w.performance())
-            .map(|p| p.now())
-            .unwrap_or_default();
-        self.voice.begin(sent_at);
+        self.voice.begin();
         let speak = self.voice.enabled.get_untracked();
         spawn_local(async move {
             let result = stream_chat(session, &text, speak, &controller, |event| {
@@ -177,14 +173,7 @@ async fn stream_chat(
         character_id: None,
     })
     .map_err(|e| AppError::new("internal", e.to_string()))?;
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    let headers = web_sys::Headers::new().map_err(|e| js_error("Sending", e))?;
-    headers
-        .set("content-type", "application/json")
-        .map_err(|e| js_error("Sending", e))?;
-    init.set_headers(&headers);
-    init.set_body(&JsValue::from_str(&body));
+    let init = json_init("POST", &body).map_err(|e| js_error("Sending", e))?;
     init.set_signal(Some(&controller.signal()));
     let window = web_sys::window().ok_or_else(|| AppError::new("browser", "No window."))?;
     let url = format!("/api/chat/stream?session_id={session}");
@@ -232,6 +221,17 @@ async fn stream_chat(
             }
         }
     }
+}
+
+/// A `fetch` request init that sends `body` (JSON) with `method`.
+pub(super) fn json_init(method: &str, body: &str) -> Result<web_sys::RequestInit, JsValue> {
+    let init = web_sys::RequestInit::new();
+    init.set_method(method);
+    let headers = web_sys::Headers::new()?;
+    headers.set("content-type", "application/json")?;
+    init.set_headers(&headers);
+    init.set_body(&JsValue::from_str(body));
+    Ok(init)
 }
 
 /// The REST error body `{"ok": false, "error", "code"}` as an [`AppError`].

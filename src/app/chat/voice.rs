@@ -55,14 +55,12 @@ impl Voice {
         engine::unlock(self);
     }
 
-    /// A new turn starts: whatever was playing stops. `sent_at` is `performance.now()` when the
-    /// message was sent (the origin of the browser's `playback_started`).
-    pub fn begin(self, sent_at: f64) {
+    /// A new turn starts, now: whatever was playing stops. Call it as the message is sent (the
+    /// origin of the browser's `playback_started`).
+    pub fn begin(self) {
         self.cut();
         #[cfg(feature = "hydrate")]
-        engine::begin(self, sent_at);
-        #[cfg(not(feature = "hydrate"))]
-        let _ = sent_at;
+        engine::begin(self);
     }
 
     /// Sentence `index` of the reply, with the reply's emotion when known.
@@ -290,7 +288,8 @@ mod engine {
         });
     }
 
-    pub fn begin(voice: Voice, sent_at: f64) {
+    pub fn begin(voice: Voice) {
+        let sent_at = now_ms();
         if !voice.enabled.get_untracked() {
             return;
         }
@@ -348,7 +347,7 @@ mod engine {
     }
 
     pub fn cut(voice: Voice) {
-        let ticker = with(|e| {
+        with(|e| {
             e.turn = e.turn.wrapping_add(1);
             for p in e.playing.drain(..) {
                 #[allow(deprecated)]
@@ -361,10 +360,13 @@ mod engine {
             e.complete = false;
             e.cursor = 0.0;
             e.smoother = Smoother::default();
-            e.ticker.take()
-        })
-        .flatten();
-        if let Some(t) = ticker {
+        });
+        rest(voice);
+    }
+
+    /// Stops the lip sync and closes the mouth.
+    fn rest(voice: Voice) {
+        if let Some(Some(t)) = with(|e| e.ticker.take()) {
             t.clear();
         }
         let _ = voice.viewer.set_mouth(Mouth::default());
@@ -438,10 +440,7 @@ mod engine {
     }
 
     fn finish(voice: Voice) {
-        if let Some(Some(t)) = with(|e| e.ticker.take()) {
-            t.clear();
-        }
-        let _ = voice.viewer.set_mouth(Mouth::default());
+        rest(voice);
         if voice.speaking.get_untracked() {
             voice.speaking.set(false);
             voice.relax_later();
@@ -511,16 +510,11 @@ mod engine {
     }
 
     async fn put_playback(id: i64, ms: u64) -> Result<(), JsValue> {
-        let init = web_sys::RequestInit::new();
-        init.set_method("PUT");
-        let headers = web_sys::Headers::new()?;
-        headers.set("content-type", "application/json")?;
-        init.set_headers(&headers);
         let body = serde_json::to_string(&crate::shared::chat::PlaybackReport {
             playback_started: ms,
         })
         .map_err(|e| JsValue::from_str(&e.to_string()))?;
-        init.set_body(&JsValue::from_str(&body));
+        let init = super::super::live::json_init("PUT", &body)?;
         let window = web_sys::window().ok_or("no window")?;
         JsFuture::from(
             window.fetch_with_str_and_init(&format!("/api/messages/{id}/timings"), &init),

@@ -209,9 +209,8 @@ fn LatencyView(report: LatencyReport) -> impl IntoView {
         stages,
         first_audio,
     } = report;
-    let attr = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
     view! {
-        <p class="big" data-testid="latency-first-audio" data-p50=attr(first_audio.p50) data-p95=attr(first_audio.p95)>
+        <p class="big" data-testid="latency-first-audio" data-p50=ms_attr(first_audio.p50) data-p95=ms_attr(first_audio.p95)>
             "Time to first audio: P50 " {ms(first_audio.p50)} " · P95 " {ms(first_audio.p95)}
         </p>
         {if turns == 0 {
@@ -241,13 +240,18 @@ fn LatencyView(report: LatencyReport) -> impl IntoView {
 #[component]
 fn StageRow(stats: StageStats) -> impl IntoView {
     view! {
-        <tr data-testid=format!("latency-row-{}", stats.stage) data-p50=stats.p50.map(|v| v.to_string()).unwrap_or_default()>
+        <tr data-testid=format!("latency-row-{}", stats.stage) data-p50=ms_attr(stats.p50)>
             <td>{stage_label(&stats.stage).to_string()}</td>
             <td>{ms(stats.p50)}</td>
             <td>{ms(stats.p95)}</td>
             <td>{stats.count}</td>
         </tr>
     }
+}
+
+/// A value for a `data-` attribute: the number, or empty when there is none.
+fn ms_attr(v: Option<u64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
 }
 
 fn ms(v: Option<u64>) -> String {
