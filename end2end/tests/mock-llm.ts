@@ -2,7 +2,8 @@ import * as http from "node:http";
 import { AddressInfo } from "node:net";
 
 /** A mock OpenAI-compatible server (LM Studio's wire format): `/v1/models` lists one model and
- * `/v1/chat/completions` streams `head`, then each of `words` (plus a space) every `everyMs`.
+ * `/v1/chat/completions` streams `head`, then each of `words` (plus a space) every `everyMs`
+ * (a number, or the wait before word `i`).
  * A client that disconnects stops the stream. */
 export interface MockLlm {
   base: string;
@@ -19,7 +20,8 @@ function chunk(delta: object, finish: string | null = null) {
   return `data: ${JSON.stringify(c)}\n\n`;
 }
 
-export async function startMockLlm(head: string, words: string[], everyMs: number): Promise<MockLlm> {
+export async function startMockLlm(head: string, words: string[], everyMs: number | ((i: number) => number)): Promise<MockLlm> {
+  const wait = typeof everyMs === "number" ? () => everyMs : everyMs;
   let requests = 0;
   const server = http.createServer((req, res) => {
     if (req.url?.endsWith("/models")) {
@@ -35,9 +37,9 @@ export async function startMockLlm(head: string, words: string[], everyMs: numbe
       res.on("close", () => (closed = true));
       res.write(chunk({ role: "assistant", content: "" }));
       res.write(chunk({ content: head }));
-      for (const w of words) {
+      for (const [i, w] of words.entries()) {
         if (closed) return;
-        await new Promise((r) => setTimeout(r, everyMs));
+        await new Promise((r) => setTimeout(r, wait(i)));
         res.write(chunk({ content: `${w} ` }));
       }
       if (closed) return;

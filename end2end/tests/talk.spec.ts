@@ -42,8 +42,14 @@ async function openChat(page: Page): Promise<Locator> {
   return avatar;
 }
 
+/** Words of REPLY's first sentence. */
+const FIRST_SENTENCE = 11;
+
 test.beforeAll(async () => {
-  llm = await startMockLlm("[happy] ", REPLY.split(" "), 33);
+  // The first sentence comes at 30 words a second, the rest slower, so that the text takes about
+  // six seconds: the first audio must be on its way long before, even when a busy machine
+  // makes Piper slow (whole-reply-then-speak could not start before the text is complete).
+  llm = await startMockLlm("[happy] ", REPLY.split(" "), (i) => (i < FIRST_SENTENCE ? 33 : 120));
   longLlm = await startMockLlm("[relaxed] ", LONG.split(" "), 33);
 });
 
