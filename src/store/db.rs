@@ -30,6 +30,10 @@ pub async fn open(path: &Path) -> Result<SqlitePool, StoreError> {
         .busy_timeout(Duration::from_secs(5));
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
+        // sqlx pings an idle connection before lending it out, by default: for a network
+        // database that finds a dropped link, but a SQLite connection is a file in this process
+        // and cannot hang up, so the ping only doubled the hand-offs to its worker thread.
+        .test_before_acquire(false)
         .connect_with(options)
         .await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
