@@ -42,15 +42,15 @@ async function openChat(page: Page): Promise<Locator> {
   return avatar;
 }
 
-/** Words of REPLY's first sentence. */
-const FIRST_SENTENCE = 11;
+/** The mock's pace: the first sentence (`firstWords` words) at 30 words a second, the rest at
+ * about 7, so the text takes many seconds. The first audio must be on its way long before the
+ * text is complete and Stop must come while it is still arriving, even when a busy machine makes
+ * Piper slow (a whole-reply-then-speak server could not start before the text is complete). */
+const paced = (firstWords: number) => (i: number) => (i < firstWords ? 33 : 150);
 
 test.beforeAll(async () => {
-  // The first sentence comes at 30 words a second, the rest slower, so that the text takes about
-  // six seconds: the first audio must be on its way long before, even when a busy machine
-  // makes Piper slow (whole-reply-then-speak could not start before the text is complete).
-  llm = await startMockLlm("[happy] ", REPLY.split(" "), (i) => (i < FIRST_SENTENCE ? 33 : 120));
-  longLlm = await startMockLlm("[relaxed] ", LONG.split(" "), 33);
+  llm = await startMockLlm("[happy] ", REPLY.split(" "), paced(11));
+  longLlm = await startMockLlm("[relaxed] ", LONG.split(" "), paced(9));
 });
 
 test.afterAll(async ({ request }) => {
