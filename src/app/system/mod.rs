@@ -98,8 +98,7 @@ fn HealthView(health: Health) -> impl IntoView {
 fn ProviderCard(title: &'static str, kind: &'static str, health: ProviderHealth) -> impl IntoView {
     let state = health.state.name();
     let provider = health.provider;
-    let name =
-        LlmProvider::from_name(&provider).map_or_else(|| provider.clone(), |p| p.label().into());
+    let name = provider_label(&provider);
     view! {
         <article class="card health" data-testid="health-card" data-kind=kind data-provider=provider data-state=state>
             <h2>{title}": " <span class="provider-name">{name}</span></h2>
@@ -147,7 +146,7 @@ fn VoiceCard(health: ProviderHealth) -> impl IntoView {
     view! {
         <article class="card health" data-testid="health-card" data-kind="tts" data-provider=provider.clone() data-state=state>
             <div class="voice-card" data-testid=format!("tts-card-{provider}") data-last-outcome=last_outcome>
-                <h2>"Voice: " <span class="provider-name">{voice_label(&provider)}</span></h2>
+                <h2>"Voice: " <span class="provider-name">{provider_label(&provider)}</span></h2>
                 <State ok=state == "ok" label=state/>
                 <p class="detail">{health.detail}</p>
                 {health.latency_ms.map(|ms| view! { <p class="muted">{format!("Probe: {ms} ms")}</p> })}
@@ -251,9 +250,14 @@ fn StageRow(stats: StageStats) -> impl IntoView {
     }
 }
 
-/// A voice's name in plain words (the id itself for one this build does not know).
-fn voice_label(provider: &str) -> String {
-    TtsProvider::from_name(provider).map_or_else(|| provider.to_string(), |p| p.label().into())
+/// A language model's or voice's name in plain words, as Setup shows it (the id itself for one
+/// this build does not know). The two sets of ids do not overlap.
+fn provider_label(id: &str) -> String {
+    LlmProvider::from_name(id)
+        .map(LlmProvider::label)
+        .or_else(|| TtsProvider::from_name(id).map(TtsProvider::label))
+        .unwrap_or(id)
+        .to_string()
 }
 
 /// A value for a `data-` attribute: the number, or empty when there is none.
