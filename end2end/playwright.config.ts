@@ -36,6 +36,8 @@ export default defineConfig({
         "--disable-sync",
         "--no-first-run",
         "--disable-quic",
+        // Other "web sites" for the security tests: every *.waifu-test name is this machine.
+        "--host-resolver-rules=MAP *.waifu-test 127.0.0.1",
       ],
     },
   },

@@ -376,6 +376,9 @@ async fn a_busy_port_gives_a_clear_message() {
         bind: "127.0.0.1".parse().unwrap(),
         data_dir: dir.path().join("data"),
         leptos_config: "Leptos.toml".into(),
+        allowed_hosts: vec![],
+        cors_origins: vec![],
+        auth_token: None,
     };
     let err = waifu_rt3d::server::run(cli).await.unwrap_err().to_string();
     assert!(err.contains("already in use"), "{err}");

@@ -37,6 +37,46 @@ async fn the_app_pages_render_on_the_server() {
     ] {
         assert!(system.contains(marker), "/system has no {marker}");
     }
+    // Each page carries a Content-Security-Policy whose nonce is the one on its inline scripts,
+    // new for every response; no inline script goes without it.
+    let mut nonces = Vec::new();
+    for uri in ["/", "/chat", "/setup", "/definitely-not-a-page"] {
+        let r = send(&h.app, get(uri)).await;
+        let csp = r.header(header::CONTENT_SECURITY_POLICY).to_string();
+        let nonce = csp
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap_or_else(|| panic!("{uri}: no nonce in {csp:?}"))
+            .to_string();
+        let script_src = csp
+            .split(';')
+            .find(|d| d.trim().starts_with("script-src"))
+            .unwrap();
+        assert!(!script_src.contains("unsafe-inline"), "{uri}: {csp}");
+        for d in [
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+            "base-uri 'none'",
+        ] {
+            assert!(csp.contains(d), "{uri}: {csp}");
+        }
+        let body = String::from_utf8_lossy(&r.body).to_string();
+        let scripts: Vec<&str> = body.split("<script").skip(1).collect();
+        assert!(!scripts.is_empty(), "{uri} has no scripts");
+        for s in scripts {
+            let tag = s.split('>').next().unwrap_or_default();
+            assert!(
+                tag.contains(&format!("nonce=\"{nonce}\"")) || tag.contains(" src="),
+                "{uri}: an inline script without the nonce: <script{tag}>"
+            );
+        }
+        nonces.push(nonce);
+    }
+    nonces.sort();
+    nonces.dedup();
+    assert_eq!(nonces.len(), 4, "nonces repeat across responses");
+
     let r = send(&h.app, get("/definitely-not-a-page")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 

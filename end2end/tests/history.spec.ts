@@ -1,4 +1,5 @@
-import { test, expect, APIRequestContext } from "@playwright/test";
+import type { APIRequestContext } from "@playwright/test";
+import { test, expect } from "./fixtures";
 import { hydrated, snap } from "./helpers";
 
 async function addMessages(request: APIRequestContext, sessionId: number, texts: string[]) {

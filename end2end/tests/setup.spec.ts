@@ -1,4 +1,4 @@
-import { test, expect } from "@playwright/test";
+import { test, expect } from "./fixtures";
 import { hydrated, snap } from "./helpers";
 
 test("settings edits survive a reload", async ({ page }) => {

@@ -1,4 +1,5 @@
-import { test, expect, Page, Locator } from "@playwright/test";
+import type { Page, Locator } from "@playwright/test";
+import { test, expect } from "./fixtures";
 import * as http from "node:http";
 import { AddressInfo } from "node:net";
 import { hydrated, snap } from "./helpers";

@@ -1,4 +1,4 @@
-import { test, expect } from "@playwright/test";
+import { test, expect } from "./fixtures";
 import { hydrated, snap } from "./helpers";
 
 test("Speak test sentence plays Piper's voice and says who spoke", async ({ page }) => {

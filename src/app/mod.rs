@@ -16,6 +16,8 @@ use leptos_router::{
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    crate::server::security::headers::apply_page_policy(&options);
     view! {
         <!DOCTYPE html>
         <html lang="en">

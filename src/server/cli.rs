@@ -1,5 +1,6 @@
 //! Command-line flags; each can also be set by an environment variable.
 
+use super::security::AuthToken;
 use clap::Parser;
 use std::{net::IpAddr, path::PathBuf};
 
@@ -11,7 +12,8 @@ pub struct Cli {
     #[arg(long, env = "WAIFU_PORT", default_value_t = 3000)]
     pub port: u16,
 
-    /// Address to listen on. The default serves this machine only.
+    /// Address to listen on. The default serves this machine only; any other address needs a
+    /// token (see --auth-token).
     #[arg(long, env = "WAIFU_BIND", default_value = "127.0.0.1")]
     pub bind: IpAddr,
 
@@ -22,4 +24,33 @@ pub struct Cli {
     /// Site settings of the built front end (see Leptos.toml).
     #[arg(long, env = "WAIFU_LEPTOS_CONFIG", default_value = "Leptos.toml")]
     pub leptos_config: PathBuf,
+
+    /// Another name this server may be reached by (the browser's Host header), besides
+    /// localhost, 127.0.0.1, [::1] and the addresses it listens on. Repeatable; `name` allows any
+    /// port, `name:port` that port only.
+    #[arg(
+        long = "allowed-host",
+        env = "WAIFU_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+
+    /// A web origin (`https://example.com`) whose pages may call the API from the browser
+    /// (CORS). Repeatable; none by default.
+    #[arg(
+        long = "cors-origin",
+        env = "WAIFU_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// The token every API request must carry (`Authorization: Bearer <token>` or the sign-in
+    /// cookie). Needed off loopback: without it one is generated and kept in the data folder.
+    #[arg(
+        long = "auth-token",
+        env = "WAIFU_AUTH_TOKEN",
+        hide_env_values = true,
+        value_parser = AuthToken::parse
+    )]
+    pub auth_token: Option<AuthToken>,
 }

@@ -65,8 +65,10 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A JSON request body. Any media type that could be JSON is accepted (older clients send none);
-/// a body that is not JSON, or not the right shape, is a 400 that says what is wrong.
+/// A JSON request body: `Content-Type: application/json` and a body of the right shape. Any other
+/// media type is a 415 (a web page can send `text/plain` or form bodies to any site without
+/// asking, never `application/json`); a body that is not JSON, or not the right shape, is a 400
+/// that says what is wrong.
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
@@ -108,24 +110,26 @@ async fn read_body<S: Send + Sync>(
     Ok((content_type, bytes))
 }
 
-/// Parses a JSON body, with a 415 for a media type that cannot be JSON and a 400 that points at
-/// the problem for anything else.
+/// Parses a JSON body, with a 415 for anything not sent as `application/json` and a 400 that
+/// points at the problem for anything else.
 fn parse_json<T: DeserializeOwned>(
     content_type: Option<&HeaderValue>,
     bytes: &[u8],
 ) -> Result<T, ApiError> {
-    if let Some(ct) = content_type {
-        let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
-        let jsonish = ct.starts_with("application/json")
-            || ct.contains("+json")
-            || ct.starts_with("text/plain");
-        if !jsonish {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                format!("The body must be JSON (Content-Type: application/json), not {ct}."),
-            ));
-        }
+    let media_type = content_type.and_then(|ct| ct.to_str().ok()).map(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    });
+    if media_type.as_deref() != Some("application/json") {
+        let sent = media_type.unwrap_or_else(|| "no Content-Type".into());
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("The body must be JSON sent with Content-Type: application/json, not {sent}."),
+        ));
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(

@@ -12,6 +12,7 @@ pub mod latency;
 pub mod preflight;
 pub mod router;
 pub mod routes;
+pub mod security;
 pub mod state;
 
 pub use cli::Cli;
@@ -40,7 +41,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             site_root.display()
         );
     }
-    let state = AppState::new(leptos, ready)?;
+    let token_file = ready.paths.root.join("config").join("auth-token");
+    let (token, token_source) =
+        security::auth::resolve_token(cli.bind, cli.auth_token, &token_file)?;
+    let rules = security::Security::new(
+        cli.bind,
+        cli.port,
+        &cli.allowed_hosts,
+        &cli.cors_origins,
+        token.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let state = AppState::new(leptos, ready)?.with_security(rules);
     state.tts.warm_up();
 
     let listener = tokio::net::TcpListener::bind(addr)
@@ -51,6 +63,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         state.paths.root.display()
     );
+    announce_access(addr, &token_source, token.as_ref());
     let db = state.db.clone();
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
@@ -59,6 +72,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     db.close().await;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Says how to get in: nothing to do on loopback; off loopback, where the token is, and the
+/// sign-in link itself the one time the token was made (it is shown nowhere else).
+fn announce_access(
+    addr: SocketAddr,
+    source: &security::TokenSource,
+    token: Option<&security::AuthToken>,
+) {
+    use security::TokenSource;
+    let host = if addr.ip().is_unspecified() {
+        format!("<this machine's address>:{}", addr.port())
+    } else {
+        addr.to_string()
+    };
+    match (source, token) {
+        (TokenSource::Generated(file), Some(token)) => {
+            // Printed, not logged: the terminal of the person who started the server.
+            println!(
+                "\n    Open this link to sign in (it holds the access token, saved in {}):\n\n        http://{host}/?token={}\n",
+                file.display(),
+                token.expose()
+            );
+        }
+        (TokenSource::Stored(file), Some(_)) => tracing::info!(
+            "requests need the access token kept in {} (sign in at http://{host}/)",
+            file.display()
+        ),
+        (TokenSource::Given, Some(_)) => {
+            tracing::info!("requests need the access token given with --auth-token")
+        }
+        _ => {}
+    }
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            "serving on {addr}: other machines can reach this server; every request needs the access token"
+        );
+    }
 }
 
 /// Reads the site settings (where the built front end is) from `Leptos.toml`. cargo-leptos's own

@@ -1,7 +1,11 @@
 //! The whole HTTP surface in one place: REST routes, data files, server functions and the
 //! rendered app. Tests drive [`app`] in-process.
 
-use super::{files, routes, state::AppState};
+use super::{
+    files, routes,
+    security::{auth, headers, host, origin},
+    state::AppState,
+};
 use crate::app::{shell, App};
 use axum::{
     body::Body,
@@ -33,8 +37,10 @@ pub fn app(state: AppState) -> Router {
                 "done"
             );
         });
-    Router::new()
+    let guard = state.security.clone();
+    let router = Router::new()
         .merge(routes::api())
+        .merge(auth::routes())
         .nest_service(
             "/files/avatars",
             files::serve::<()>(state.paths.avatars.clone(), files::Caching::Revalidate),
@@ -47,6 +53,17 @@ pub fn app(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn(cache_headers))
         .layer(middleware::from_fn(head_renders_fully))
+        // The request rules (see `security`), innermost first: the token, then cross-site
+        // refusal, then CORS for named origins, then the Host check; headers go on every answer.
+        .layer(middleware::from_fn_with_state(guard.clone(), auth::guard))
+        .layer(middleware::from_fn_with_state(guard.clone(), origin::guard));
+    let router = match guard.cors_layer() {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
+        .layer(middleware::from_fn_with_state(guard, host::guard))
+        .layer(middleware::from_fn(headers::add))
         .layer(trace)
         .with_state(state)
 }

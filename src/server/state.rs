@@ -1,6 +1,6 @@
 //! The state every handler and server function shares.
 
-use super::preflight::Ready;
+use super::{preflight::Ready, security::Security};
 use crate::{config::ConfigStore, llm::LlmRegistry, shared::AppError, tts::TtsService};
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
@@ -57,6 +57,8 @@ pub struct AppState {
     pub llm: Arc<LlmRegistry>,
     /// Speech: the provider chain and the audio cache.
     pub tts: Arc<TtsService>,
+    /// Who may send requests: host names, other origins, the access token.
+    pub security: Arc<Security>,
 }
 
 impl AppState {
@@ -71,6 +73,7 @@ impl AppState {
         )
         .context("the HTTP client for the voice providers could not be set up")?;
         Ok(Self {
+            security: Arc::new(Security::loopback(leptos_options.site_addr.port())),
             leptos_options,
             config,
             db: ready.db,
@@ -79,6 +82,12 @@ impl AppState {
             paths: Arc::new(ready.paths),
             warnings: Arc::new(ready.warnings),
         })
+    }
+
+    /// The same state with other request rules (the command line's, or a test's).
+    pub fn with_security(mut self, security: Security) -> Self {
+        self.security = Arc::new(security);
+        self
     }
 
     /// The state, from inside a server function.

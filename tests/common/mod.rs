@@ -21,12 +21,17 @@ pub struct Harness {
 }
 
 pub async fn harness() -> Harness {
+    harness_with(|state| state).await
+}
+
+/// The harness with changed state, such as other request rules (`AppState::with_security`).
+pub async fn harness_with(change: impl FnOnce(AppState) -> AppState) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let ready = preflight::run(&dir.path().join("data")).await.unwrap();
     let options = leptos::config::LeptosOptions::builder()
         .output_name("waifu-rt3d")
         .build();
-    let state = AppState::new(options, ready).unwrap();
+    let state = change(AppState::new(options, ready).unwrap());
     Harness {
         app: app(state.clone()),
         state,
