@@ -56,12 +56,19 @@ async fn put_config_deep_merges_saves_and_redacts() {
         body["config"]["tts"]["providers"]["xtts_server"]["endpoint"],
         "http://127.0.0.1:8020"
     );
-    // Persisted to disk with the key.
+    // Persisted to disk with the key, sealed and bound to its endpoint's origin.
     let disk: Value =
         serde_json::from_str(&std::fs::read_to_string(&h.state.paths.config_file).unwrap())
             .unwrap();
-    assert_eq!(disk["llm"]["api_key"], "ollama-key");
+    assert_eq!(
+        disk["llm"]["api_key"]["origin"], "http://127.0.0.1:11434",
+        "{disk}"
+    );
     assert_eq!(disk["tts"]["providers"]["xtts_server"]["language"], "ja");
+    assert_eq!(
+        h.state.config.get().llm.api_key,
+        waifu_rt3d::shared::config::Secret::new("ollama-key")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -380,4 +387,89 @@ async fn a_busy_port_gives_a_clear_message() {
     let err = waifu_rt3d::server::run(cli).await.unwrap_err().to_string();
     assert!(err.contains("already in use"), "{err}");
     assert!(err.contains("--port"), "{err}");
+}
+
+/// A Setup-tab save, as the browser sends it.
+fn sfn_save(entries: Value) -> Request<Body> {
+    Request::post("/sfn/settings/save")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/json")
+        .body(Body::from(json!({ "entries": entries }).to_string()))
+        .unwrap()
+}
+
+/// Every file under `dir`, at any depth.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_keys_appear_in_no_file_of_the_data_folder() {
+    let h = harness().await;
+    let keys = [
+        "sk-at-rest-1111",
+        "xi-at-rest-2222",
+        "fish-at-rest-3333",
+        "sk-at-rest-4444",
+    ];
+    let r = send(
+        &h.app,
+        put_json(
+            "/api/config",
+            &json!({"llm": {"provider": "openai", "endpoint": "https://api.openai.com/v1", "api_key": keys[0]},
+                "tts": {"providers": {"elevenlabs": {"api_key": keys[1]}, "fish_audio": {"api_key": keys[2]}}}})
+            .to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = send(
+        &h.app,
+        sfn_save(json!([
+            ["llm.endpoint", "https://api.openai.com/v1"],
+            ["llm.api_key", keys[3]]
+        ])),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+
+    let files = files_under(&h.state.paths.root);
+    assert!(files.iter().any(|f| f.ends_with("config/app.json")));
+    assert!(files.iter().any(|f| f.ends_with("config/secret.key")));
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        for key in &keys {
+            assert!(
+                !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
+                "{key} is in {}",
+                file.display()
+            );
+        }
+    }
+    // And they are all still there, in memory.
+    let cfg = h.state.config.get();
+    assert_eq!(cfg.llm.api_key.expose(), keys[3]);
+    assert_eq!(cfg.tts.providers.elevenlabs.api_key.expose(), keys[1]);
+    assert_eq!(cfg.tts.providers.fish_audio.api_key.expose(), keys[2]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key_file = h.state.paths.root.join("config").join("secret.key");
+        let mode = std::fs::metadata(key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 }

@@ -1,14 +1,18 @@
 //! [ssr] The configuration: defaults, RFC 7396 merge, validation, migration of the earlier
-//! server's flat `app.json`, and atomic persistence. The model itself is in `shared::config`.
+//! server's flat `app.json`, and atomic persistence with the API keys encrypted (`sealed`), each
+//! bound to the origin of its endpoint (`keys`). The model itself is in `shared::config`.
 
 mod file;
 mod form;
+mod keys;
 mod merge;
 mod migrate;
+mod sealed;
 mod validate;
 
 pub use file::{ConfigStore, LoadReport};
 pub use form::patch_from_form;
+pub use keys::{origin_of, KeySlot};
 pub use merge::merge_patch;
 pub use migrate::migrate_flat_tts;
 pub use validate::{is_plain_file_name, validate};
