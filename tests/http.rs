@@ -398,6 +398,211 @@ fn sfn_save(entries: Value) -> Request<Body> {
         .unwrap()
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn programs_and_model_files_cannot_be_changed_over_http() {
+    let h = harness().await;
+    // The config file (here: the server itself) names a Piper program and voice.
+    h.state
+        .config
+        .update(json!({"tts": {"providers": {"piper_local": {"binary": "/opt/piper/piper", "voice_path": "/opt/piper/v.onnx"}}}}))
+        .await
+        .unwrap();
+    let before = h.state.config.get();
+    for body in [
+        json!({"tts": {"providers": {"piper_local": {"binary": "/tmp/evil.sh"}}}}),
+        json!({"tts": {"providers": {"piper_local": {"voice_path": "/tmp/x.onnx"}}}}),
+        json!({"tts": {"providers": {"espeak": {"binary": "/bin/sh"}}}}),
+        json!({"tts": {"providers": {"piper_local": {"binary": null}}}}),
+        json!({"tts": {"provider": "piper_local", "binary": "/tmp/evil.sh"}}),
+    ] {
+        let r = send(&h.app, put_json("/api/config", &body.to_string())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+        let j = r.json();
+        assert_eq!(j["code"], "invalid_config", "{j}");
+        let field = &j["fields"][0];
+        assert!(
+            field["path"]
+                .as_str()
+                .unwrap()
+                .starts_with("tts.providers."),
+            "{j}"
+        );
+        assert!(
+            field["message"]
+                .as_str()
+                .unwrap()
+                .contains("set it in the config file"),
+            "{j}"
+        );
+    }
+    // The Setup tab's save is refused the same way.
+    let r = send(
+        &h.app,
+        sfn_save(json!([
+            ["tts.providers.piper_local.binary", "/tmp/evil.sh"],
+            ["memory.max_history", "9"]
+        ])),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let j = r.json();
+    assert_eq!(
+        j["fields"][0]["path"], "tts.providers.piper_local.binary",
+        "{j}"
+    );
+    assert!(j["fields"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("set it in the config file"));
+    assert_eq!(h.state.config.get(), before);
+
+    // Sending the stored values back (GET, edit, PUT) is fine.
+    let mut cfg = send(&h.app, get("/api/config")).await.json();
+    cfg["memory"]["max_history"] = json!(21);
+    let r = send(&h.app, put_json("/api/config", &cfg.to_string())).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let r = send(
+        &h.app,
+        sfn_save(json!([
+            ["tts.providers.piper_local.binary", "/opt/piper/piper"],
+            ["memory.max_history", "22"]
+        ])),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let now = h.state.config.get();
+    assert_eq!(now.memory.max_history, 22);
+    assert_eq!(now.tts.providers.piper_local.binary, "/opt/piper/piper");
+    assert_eq!(
+        now.tts.providers.piper_local.voice_path,
+        "/opt/piper/v.onnx"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_an_endpoint_to_another_server_drops_its_key_and_says_so() {
+    let h = harness().await;
+    let r = send(
+        &h.app,
+        put_json(
+            "/api/config",
+            r#"{"llm": {"provider": "openai", "endpoint": "https://api.openai.com/v1", "api_key": "sk-moving"},
+                "tts": {"providers": {"elevenlabs": {"api_key": "xi-moving"}, "fish_audio": {"api_key": "fish-moving"}}}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["cleared_keys"], json!([]));
+
+    // Same origin, another path: the key stays.
+    let r = send(
+        &h.app,
+        put_json(
+            "/api/config",
+            r#"{"llm": {"endpoint": "https://api.openai.com/v1/"}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.json()["cleared_keys"], json!([]));
+    assert_eq!(r.json()["config"]["llm"]["api_key_set"], true);
+
+    // Another host: dropped, and the answer says so.
+    let r = send(
+        &h.app,
+        put_json(
+            "/api/config",
+            r#"{"llm": {"endpoint": "https://collector.example/v1"}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let j = r.json();
+    assert_eq!(j["cleared_keys"], json!(["llm.api_key"]), "{j}");
+    assert!(
+        j["notices"][0]
+            .as_str()
+            .unwrap()
+            .contains("collector.example"),
+        "{j}"
+    );
+    assert_eq!(j["config"]["llm"]["api_key_set"], false);
+    assert!(h.state.config.get().llm.api_key.is_empty());
+    // A GET-edit-PUT round trip that moves the endpoint drops the key as well.
+    let mut cfg = send(&h.app, get("/api/config")).await.json();
+    cfg["tts"]["providers"]["elevenlabs"]["endpoint"] = json!("http://127.0.0.1:9/v1");
+    let j = send(&h.app, put_json("/api/config", &cfg.to_string()))
+        .await
+        .json();
+    assert_eq!(
+        j["cleared_keys"],
+        json!(["tts.providers.elevenlabs.api_key"]),
+        "{j}"
+    );
+    assert_eq!(
+        h.state
+            .config
+            .get()
+            .tts
+            .providers
+            .fish_audio
+            .api_key
+            .expose(),
+        "fish-moving"
+    );
+
+    // The Setup tab: a provider switch brings the new provider's endpoint; the save says the key
+    // went.
+    h.state
+        .config
+        .update(json!({"llm": {"provider": "openai", "endpoint": "https://api.openai.com/v1", "api_key": "sk-again"}}))
+        .await
+        .unwrap();
+    let r = send(
+        &h.app,
+        sfn_save(json!([
+            ["llm.provider", "lmstudio"],
+            ["llm.endpoint", "http://127.0.0.1:1234/v1"],
+            ["llm.api_key", ""]
+        ])),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let j = r.json();
+    assert_eq!(j["config"]["llm"]["api_key_set"], false, "{j}");
+    assert_eq!(j["notices"].as_array().unwrap().len(), 1, "{j}");
+    assert!(
+        j["notices"][0].as_str().unwrap().contains("language model"),
+        "{j}"
+    );
+    // A key typed with the new endpoint is kept, with nothing to say.
+    let r = send(
+        &h.app,
+        sfn_save(json!([
+            ["llm.endpoint", "http://127.0.0.1:1235/v1"],
+            ["llm.api_key", "lm-key"]
+        ])),
+    )
+    .await;
+    let j = r.json();
+    assert_eq!(j["config"]["llm"]["api_key_set"], true, "{j}");
+    assert_eq!(j["notices"], json!([]));
+}
+
 /// Every file under `dir`, at any depth.
 fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();

@@ -471,6 +471,50 @@ async fn health_reports_the_llm_state() {
 
 // ---------------------------------------------------------------- keys stay with their origin
 
+/// Setup's "Test connection", as the browser calls it.
+async fn check_llm(h: &Harness, provider: &str, endpoint: &str, api_key: &str) -> Value {
+    let form = format!(
+        "provider={provider}&endpoint={}&api_key={api_key}",
+        endpoint.replace(':', "%3A").replace('/', "%2F")
+    );
+    let req = axum::http::Request::post("/sfn/llm/check")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "application/json")
+        .body(axum::body::Body::from(form))
+        .unwrap();
+    let r = send(&h.app, req).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_connection_sends_the_saved_key_only_to_its_own_origin() {
+    let (h, saved) = chat_harness(Flavor::OpenAi, "mock-model").await;
+    // Same provider, same origin, no key typed: the saved key is used.
+    let j = check_llm(&h, "openai", &saved.base_url, "").await;
+    assert_eq!(j["health"]["state"], "ok", "{j}");
+    assert_eq!(saved.authorizations(), [format!("Bearer {KEY}")]);
+
+    // Another server typed in the form: it never sees the saved key.
+    let other = MockLlm::start(Flavor::OpenAi).await;
+    let j = check_llm(&h, "openai", &other.base_url, "").await;
+    assert_eq!(other.calls(), 1, "{j}");
+    assert!(
+        other.authorizations().is_empty(),
+        "{:?}",
+        other.authorizations()
+    );
+    assert_eq!(j["health"]["state"], "auth", "{j}");
+    // A key typed with it is the one sent.
+    check_llm(&h, "openai", &other.base_url, "sk-typed-1").await;
+    assert_eq!(other.authorizations(), ["Bearer sk-typed-1"]);
+    // Another provider at the same place does not get it either.
+    let lm = MockLlm::start(Flavor::LmStudio).await;
+    check_llm(&h, "lmstudio", &lm.base_url, "").await;
+    assert!(lm.authorizations().is_empty());
+    assert_eq!(saved.calls(), 1);
+}
+
 /// A server whose `/v1/models` redirects elsewhere, and whose `/same/v1/models` redirects to its
 /// own `/ok/v1/models`.
 async fn redirecting_llm(elsewhere: &str) -> String {

@@ -2,9 +2,9 @@
 //! sealed under `secret.key` beside it (see `sealed`).
 
 use super::{
-    apply_patch, from_document, migrate_flat_tts,
+    apply, cleared_key_notice, from_document, migrate_flat_tts,
     sealed::{self, KeyRing, Opened},
-    strip_read_only, ConfigError,
+    strip_read_only, Changer, ConfigError, KeySlot,
 };
 use crate::shared::config::AppConfig;
 use serde_json::Value;
@@ -19,6 +19,29 @@ use std::{
 #[derive(Debug, Default)]
 pub struct LoadReport {
     pub warnings: Vec<String>,
+}
+
+/// A saved change: the config now in effect, and the keys the change dropped because their
+/// endpoint moved to another origin.
+#[derive(Debug)]
+pub struct Saved {
+    pub config: Arc<AppConfig>,
+    pub cleared_keys: Vec<KeySlot>,
+}
+
+impl Saved {
+    /// The dotted paths of the dropped keys.
+    pub fn cleared_paths(&self) -> Vec<String> {
+        self.cleared_keys.iter().map(|s| s.path()).collect()
+    }
+
+    /// One sentence per dropped key, for the person who made the change.
+    pub fn notices(&self) -> Vec<String> {
+        self.cleared_keys
+            .iter()
+            .map(|slot| cleared_key_notice(*slot, &self.config))
+            .collect()
+    }
 }
 
 /// The live config and the file behind it. Readers get a cheap snapshot; writers are serialised
@@ -111,25 +134,39 @@ impl ConfigStore {
     }
 
     /// Merges `patch` into the config, validates the result and saves it atomically. On any error
-    /// the previous config stays in effect and on disk.
+    /// the previous config stays in effect and on disk. For the server's own changes; what comes
+    /// over HTTP goes through [`ConfigStore::update_from_client`].
     pub async fn update(&self, patch: Value) -> Result<Arc<AppConfig>, ConfigError> {
+        Ok(self.save(patch, Changer::Server).await?.config)
+    }
+
+    /// [`ConfigStore::update`] for a change sent over HTTP: programs and model files cannot be
+    /// changed, and the answer says which keys were dropped because their endpoint moved.
+    pub async fn update_from_client(&self, patch: Value) -> Result<Saved, ConfigError> {
+        self.save(patch, Changer::Client).await
+    }
+
+    async fn save(&self, patch: Value, who: Changer) -> Result<Saved, ConfigError> {
         let _writer = self.writer.lock().await;
-        let next = apply_patch(&self.get(), patch)?;
+        let applied = apply(&self.get(), patch, who)?;
         let path = self.path.clone();
         let ring = self.ring.clone();
-        let to_write = next.clone();
+        let to_write = applied.config.clone();
         tokio::task::spawn_blocking(move || write_atomic(&path, &to_write, &ring))
             .await
             .map_err(|e| ConfigError::Write {
                 path: self.path.clone(),
                 source: io::Error::other(e),
             })??;
-        let next = Arc::new(next);
+        let next = Arc::new(applied.config);
         match self.current.write() {
             Ok(mut guard) => *guard = next.clone(),
             Err(poisoned) => *poisoned.into_inner() = next.clone(),
         }
-        Ok(next)
+        Ok(Saved {
+            config: next,
+            cleared_keys: applied.cleared_keys,
+        })
     }
 }
 
@@ -502,6 +539,38 @@ mod tests {
         let (store, report) = ConfigStore::load(path).unwrap();
         assert!(store.get().llm.api_key.is_empty());
         assert!(report.warnings[0].contains("could not be decrypted"));
+    }
+
+    #[tokio::test]
+    async fn a_client_cannot_change_program_paths_and_learns_of_dropped_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = ConfigStore::load(dir.path().join("app.json")).unwrap();
+        store
+            .update(json!({"tts": {"providers": {"piper_local": {"binary": "/opt/piper/piper"}}},
+                "llm": {"provider": "openai", "endpoint": "https://api.openai.com/v1", "api_key": "sk-1"}}))
+            .await
+            .unwrap();
+        let err = store
+            .update_from_client(
+                json!({"tts": {"providers": {"piper_local": {"binary": "/tmp/evil"}}}}),
+            )
+            .await
+            .unwrap_err();
+        let ConfigError::Invalid(fields) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(fields[0].path, "tts.providers.piper_local.binary");
+        assert_eq!(
+            store.get().tts.providers.piper_local.binary,
+            "/opt/piper/piper"
+        );
+        let saved = store
+            .update_from_client(json!({"llm": {"endpoint": "http://127.0.0.1:9/v1"}}))
+            .await
+            .unwrap();
+        assert_eq!(saved.cleared_paths(), ["llm.api_key"]);
+        assert!(saved.notices()[0].contains("http://127.0.0.1:9"));
+        assert!(store.get().llm.api_key.is_empty());
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
 //! Where the API keys sit in the config, and the origin (scheme, host, port) each one belongs to.
 //!
-//! A key is only ever sent to the origin it was saved with: the file binds each key to its origin
-//! (see `sealed`).
+//! A key is only ever sent to the origin it was saved with: moving an endpoint to another origin
+//! without giving a key in the same change drops the stored key (see `apply_patch`), and the file
+//! binds each key to its origin (see `sealed`).
 
 use crate::shared::config::{AppConfig, Secret, TtsProvider};
 
