@@ -56,12 +56,19 @@ async fn put_config_deep_merges_saves_and_redacts() {
         body["config"]["tts"]["providers"]["xtts_server"]["endpoint"],
         "http://127.0.0.1:8020"
     );
-    // Persisted to disk with the key.
+    // Persisted to disk with the key, sealed and bound to its endpoint's origin.
     let disk: Value =
         serde_json::from_str(&std::fs::read_to_string(&h.state.paths.config_file).unwrap())
             .unwrap();
-    assert_eq!(disk["llm"]["api_key"], "ollama-key");
+    assert_eq!(
+        disk["llm"]["api_key"]["origin"], "http://127.0.0.1:11434",
+        "{disk}"
+    );
     assert_eq!(disk["tts"]["providers"]["xtts_server"]["language"], "ja");
+    assert_eq!(
+        h.state.config.get().llm.api_key,
+        waifu_rt3d::shared::config::Secret::new("ollama-key")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -383,4 +390,294 @@ async fn a_busy_port_gives_a_clear_message() {
     let err = waifu_rt3d::server::run(cli).await.unwrap_err().to_string();
     assert!(err.contains("already in use"), "{err}");
     assert!(err.contains("--port"), "{err}");
+}
+
+/// A Setup-tab save, as the browser sends it.
+fn sfn_save(entries: Value) -> Request<Body> {
+    Request::post("/sfn/settings/save")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/json")
+        .body(Body::from(json!({ "entries": entries }).to_string()))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn programs_and_model_files_cannot_be_changed_over_http() {
+    let h = harness().await;
+    // The config file (here: the server itself) names a Piper program and voice.
+    h.state
+        .config
+        .update(json!({"tts": {"providers": {"piper_local": {"binary": "/opt/piper/piper", "voice_path": "/opt/piper/v.onnx"}}}}))
+        .await
+        .unwrap();
+    let before = h.state.config.get();
+    for body in [
+        json!({"tts": {"providers": {"piper_local": {"binary": "/tmp/evil.sh"}}}}),
+        json!({"tts": {"providers": {"piper_local": {"voice_path": "/tmp/x.onnx"}}}}),
+        json!({"tts": {"providers": {"espeak": {"binary": "/bin/sh"}}}}),
+        json!({"tts": {"providers": {"piper_local": {"binary": null}}}}),
+        json!({"tts": {"provider": "piper_local", "binary": "/tmp/evil.sh"}}),
+    ] {
+        let r = send(&h.app, put_json("/api/config", &body.to_string())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+        let j = r.json();
+        assert_eq!(j["code"], "invalid_config", "{j}");
+        let field = &j["fields"][0];
+        assert!(
+            field["path"]
+                .as_str()
+                .unwrap()
+                .starts_with("tts.providers."),
+            "{j}"
+        );
+        assert!(
+            field["message"]
+                .as_str()
+                .unwrap()
+                .contains("set it in the config file"),
+            "{j}"
+        );
+    }
+    // The Setup tab's save is refused the same way.
+    let r = send(
+        &h.app,
+        sfn_save(json!([
+            ["tts.providers.piper_local.binary", "/tmp/evil.sh"],
+            ["memory.max_history", "9"]
+        ])),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let j = r.json();
+    assert_eq!(
+        j["fields"][0]["path"], "tts.providers.piper_local.binary",
+        "{j}"
+    );
+    assert!(j["fields"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("set it in the config file"));
+    assert_eq!(h.state.config.get(), before);
+
+    // Sending the stored values back (GET, edit, PUT) is fine.
+    let mut cfg = send(&h.app, get("/api/config")).await.json();
+    cfg["memory"]["max_history"] = json!(21);
+    let r = send(&h.app, put_json("/api/config", &cfg.to_string())).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let r = send(
+        &h.app,
+        sfn_save(json!([
+            ["tts.providers.piper_local.binary", "/opt/piper/piper"],
+            ["memory.max_history", "22"]
+        ])),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let now = h.state.config.get();
+    assert_eq!(now.memory.max_history, 22);
+    assert_eq!(now.tts.providers.piper_local.binary, "/opt/piper/piper");
+    assert_eq!(
+        now.tts.providers.piper_local.voice_path,
+        "/opt/piper/v.onnx"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_an_endpoint_to_another_server_drops_its_key_and_says_so() {
+    let h = harness().await;
+    let r = send(
+        &h.app,
+        put_json(
+            "/api/config",
+            r#"{"llm": {"provider": "openai", "endpoint": "https://api.openai.com/v1", "api_key": "sk-moving"},
+                "tts": {"providers": {"elevenlabs": {"api_key": "xi-moving"}, "fish_audio": {"api_key": "fish-moving"}}}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["cleared_keys"], json!([]));
+
+    // Same origin, another path: the key stays.
+    let r = send(
+        &h.app,
+        put_json(
+            "/api/config",
+            r#"{"llm": {"endpoint": "https://api.openai.com/v1/"}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.json()["cleared_keys"], json!([]));
+    assert_eq!(r.json()["config"]["llm"]["api_key_set"], true);
+
+    // Another host: dropped, and the answer says so.
+    let r = send(
+        &h.app,
+        put_json(
+            "/api/config",
+            r#"{"llm": {"endpoint": "https://collector.example/v1"}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let j = r.json();
+    assert_eq!(j["cleared_keys"], json!(["llm.api_key"]), "{j}");
+    assert!(
+        j["notices"][0]
+            .as_str()
+            .unwrap()
+            .contains("collector.example"),
+        "{j}"
+    );
+    assert_eq!(j["config"]["llm"]["api_key_set"], false);
+    assert!(h.state.config.get().llm.api_key.is_empty());
+    // A GET-edit-PUT round trip that moves the endpoint drops the key as well.
+    let mut cfg = send(&h.app, get("/api/config")).await.json();
+    cfg["tts"]["providers"]["elevenlabs"]["endpoint"] = json!("http://127.0.0.1:9/v1");
+    let j = send(&h.app, put_json("/api/config", &cfg.to_string()))
+        .await
+        .json();
+    assert_eq!(
+        j["cleared_keys"],
+        json!(["tts.providers.elevenlabs.api_key"]),
+        "{j}"
+    );
+    assert_eq!(
+        h.state
+            .config
+            .get()
+            .tts
+            .providers
+            .fish_audio
+            .api_key
+            .expose(),
+        "fish-moving"
+    );
+
+    // The Setup tab: a provider switch brings the new provider's endpoint; the save says the key
+    // went.
+    h.state
+        .config
+        .update(json!({"llm": {"provider": "openai", "endpoint": "https://api.openai.com/v1", "api_key": "sk-again"}}))
+        .await
+        .unwrap();
+    let r = send(
+        &h.app,
+        sfn_save(json!([
+            ["llm.provider", "lmstudio"],
+            ["llm.endpoint", "http://127.0.0.1:1234/v1"],
+            ["llm.api_key", ""]
+        ])),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let j = r.json();
+    assert_eq!(j["config"]["llm"]["api_key_set"], false, "{j}");
+    assert_eq!(j["notices"].as_array().unwrap().len(), 1, "{j}");
+    assert!(
+        j["notices"][0].as_str().unwrap().contains("language model"),
+        "{j}"
+    );
+    // A key typed with the new endpoint is kept, with nothing to say.
+    let r = send(
+        &h.app,
+        sfn_save(json!([
+            ["llm.endpoint", "http://127.0.0.1:1235/v1"],
+            ["llm.api_key", "lm-key"]
+        ])),
+    )
+    .await;
+    let j = r.json();
+    assert_eq!(j["config"]["llm"]["api_key_set"], true, "{j}");
+    assert_eq!(j["notices"], json!([]));
+}
+
+/// Every file under `dir`, at any depth.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_keys_appear_in_no_file_of_the_data_folder() {
+    let h = harness().await;
+    let keys = [
+        "sk-at-rest-1111",
+        "xi-at-rest-2222",
+        "fish-at-rest-3333",
+        "sk-at-rest-4444",
+    ];
+    let r = send(
+        &h.app,
+        put_json(
+            "/api/config",
+            &json!({"llm": {"provider": "openai", "endpoint": "https://api.openai.com/v1", "api_key": keys[0]},
+                "tts": {"providers": {"elevenlabs": {"api_key": keys[1]}, "fish_audio": {"api_key": keys[2]}}}})
+            .to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = send(
+        &h.app,
+        sfn_save(json!([
+            ["llm.endpoint", "https://api.openai.com/v1"],
+            ["llm.api_key", keys[3]]
+        ])),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+
+    let files = files_under(&h.state.paths.root);
+    assert!(files.iter().any(|f| f.ends_with("config/app.json")));
+    assert!(files.iter().any(|f| f.ends_with("config/secret.key")));
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        for key in &keys {
+            assert!(
+                !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
+                "{key} is in {}",
+                file.display()
+            );
+        }
+    }
+    // And they are all still there, in memory.
+    let cfg = h.state.config.get();
+    assert_eq!(cfg.llm.api_key.expose(), keys[3]);
+    assert_eq!(cfg.tts.providers.elevenlabs.api_key.expose(), keys[1]);
+    assert_eq!(cfg.tts.providers.fish_audio.api_key.expose(), keys[2]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key_file = h.state.paths.root.join("config").join("secret.key");
+        let mode = std::fs::metadata(key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 }

@@ -468,3 +468,190 @@ async fn health_reports_the_llm_state() {
     assert_eq!(health["llm"]["state"], json!("no_model"));
     assert_eq!(health["lmstudio"], json!(false));
 }
+
+// ---------------------------------------------------------------- keys stay with their origin
+
+/// Setup's "Test connection", as the browser calls it.
+async fn check_llm(h: &Harness, provider: &str, endpoint: &str, api_key: &str) -> Value {
+    let form = format!(
+        "provider={provider}&endpoint={}&api_key={api_key}",
+        endpoint.replace(':', "%3A").replace('/', "%2F")
+    );
+    let req = axum::http::Request::post("/sfn/llm/check")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "application/json")
+        .body(axum::body::Body::from(form))
+        .unwrap();
+    let r = send(&h.app, req).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_connection_sends_the_saved_key_only_to_its_own_origin() {
+    let (h, saved) = chat_harness(Flavor::OpenAi, "mock-model").await;
+    // Same provider, same origin, no key typed: the saved key is used.
+    let j = check_llm(&h, "openai", &saved.base_url, "").await;
+    assert_eq!(j["health"]["state"], "ok", "{j}");
+    assert_eq!(saved.authorizations(), [format!("Bearer {KEY}")]);
+
+    // Another server typed in the form: it never sees the saved key.
+    let other = MockLlm::start(Flavor::OpenAi).await;
+    let j = check_llm(&h, "openai", &other.base_url, "").await;
+    assert_eq!(other.calls(), 1, "{j}");
+    assert!(
+        other.authorizations().is_empty(),
+        "{:?}",
+        other.authorizations()
+    );
+    assert_eq!(j["health"]["state"], "auth", "{j}");
+    // A key typed with it is the one sent.
+    check_llm(&h, "openai", &other.base_url, "sk-typed-1").await;
+    assert_eq!(other.authorizations(), ["Bearer sk-typed-1"]);
+    // Another provider at the same place does not get it either.
+    let lm = MockLlm::start(Flavor::LmStudio).await;
+    check_llm(&h, "lmstudio", &lm.base_url, "").await;
+    assert!(lm.authorizations().is_empty());
+    assert_eq!(saved.calls(), 1);
+}
+
+/// A server whose `/v1/models` redirects elsewhere, and whose `/same/v1/models` redirects to its
+/// own `/ok/v1/models`.
+async fn redirecting_llm(elsewhere: &str) -> String {
+    use axum::{
+        http::{header, HeaderMap, StatusCode},
+        response::IntoResponse,
+        routing::get as route_get,
+        Router,
+    };
+    let elsewhere = elsewhere.to_string();
+    let router = Router::new()
+        .route(
+            "/v1/models",
+            route_get(move || {
+                let to = format!("{elsewhere}/models");
+                async move { (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to)]) }
+            }),
+        )
+        .route(
+            "/same/v1/models",
+            route_get(|| async {
+                (
+                    StatusCode::TEMPORARY_REDIRECT,
+                    [(header::LOCATION, "/ok/v1/models")],
+                )
+            }),
+        )
+        .route(
+            "/ok/v1/models",
+            route_get(|headers: HeaderMap| async move {
+                if headers.get("authorization").and_then(|v| v.to_str().ok())
+                    != Some(&format!("Bearer {KEY}"))
+                {
+                    return StatusCode::UNAUTHORIZED.into_response();
+                }
+                axum::Json(json!({"object": "list", "data": [{"id": "m1", "object": "model"}]}))
+                    .into_response()
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn redirects_to_another_origin_are_not_followed() {
+    let elsewhere = MockLlm::start(Flavor::OpenAi).await;
+    let base = redirecting_llm(&elsewhere.base_url).await;
+    let model = |path: &str| {
+        OpenAiCompatible::new(OpenAiSettings {
+            provider: LlmProvider::Openai,
+            base_url: format!("{base}{path}"),
+            api_key: Secret::new(KEY),
+            model: String::new(),
+            connect_timeout: Duration::from_millis(500),
+            first_token_timeout: Duration::from_millis(800),
+        })
+        .unwrap()
+    };
+    let err = model("/v1").list_models().await.unwrap_err();
+    assert_eq!(err.code(), "llm_rejected", "{err}");
+    assert!(err.to_string().contains("redirects"), "{err}");
+    assert_eq!(elsewhere.calls(), 0, "the redirect was followed");
+    // Within the same origin a redirect is followed, key and all.
+    assert_eq!(model("/same/v1").list_models().await.unwrap(), ["m1"]);
+}
+
+/// A server that answers every request with `status` and the given body, sent in 4 KB chunks
+/// `times` times (0: for ever).
+async fn failing_llm(status: u16, chunk: String, times: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let chunk = chunk.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = sock.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 {status} Oops\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n"
+                );
+                if sock.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let frame = format!("{:x}\r\n{chunk}\r\n", chunk.len());
+                let mut sent = 0;
+                while times == 0 || sent < times {
+                    if sock.write_all(frame.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    sent += 1;
+                }
+                let _ = sock.write_all(b"0\r\n\r\n").await;
+            });
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
+#[tokio::test]
+async fn error_bodies_are_read_to_16_kb_and_never_show_the_key() {
+    let key = "sk-echoed-secret-77";
+    let settings = |base_url: String| OpenAiSettings {
+        provider: LlmProvider::Openai,
+        base_url,
+        api_key: Secret::new(key),
+        model: String::new(),
+        connect_timeout: Duration::from_millis(500),
+        first_token_timeout: Duration::from_secs(30),
+    };
+    // An error body that never ends: the answer comes anyway, from its first 16 KB.
+    let endless = failing_llm(500, "overloaded ".repeat(372), 0).await;
+    let model = OpenAiCompatible::new(settings(endless)).unwrap();
+    let (_, err) = tokio::time::timeout(Duration::from_secs(10), collect(&model, "ok"))
+        .await
+        .expect("the error body was read to its end");
+    let err = err.expect("a 500");
+    assert_eq!(err.code(), "llm_error", "{err}");
+    assert!(err.to_string().contains("(500: "), "{err}");
+    assert!(err.to_string().contains("overloaded"), "{err}");
+    let err = tokio::time::timeout(Duration::from_secs(10), model.list_models())
+        .await
+        .expect("the error body was read to its end")
+        .unwrap_err();
+    assert_eq!(err.code(), "llm_error", "{err}");
+    assert!(err.to_string().contains("(500: "), "{err}");
+
+    // A server that echoes the key in its complaint.
+    let echo = failing_llm(400, format!("bad request from key {key}"), 1).await;
+    let model = OpenAiCompatible::new(settings(echo)).unwrap();
+    let (_, err) = collect(&model, "ok").await;
+    let err = err.expect("a 400");
+    assert!(err.to_string().contains("***"), "{err}");
+    assert!(!err.to_string().contains(key), "{err}");
+}

@@ -76,6 +76,30 @@ async fn the_app_pages_render_on_the_server() {
     nonces.sort();
     nonces.dedup();
     assert_eq!(nonces.len(), 4, "nonces repeat across responses");
+    // The Setup tab shows programs and model files read-only: set in the config file, never
+    // sent by the form.
+    h.state
+        .config
+        .update(serde_json::json!({"tts": {"providers": {"piper_local": {"binary": "/opt/piper/piper"}}}}))
+        .await
+        .unwrap();
+    let setup = String::from_utf8_lossy(&send(&h.app, get("/setup")).await.body).to_string();
+    for path in [
+        "tts.providers.piper_local.binary",
+        "tts.providers.piper_local.voice_path",
+        "tts.providers.espeak.binary",
+    ] {
+        assert!(
+            setup.contains(&format!("data-testid=\"file-setting-{path}\"")),
+            "/setup does not show {path}"
+        );
+        assert!(
+            !setup.contains(&format!("name=\"{path}\"")),
+            "/setup lets the form send {path}"
+        );
+    }
+    assert!(setup.contains("/opt/piper/piper"));
+    assert!(setup.contains("set in the config file") || setup.contains("Set in the config file"));
 
     let r = send(&h.app, get("/definitely-not-a-page")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);

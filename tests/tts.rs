@@ -514,6 +514,110 @@ async fn elevenlabs_401_is_quota_or_auth_by_its_body() {
     );
 }
 
+// ------------------------------------------------------------------ keys stay with their origin
+
+/// A server that records every request and answers 200: where a redirect must not lead.
+fn recorder(mock: Mock) -> Router {
+    Router::new().fallback(
+        move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
+            let mock = mock.clone();
+            async move {
+                mock.record(uri.path(), headers, HashMap::new(), body);
+                "ok"
+            }
+        },
+    )
+}
+
+/// A server that redirects every request, path and query kept, to `to`.
+fn redirector(to: String) -> Router {
+    Router::new().fallback(move |uri: axum::http::Uri| {
+        let to = to.clone();
+        async move {
+            let target = format!(
+                "{to}{}",
+                uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+            );
+            (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, target)])
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_origin_never_carries_the_key() {
+    let elsewhere = Mock::default();
+    let elsewhere_url = serve(recorder(elsewhere.clone())).await;
+    let url = serve(redirector(elsewhere_url)).await;
+    let h = with_config(
+        json!({"tts": {"provider": "elevenlabs", "fallback_chain": [], "providers": {
+        "elevenlabs": {"endpoint": format!("{url}/v1"), "api_key": "xi-key"},
+        "fish_audio": {"endpoint": format!("{url}/v1"), "api_key": "fish-key"}}}}),
+    )
+    .await;
+    let r = tts(&h, json!({"text": "Hi"})).await;
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+    let j = r.json();
+    assert_eq!(j["providers"][0]["code"], "misconfigured", "{j}");
+    assert!(j["error"].as_str().unwrap().contains("redirects"), "{j}");
+    let r = tts(&h, json!({"text": "Hi", "provider": "fish_audio"})).await;
+    assert_eq!(r.status, 502);
+    // Nor does the health probe (the subscription).
+    send(&h.app, get("/api/healthcheck")).await;
+    let seen = elsewhere.seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().all(|s| s.headers.get("xi-api-key").is_none()
+            && s.headers.get(header::AUTHORIZATION).is_none()),
+        "the key reached another server: {seen:?}"
+    );
+    assert_eq!(
+        elsewhere.calls(),
+        0,
+        "a redirect to another origin was followed"
+    );
+}
+
+/// A server that answers every request with HTTP 500 and an error body that never ends.
+async fn endless_error() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = sock.read(&mut buf).await;
+                let head = "HTTP/1.1 500 Oops\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n";
+                if sock.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = "overloaded ".repeat(372);
+                let frame = format!("{:x}\r\n{chunk}\r\n", chunk.len());
+                while sock.write_all(frame.as_bytes()).await.is_ok() {}
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn an_endless_error_body_is_read_to_16_kb_only() {
+    let url = endless_error().await;
+    let h = with_config(only(
+        "fish_audio",
+        json!({"endpoint": format!("{url}/v1"), "api_key": "fish-key", "timeout_ms": 5000}),
+    ))
+    .await;
+    let started = Instant::now();
+    let r = tts(&h, json!({"text": "Hi"})).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the error body was read to its end (or the timeout)"
+    );
+    let j = r.json();
+    assert_eq!(j["providers"][0]["code"], "server", "{j}");
+    assert!(j["error"].as_str().unwrap().contains("overloaded"), "{j}");
+}
+
 // ------------------------------------------------------------------ XTTS
 
 #[tokio::test]

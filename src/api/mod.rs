@@ -7,7 +7,7 @@ pub mod system;
 
 use crate::shared::json_text::Reply;
 use crate::shared::{
-    config::{AppConfig, OutputMode},
+    config::{AppConfig, OutputMode, SavedSettings},
     health::Health,
     AppError,
 };
@@ -15,7 +15,8 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
 /// Setup's "Test connection": probes a language model with the form's provider and endpoint (and
-/// the typed key, or else the saved one) and lists its models. Nothing is saved.
+/// the typed key, or else the saved one if the endpoint is at the origin it was saved for) and
+/// lists its models. Nothing is saved.
 #[server(prefix = "/sfn", endpoint = "llm/check", output = Reply)]
 pub async fn check_llm(
     provider: String,
@@ -34,11 +35,15 @@ pub async fn check_llm(
         )
     })?;
     let mut cfg = state.config.get().llm.clone();
-    if provider != cfg.provider || !api_key.trim().is_empty() {
+    let endpoint = endpoint.trim();
+    // The saved key goes only where it was saved for: the same provider at the same origin.
+    let same_place = provider == cfg.provider
+        && crate::config::origin_of(endpoint) == crate::config::origin_of(&cfg.endpoint);
+    if !same_place || !api_key.trim().is_empty() {
         cfg.api_key = Secret::new(api_key.trim());
     }
     cfg.provider = provider;
-    cfg.endpoint = endpoint.trim().to_string();
+    cfg.endpoint = endpoint.to_string();
     Ok(crate::server::health::check_llm(&state, &cfg).await)
 }
 
@@ -61,16 +66,20 @@ pub async fn get_settings() -> Result<AppConfig, AppError> {
     Ok(state.config.get().redacted())
 }
 
-/// Saves the Setup form: `(dotted path, value)` pairs, merged into the settings.
+/// Saves the Setup form: `(dotted path, value)` pairs, merged into the settings. The answer
+/// carries notices, such as a key dropped because its endpoint moved to another server.
 #[server(prefix = "/sfn", endpoint = "settings/save", input = Json, output = Reply)]
-pub async fn save_settings(entries: Vec<(String, String)>) -> Result<AppConfig, AppError> {
+pub async fn save_settings(entries: Vec<(String, String)>) -> Result<SavedSettings, AppError> {
     let state = crate::server::AppState::from_context()?;
     use axum::http::StatusCode;
     let patch = crate::config::patch_from_form(&entries)
         .map_err(|fields| with_status(StatusCode::BAD_REQUEST, AppError::invalid(fields)))?;
-    let cfg = saved(state.config.update(patch).await)?;
+    let done = saved(state.config.update_from_client(patch).await)?;
     tracing::info!("settings saved from the Setup tab");
-    Ok(cfg.redacted())
+    Ok(SavedSettings {
+        notices: done.notices(),
+        config: done.config.redacted(),
+    })
 }
 
 /// Whether replies are spoken (`output_mode`): the one setting the Chat tab reads. It has its own
@@ -86,7 +95,9 @@ pub async fn get_output_mode() -> Result<OutputMode, AppError> {
 pub async fn set_output_mode(mode: OutputMode) -> Result<OutputMode, AppError> {
     let state = crate::server::AppState::from_context()?;
     let patch = serde_json::json!({ "output_mode": mode });
-    Ok(saved(state.config.update(patch).await)?.output_mode)
+    Ok(saved(state.config.update_from_client(patch).await)?
+        .config
+        .output_mode)
 }
 
 /// A settings update's outcome for a server function: a file that could not be written is the

@@ -1,6 +1,11 @@
-//! The config file: loaded once at start, replaced atomically on every save.
+//! The config file: loaded once at start, replaced atomically on every save, with its API keys
+//! sealed under `secret.key` beside it (see `sealed`).
 
-use super::{apply_patch, from_document, migrate_flat_tts, strip_read_only, ConfigError};
+use super::{
+    apply, cleared_key_notice, from_document, migrate_flat_tts,
+    sealed::{self, KeyRing, Opened},
+    strip_read_only, Changer, ConfigError, KeySlot,
+};
 use crate::shared::config::AppConfig;
 use serde_json::Value;
 use std::{
@@ -16,10 +21,34 @@ pub struct LoadReport {
     pub warnings: Vec<String>,
 }
 
+/// A saved change: the config now in effect, and the keys the change dropped because their
+/// endpoint moved to another origin.
+#[derive(Debug)]
+pub struct Saved {
+    pub config: Arc<AppConfig>,
+    pub cleared_keys: Vec<KeySlot>,
+}
+
+impl Saved {
+    /// The dotted paths of the dropped keys.
+    pub fn cleared_paths(&self) -> Vec<String> {
+        self.cleared_keys.iter().map(|s| s.path()).collect()
+    }
+
+    /// One sentence per dropped key, for the person who made the change.
+    pub fn notices(&self) -> Vec<String> {
+        self.cleared_keys
+            .iter()
+            .map(|slot| cleared_key_notice(*slot, &self.config))
+            .collect()
+    }
+}
+
 /// The live config and the file behind it. Readers get a cheap snapshot; writers are serialised
 /// so that two concurrent PUTs cannot lose each other's changes.
 pub struct ConfigStore {
     path: PathBuf,
+    ring: Arc<KeyRing>,
     current: RwLock<Arc<AppConfig>>,
     writer: tokio::sync::Mutex<()>,
 }
@@ -27,31 +56,54 @@ pub struct ConfigStore {
 impl ConfigStore {
     /// Reads `path`, or writes the defaults there if there is no file. A file that is not valid
     /// JSON or not a valid config is kept as `.bak` and the app starts on defaults, with a warning.
+    /// Keys found in plain text are sealed; sealed keys that cannot be opened (no or another
+    /// `secret.key`) or that were saved for another origin count as unset, with a warning, and the
+    /// file as it was is kept as `.bak`.
     pub fn load(path: PathBuf) -> Result<(Self, LoadReport), ConfigError> {
         let mut report = LoadReport::default();
+        let (ring, ring_warning) = KeyRing::open(path.with_file_name("secret.key"));
+        report.warnings.extend(ring_warning);
         let cfg = match fs::read_to_string(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let cfg = AppConfig::default();
-                write_atomic(&path, &cfg)?;
+                write_atomic(&path, &cfg, &ring)?;
                 cfg
             }
             Err(source) => return Err(ConfigError::Write { path, source }),
-            Ok(text) => match parse(&text) {
-                Ok((cfg, migrated)) => {
-                    if migrated {
-                        let bak = backup(&path)?;
-                        write_atomic(&path, &cfg)?;
+            Ok(text) => match parse(&text, &ring) {
+                Ok(parsed) => {
+                    let Parsed {
+                        cfg,
+                        migrated,
+                        plain_keys,
+                        opened,
+                    } = parsed;
+                    let bak = if migrated || !opened.all_opened() {
+                        Some(backup(&path)?)
+                    } else {
+                        None
+                    };
+                    if migrated || plain_keys || !opened.all_opened() {
+                        write_atomic(&path, &cfg, &ring)?;
+                    }
+                    if let (true, Some(bak)) = (migrated, &bak) {
                         report.warnings.push(format!(
                             "The settings file was in the earlier flat form; it was migrated and the original kept as {}.",
                             bak.display()
                         ));
                     }
+                    if plain_keys {
+                        tracing::info!("API keys found in plain text in the settings file are now stored encrypted");
+                    }
+                    report
+                        .warnings
+                        .extend(opened.warnings(&cfg, &ring, bak.as_deref()));
                     cfg
                 }
                 Err(why) => {
                     let bak = backup(&path)?;
                     let cfg = AppConfig::default();
-                    write_atomic(&path, &cfg)?;
+                    write_atomic(&path, &cfg, &ring)?;
                     report.warnings.push(format!(
                         "The settings file could not be used ({why}). It was kept as {} and the app started on default settings; fix or copy values from the backup in the Setup tab.",
                         bak.display()
@@ -62,6 +114,7 @@ impl ConfigStore {
         };
         let store = Self {
             path,
+            ring: Arc::new(ring),
             current: RwLock::new(Arc::new(cfg)),
             writer: tokio::sync::Mutex::new(()),
         };
@@ -81,36 +134,71 @@ impl ConfigStore {
     }
 
     /// Merges `patch` into the config, validates the result and saves it atomically. On any error
-    /// the previous config stays in effect and on disk.
+    /// the previous config stays in effect and on disk. For the server's own changes; what comes
+    /// over HTTP goes through [`ConfigStore::update_from_client`].
     pub async fn update(&self, patch: Value) -> Result<Arc<AppConfig>, ConfigError> {
+        Ok(self.save(patch, Changer::Server).await?.config)
+    }
+
+    /// [`ConfigStore::update`] for a change sent over HTTP: programs and model files cannot be
+    /// changed, and the answer says which keys were dropped because their endpoint moved.
+    pub async fn update_from_client(&self, patch: Value) -> Result<Saved, ConfigError> {
+        self.save(patch, Changer::Client).await
+    }
+
+    async fn save(&self, patch: Value, who: Changer) -> Result<Saved, ConfigError> {
         let _writer = self.writer.lock().await;
-        let next = apply_patch(&self.get(), patch)?;
+        let applied = apply(&self.get(), patch, who)?;
         let path = self.path.clone();
-        let to_write = next.clone();
-        tokio::task::spawn_blocking(move || write_atomic(&path, &to_write))
+        let ring = self.ring.clone();
+        let to_write = applied.config.clone();
+        tokio::task::spawn_blocking(move || write_atomic(&path, &to_write, &ring))
             .await
             .map_err(|e| ConfigError::Write {
                 path: self.path.clone(),
                 source: io::Error::other(e),
             })??;
-        let next = Arc::new(next);
+        let next = Arc::new(applied.config);
         match self.current.write() {
             Ok(mut guard) => *guard = next.clone(),
             Err(poisoned) => *poisoned.into_inner() = next.clone(),
         }
-        Ok(next)
+        Ok(Saved {
+            config: next,
+            cleared_keys: applied.cleared_keys,
+        })
     }
 }
 
-/// Parses a config file, migrating the flat form. Returns the config and whether it was migrated.
-fn parse(text: &str) -> Result<(AppConfig, bool), String> {
+/// A config file, read.
+struct Parsed {
+    cfg: AppConfig,
+    /// It was in the earlier flat form.
+    migrated: bool,
+    /// It held keys in plain text.
+    plain_keys: bool,
+    opened: Opened,
+}
+
+/// Parses a config file, migrating the flat form and opening its sealed keys.
+fn parse(text: &str, ring: &KeyRing) -> Result<Parsed, String> {
     let mut doc: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
     if !doc.is_object() {
         return Err("not a JSON object".into());
     }
     let migrated = migrate_flat_tts(&mut doc, AppConfig::default().tts.provider);
+    let sealed = sealed::take_sealed(&mut doc);
+    let plain_keys = sealed::has_plain_keys(&doc);
     match from_document(&doc) {
-        Ok(cfg) => Ok((cfg, migrated)),
+        Ok(mut cfg) => {
+            let opened = sealed::open_into(&mut cfg, sealed, ring);
+            Ok(Parsed {
+                cfg,
+                migrated,
+                plain_keys,
+                opened,
+            })
+        }
         Err(ConfigError::Invalid(fields)) => Err(fields
             .iter()
             .map(|f| format!("{}: {}", f.path, f.message))
@@ -120,7 +208,8 @@ fn parse(text: &str) -> Result<(AppConfig, bool), String> {
     }
 }
 
-/// Copies `path` to a backup name that does not exist yet (`app.json.bak`, `app.json.bak.1`, ...).
+/// Copies `path` to a backup name that does not exist yet (`app.json.bak`, `app.json.bak.1`, ...),
+/// readable by its owner only: it may hold keys.
 fn backup(path: &Path) -> Result<PathBuf, ConfigError> {
     let base = format!("{}.bak", path.display());
     let mut candidate = PathBuf::from(&base);
@@ -129,23 +218,40 @@ fn backup(path: &Path) -> Result<PathBuf, ConfigError> {
         candidate = PathBuf::from(format!("{base}.{n}"));
         n += 1;
     }
-    fs::copy(path, &candidate).map_err(|source| ConfigError::Write {
+    let err = |source| ConfigError::Write {
         path: candidate.clone(),
         source,
-    })?;
+    };
+    let bytes = fs::read(path).map_err(err)?;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&candidate).map_err(err)?;
+    file.write_all(&bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(err)?;
     Ok(candidate)
 }
 
 /// Writes the config to a temporary file beside `path`, flushes it to disk, then renames it over
 /// `path`: a crash or a full disk leaves either the old file or the new one, never half of one.
-/// The file holds API keys, so only its owner may read it.
-pub(crate) fn write_atomic(path: &Path, cfg: &AppConfig) -> Result<(), ConfigError> {
+/// Keys are sealed first; the file is readable by its owner only all the same.
+pub(crate) fn write_atomic(
+    path: &Path,
+    cfg: &AppConfig,
+    ring: &KeyRing,
+) -> Result<(), ConfigError> {
     let err = |source| ConfigError::Write {
         path: path.to_path_buf(),
         source,
     };
     let mut doc = serde_json::to_value(cfg).map_err(|e| err(io::Error::other(e)))?;
     strip_read_only(&mut doc);
+    sealed::seal_keys(&mut doc, cfg, ring).map_err(|source| ConfigError::Write {
+        path: ring.path().to_path_buf(),
+        source,
+    })?;
     let mut text = serde_json::to_string_pretty(&doc).map_err(|e| err(io::Error::other(e)))?;
     text.push('\n');
     let tmp = path.with_extension("json.tmp");
@@ -273,6 +379,198 @@ mod tests {
                 0o600
             );
         }
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn plain_keys_in_an_older_file_are_sealed_on_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.json");
+        fs::write(
+            &path,
+            r#"{"llm": {"provider": "openai", "endpoint": "https://api.openai.com/v1", "api_key": "sk-plain-old"},
+                "tts": {"providers": {"fish_audio": {"api_key": "fish-plain-old"}}}}"#,
+        )
+        .unwrap();
+        let (store, report) = ConfigStore::load(path.clone()).unwrap();
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        assert_eq!(store.get().llm.api_key.expose(), "sk-plain-old");
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains("sk-plain-old") && !text.contains("fish-plain-old"),
+            "{text}"
+        );
+        let on_disk: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            on_disk["llm"]["api_key"]["origin"],
+            "https://api.openai.com:443"
+        );
+        assert!(on_disk["llm"]["api_key"]["sealed"].is_string());
+        // Sealing is not a migration: no copy of the plain text is left behind.
+        assert!(!dir.path().join("app.json.bak").exists());
+        let key_file = dir.path().join("secret.key");
+        assert_eq!(fs::read(&key_file).unwrap().len(), 32);
+        #[cfg(unix)]
+        assert_eq!(mode(&key_file), 0o600);
+        let (again, report) = ConfigStore::load(path).unwrap();
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        assert_eq!(*again.get(), *store.get());
+        assert_eq!(
+            again.get().tts.providers.fish_audio.api_key.expose(),
+            "fish-plain-old"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn backups_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.json");
+        fs::write(
+            &path,
+            r#"{"tts": {"provider": "elevenlabs", "api_key": "xi-old"}}"#,
+        )
+        .unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        ConfigStore::load(path.clone()).unwrap();
+        assert_eq!(mode(&dir.path().join("app.json.bak")), 0o600);
+        fs::write(&path, "{ broken").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        ConfigStore::load(path.clone()).unwrap();
+        assert_eq!(mode(&dir.path().join("app.json.bak.1")), 0o600);
+        assert_eq!(mode(&path), 0o600);
+    }
+
+    /// A store with an LLM key and a Fish key saved, and the file's text.
+    async fn saved_with_keys(dir: &Path) -> String {
+        let path = dir.join("app.json");
+        let (store, _) = ConfigStore::load(path.clone()).unwrap();
+        store
+            .update(json!({"llm": {"provider": "openai", "endpoint": "https://api.openai.com/v1", "api_key": "sk-sealed-1"},
+                "tts": {"providers": {"fish_audio": {"api_key": "fish-sealed-1"}}}}))
+            .await
+            .unwrap();
+        fs::read_to_string(path).unwrap()
+    }
+
+    #[tokio::test]
+    async fn without_the_key_file_sealed_keys_are_unset_and_the_file_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = saved_with_keys(dir.path()).await;
+        fs::remove_file(dir.path().join("secret.key")).unwrap();
+        let (store, report) = ConfigStore::load(dir.path().join("app.json")).unwrap();
+        assert!(store.get().llm.api_key.is_empty());
+        assert!(store.get().tts.providers.fish_audio.api_key.is_empty());
+        // The rest of the settings are in effect.
+        assert_eq!(store.get().llm.endpoint, "https://api.openai.com/v1");
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+        let warning = &report.warnings[0];
+        assert!(warning.contains("could not be decrypted"), "{warning}");
+        assert!(warning.contains("missing"), "{warning}");
+        assert!(warning.contains("app.json.bak"), "{warning}");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("app.json.bak")).unwrap(),
+            before
+        );
+        // No key file is made until a key is saved.
+        assert!(!dir.path().join("secret.key").exists());
+    }
+
+    #[tokio::test]
+    async fn with_another_key_file_sealed_keys_are_unset_and_the_file_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = saved_with_keys(dir.path()).await;
+        fs::write(dir.path().join("secret.key"), [42u8; 32]).unwrap();
+        let (store, report) = ConfigStore::load(dir.path().join("app.json")).unwrap();
+        assert!(store.get().llm.api_key.is_empty());
+        assert!(
+            report.warnings[0].contains("not the key file"),
+            "{:?}",
+            report.warnings
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("app.json.bak")).unwrap(),
+            before
+        );
+        // The other key file is left as it was.
+        assert_eq!(fs::read(dir.path().join("secret.key")).unwrap(), [42u8; 32]);
+    }
+
+    #[tokio::test]
+    async fn a_key_whose_endpoint_was_edited_by_hand_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = saved_with_keys(dir.path()).await;
+        let path = dir.path().join("app.json");
+        let edited = text.replace("https://api.openai.com/v1", "https://collector.example/v1");
+        assert_ne!(edited, text);
+        fs::write(&path, edited).unwrap();
+        let (store, report) = ConfigStore::load(path).unwrap();
+        assert!(store.get().llm.api_key.is_empty());
+        assert_eq!(store.get().llm.endpoint, "https://collector.example/v1");
+        // The Fish key's endpoint did not move: it stays.
+        assert_eq!(
+            store.get().tts.providers.fish_audio.api_key.expose(),
+            "fish-sealed-1"
+        );
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+        assert!(
+            report.warnings[0].contains("https://api.openai.com:443")
+                && report.warnings[0].contains("https://collector.example:443"),
+            "{:?}",
+            report.warnings
+        );
+        // Changing the origin stored beside the sealed key does not help: it is authenticated.
+        let dir = tempfile::tempdir().unwrap();
+        let text = saved_with_keys(dir.path()).await;
+        let path = dir.path().join("app.json");
+        let edited = text
+            .replace("https://api.openai.com/v1", "https://collector.example/v1")
+            .replace(
+                "https://api.openai.com:443",
+                "https://collector.example:443",
+            );
+        fs::write(&path, edited).unwrap();
+        let (store, report) = ConfigStore::load(path).unwrap();
+        assert!(store.get().llm.api_key.is_empty());
+        assert!(report.warnings[0].contains("could not be decrypted"));
+    }
+
+    #[tokio::test]
+    async fn a_client_cannot_change_program_paths_and_learns_of_dropped_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = ConfigStore::load(dir.path().join("app.json")).unwrap();
+        store
+            .update(json!({"tts": {"providers": {"piper_local": {"binary": "/opt/piper/piper"}}},
+                "llm": {"provider": "openai", "endpoint": "https://api.openai.com/v1", "api_key": "sk-1"}}))
+            .await
+            .unwrap();
+        let err = store
+            .update_from_client(
+                json!({"tts": {"providers": {"piper_local": {"binary": "/tmp/evil"}}}}),
+            )
+            .await
+            .unwrap_err();
+        let ConfigError::Invalid(fields) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(fields[0].path, "tts.providers.piper_local.binary");
+        assert_eq!(
+            store.get().tts.providers.piper_local.binary,
+            "/opt/piper/piper"
+        );
+        let saved = store
+            .update_from_client(json!({"llm": {"endpoint": "http://127.0.0.1:9/v1"}}))
+            .await
+            .unwrap();
+        assert_eq!(saved.cleared_paths(), ["llm.api_key"]);
+        assert!(saved.notices()[0].contains("http://127.0.0.1:9"));
+        assert!(store.get().llm.api_key.is_empty());
     }
 
     #[tokio::test]

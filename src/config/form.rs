@@ -39,6 +39,9 @@ fn classify(path: &str) -> Option<Kind> {
     let (provider, field) = rest.split_once('.')?;
     TtsProvider::from_name(provider)?;
     match field {
+        // `binary` and `voice_path` are read here like any text, so that a page sending back the
+        // stored value still saves; a change is refused by `ConfigStore::update_from_client`,
+        // with the same message the REST API gives.
         "endpoint" | "voice_id" | "model" | "flavor" | "language" | "binary" | "voice_path" => {
             Some(Kind::Text)
         }

@@ -1,19 +1,26 @@
 //! [ssr] The configuration: defaults, RFC 7396 merge, validation, migration of the earlier
-//! server's flat `app.json`, and atomic persistence. The model itself is in `shared::config`.
+//! server's flat `app.json`, and atomic persistence with the API keys encrypted (`sealed`), each
+//! bound to the origin of its endpoint (`keys`). The model itself is in `shared::config`.
 
 mod file;
 mod form;
+mod keys;
 mod merge;
 mod migrate;
+mod sealed;
 mod validate;
 
-pub use file::{ConfigStore, LoadReport};
+pub use file::{ConfigStore, LoadReport, Saved};
 pub use form::patch_from_form;
+pub use keys::{origin_of, KeySlot};
 pub use merge::merge_patch;
 pub use migrate::migrate_flat_tts;
 pub use validate::{is_plain_file_name, validate};
 
-use crate::shared::{config::AppConfig, AppError, FieldError};
+use crate::shared::{
+    config::{AppConfig, Secret, TtsProvider},
+    AppError, FieldError,
+};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -82,11 +89,42 @@ pub fn from_document(doc: &Value) -> Result<AppConfig, ConfigError> {
     }
 }
 
+/// Who changes the settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Changer {
+    /// The server itself (start-up, tests): anything valid goes.
+    Server,
+    /// A client over HTTP (`PUT /api/config`, the Setup tab): programs and model files are not
+    /// settings it may change, since whoever can reach the server would choose what it runs.
+    Client,
+}
+
+/// The settings fields that name a program to run or a model file to load. They come from the
+/// config file only.
+pub const PROGRAM_FIELDS: [&str; 2] = ["binary", "voice_path"];
+
+/// What a client is told when it tries to change one of [`PROGRAM_FIELDS`].
+pub const PROGRAM_FIELD_MESSAGE: &str = "names a program or model file, which cannot be changed over HTTP: set it in the config file (config/app.json in the data folder) and restart";
+
+/// A patch, applied: the new config, and the keys it dropped because their endpoint moved to
+/// another origin.
+#[derive(Debug)]
+pub struct Applied {
+    pub config: AppConfig,
+    pub cleared_keys: Vec<KeySlot>,
+}
+
 /// Applies a partial document to `current` as a JSON Merge Patch (RFC 7396): objects merge at
 /// every depth, `null` resets a field to its default, arrays replace, an absent `api_key` keeps the
-/// stored key. The earlier server's flat `tts` fields are accepted and moved to the provider they
-/// belong to. Nothing is saved here.
-pub fn apply_patch(current: &AppConfig, mut patch: Value) -> Result<AppConfig, ConfigError> {
+/// stored key unless its endpoint moves to another origin. The earlier server's flat `tts` fields
+/// are accepted and moved to the provider they belong to. Nothing is saved here.
+pub fn apply_patch(current: &AppConfig, patch: Value) -> Result<AppConfig, ConfigError> {
+    apply(current, patch, Changer::Server).map(|a| a.config)
+}
+
+/// [`apply_patch`], saying which keys were dropped, and refusing changes to [`PROGRAM_FIELDS`]
+/// from a [`Changer::Client`] (sending back the stored value is fine).
+pub fn apply(current: &AppConfig, mut patch: Value, who: Changer) -> Result<Applied, ConfigError> {
     if !patch.is_object() {
         return Err(ConfigError::NotAnObject);
     }
@@ -94,8 +132,90 @@ pub fn apply_patch(current: &AppConfig, mut patch: Value) -> Result<AppConfig, C
     migrate_flat_tts(&mut patch, current.tts.provider);
     let mut doc = serde_json::to_value(current).unwrap_or(Value::Null);
     strip_read_only(&mut doc);
+    let before = doc.clone();
     merge_patch(&mut doc, &patch);
-    from_document(&doc)
+    let locked = match who {
+        Changer::Server => Vec::new(),
+        Changer::Client => program_field_changes(&before, &doc),
+    };
+    let mut next = match from_document(&doc) {
+        Ok(cfg) if locked.is_empty() => cfg,
+        Ok(_) => return Err(ConfigError::Invalid(locked)),
+        Err(ConfigError::Invalid(fields)) => {
+            let mut all = locked;
+            for f in fields {
+                if !all.iter().any(|l| l.path == f.path) {
+                    all.push(f);
+                }
+            }
+            return Err(ConfigError::Invalid(all));
+        }
+        Err(other) => return Err(other),
+    };
+    let cleared_keys = keep_keys_with_their_origin(current, &mut next, &patch);
+    Ok(Applied {
+        config: next,
+        cleared_keys,
+    })
+}
+
+/// The [`PROGRAM_FIELDS`] whose value differs between two config documents (a missing field has
+/// its default value).
+fn program_field_changes(before: &Value, after: &Value) -> Vec<FieldError> {
+    let defaults = serde_json::to_value(AppConfig::default()).unwrap_or(Value::Null);
+    let mut changed = Vec::new();
+    for provider in TtsProvider::ALL {
+        for field in PROGRAM_FIELDS {
+            let pointer = format!("/tts/providers/{}/{field}", provider.name());
+            let value = |doc: &Value| {
+                doc.pointer(&pointer)
+                    .or_else(|| defaults.pointer(&pointer))
+                    .cloned()
+            };
+            if value(before) != value(after) {
+                changed.push(FieldError {
+                    path: format!("tts.providers.{}.{field}", provider.name()),
+                    message: PROGRAM_FIELD_MESSAGE.into(),
+                });
+            }
+        }
+    }
+    changed
+}
+
+/// A stored key goes only to the origin it was saved with: when a patch moves an endpoint to
+/// another origin (scheme, host or port) and gives no key for it, the old key is dropped.
+fn keep_keys_with_their_origin(
+    current: &AppConfig,
+    next: &mut AppConfig,
+    patch: &Value,
+) -> Vec<KeySlot> {
+    let mut cleared = Vec::new();
+    for slot in KeySlot::all() {
+        let given = patch
+            .pointer(&format!("{}/api_key", slot.pointer()))
+            .is_some();
+        if given || slot.key(next).is_empty() || slot.origin(current) == slot.origin(next) {
+            continue;
+        }
+        *slot.key_mut(next) = Secret::default();
+        cleared.push(slot);
+    }
+    cleared
+}
+
+/// What to tell the person whose change dropped the key in `slot`.
+pub fn cleared_key_notice(slot: KeySlot, cfg: &AppConfig) -> String {
+    let origin = slot.origin(cfg);
+    let place = if origin.is_empty() {
+        "no address".to_string()
+    } else {
+        origin
+    };
+    format!(
+        "The saved API key of {} was removed: its endpoint now points to another server ({place}), and a key is only sent to the server it was saved for. Enter the key again if this server needs one.",
+        slot.label()
+    )
 }
 
 /// serde's messages name Rust types; say it in the words of the settings instead.
@@ -294,6 +414,162 @@ mod tests {
         )
         .unwrap();
         assert_eq!(next.llm.provider, LlmProvider::Ollama);
+    }
+
+    fn client(cur: &AppConfig, patch: Value) -> Result<Applied, ConfigError> {
+        apply(cur, patch, Changer::Client)
+    }
+
+    fn with_programs() -> AppConfig {
+        apply_patch(
+            &AppConfig::default(),
+            json!({"tts": {"providers": {
+                "piper_local": {"binary": "/opt/piper/piper", "voice_path": "/opt/voices/a.onnx"},
+                "espeak": {"binary": "/usr/bin/espeak-ng"}}}}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_client_cannot_change_programs_or_model_files() {
+        let cur = with_programs();
+        for (patch, path) in [
+            (
+                json!({"tts": {"providers": {"piper_local": {"binary": "/tmp/evil.sh"}}}}),
+                "tts.providers.piper_local.binary",
+            ),
+            (
+                json!({"tts": {"providers": {"piper_local": {"voice_path": "/tmp/other.onnx"}}}}),
+                "tts.providers.piper_local.voice_path",
+            ),
+            (
+                json!({"tts": {"providers": {"espeak": {"binary": null}}}}),
+                "tts.providers.espeak.binary",
+            ),
+            (
+                json!({"tts": {"providers": {"fish_audio": {"binary": "/bin/sh"}}}}),
+                "tts.providers.fish_audio.binary",
+            ),
+            // The earlier flat form lands on the selected provider: refused the same way.
+            (
+                json!({"tts": {"binary": "/tmp/evil.sh"}}),
+                "tts.providers.piper_local.binary",
+            ),
+            (json!({"tts": null}), "tts.providers.piper_local.binary"),
+        ] {
+            let err = client(&cur, patch.clone()).unwrap_err();
+            let ConfigError::Invalid(fields) = err else {
+                panic!("{patch}: {err:?}")
+            };
+            let field = fields
+                .iter()
+                .find(|f| f.path == path)
+                .unwrap_or_else(|| panic!("{patch}: {fields:?}"));
+            assert!(
+                field.message.contains("set it in the config file"),
+                "{}",
+                field.message
+            );
+            // The server itself (and so the config file) still sets them.
+            assert!(apply(&cur, patch, Changer::Server).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_client_may_send_program_paths_back_unchanged() {
+        let cur = with_programs();
+        let mut view = serde_json::to_value(cur.redacted()).unwrap();
+        view["memory"]["max_history"] = json!(30);
+        let next = client(&cur, view).unwrap().config;
+        assert_eq!(next.memory.max_history, 30);
+        assert_eq!(next.tts.providers.piper_local.binary, "/opt/piper/piper");
+        // Resetting a path that is already at its default changes nothing.
+        let next = client(
+            &cur,
+            json!({"tts": {"providers": {"xtts_server": {"binary": null, "voice_path": ""}}}}),
+        );
+        assert!(next.is_ok(), "{next:?}");
+    }
+
+    #[test]
+    fn program_path_errors_come_with_the_other_problems() {
+        let err = client(
+            &AppConfig::default(),
+            json!({"tts": {"providers": {"piper_local": {"binary": "/x"}}}, "memory": {"max_history": 5000}}),
+        )
+        .unwrap_err();
+        let ConfigError::Invalid(fields) = err else {
+            panic!()
+        };
+        let paths: Vec<_> = fields.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["tts.providers.piper_local.binary", "memory.max_history"]
+        );
+    }
+
+    #[test]
+    fn a_key_stays_with_the_origin_it_was_saved_for() {
+        let cur = apply_patch(
+            &AppConfig::default(),
+            json!({"llm": {"provider": "openai", "endpoint": "https://api.openai.com/v1", "api_key": "sk-1"},
+                   "tts": {"providers": {"elevenlabs": {"api_key": "xi-1"}}}}),
+        )
+        .unwrap();
+        // Same origin, other path: kept.
+        let a = client(
+            &cur,
+            json!({"llm": {"endpoint": "https://api.openai.com/v2/"}}),
+        )
+        .unwrap();
+        assert!(a.cleared_keys.is_empty());
+        assert_eq!(a.config.llm.api_key.expose(), "sk-1");
+        // Another host, scheme or port: dropped, and said so.
+        for endpoint in [
+            "https://collector.example/v1",
+            "http://api.openai.com/v1",
+            "https://api.openai.com:8443/v1",
+        ] {
+            let a = client(&cur, json!({"llm": {"endpoint": endpoint}})).unwrap();
+            assert_eq!(a.cleared_keys, [KeySlot::Llm], "{endpoint}");
+            assert!(a.config.llm.api_key.is_empty());
+            assert_eq!(a.config.tts.providers.elevenlabs.api_key.expose(), "xi-1");
+        }
+        // A provider switch that brings its own endpoint follows the same rule.
+        let a = client(
+            &cur,
+            json!({"llm": {"provider": "lmstudio", "endpoint": "http://127.0.0.1:1234/v1"}}),
+        )
+        .unwrap();
+        assert_eq!(a.cleared_keys, [KeySlot::Llm]);
+        // A key given with the new endpoint is the key for it.
+        let a = client(
+            &cur,
+            json!({"llm": {"endpoint": "https://collector.example/v1", "api_key": "sk-2"}}),
+        )
+        .unwrap();
+        assert!(a.cleared_keys.is_empty());
+        assert_eq!(a.config.llm.api_key.expose(), "sk-2");
+        // TTS endpoints too, also through the earlier flat form.
+        let a = client(
+            &cur,
+            json!({"tts": {"providers": {"elevenlabs": {"endpoint": "https://elsewhere.example"}}}}),
+        )
+        .unwrap();
+        assert_eq!(a.cleared_keys, [KeySlot::Tts(TtsProvider::Elevenlabs)]);
+        let a = client(
+            &cur,
+            json!({"tts": {"provider": "elevenlabs", "endpoint": "https://elsewhere.example"}}),
+        )
+        .unwrap();
+        assert!(a.config.tts.providers.elevenlabs.api_key.is_empty());
+        // The server's own changes obey it as well.
+        let next = apply_patch(
+            &cur,
+            json!({"llm": {"endpoint": "https://collector.example/v1"}}),
+        )
+        .unwrap();
+        assert!(next.llm.api_key.is_empty());
     }
 
     mod props {

@@ -49,7 +49,7 @@ pub struct OpenAiCompatible {
 impl OpenAiCompatible {
     pub fn new(settings: OpenAiSettings) -> Result<Self, LlmError> {
         let name = settings.provider.label();
-        let client = reqwest::Client::builder()
+        let client = crate::outbound::client_builder()
             .connect_timeout(settings.connect_timeout)
             .build()
             .map_err(|e| LlmError::Engine(format!("the HTTP client could not start: {e}")))?;
@@ -68,9 +68,20 @@ impl OpenAiCompatible {
     }
 
     fn authorised(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        // LM Studio and Ollama need no key; without one, no `Authorization` header is sent.
         let key = self.settings.api_key.expose();
-        // LM Studio and Ollama ignore the header; OpenAI needs it.
-        request.bearer_auth(if key.is_empty() { "none" } else { key })
+        if key.is_empty() {
+            request
+        } else {
+            request.bearer_auth(key)
+        }
+    }
+
+    /// A non-2xx answer's body, bounded and without the key, classified.
+    async fn failed(&self, response: reqwest::Response, model: &str) -> LlmError {
+        let status = response.status().as_u16();
+        let body = crate::outbound::error_text(response, &self.settings.api_key).await;
+        self.status_error(status, &body, model)
     }
 
     fn transport_error(&self, e: reqwest::Error) -> LlmError {
@@ -96,6 +107,15 @@ impl OpenAiCompatible {
             return LlmError::NoModel { provider };
         }
         match status {
+            // Only redirects within the endpoint's own origin are followed (see `outbound`).
+            300..=399 => LlmError::Rejected {
+                provider,
+                status,
+                message: format!(
+                    "the endpoint ({}) redirects to another server, and requests carrying the key are not followed there; set the endpoint to the address it redirects to if you trust it",
+                    self.settings.base_url
+                ),
+            },
             401 | 403 => LlmError::Auth { provider, status },
             404 if lower.contains("model") => LlmError::ModelNotFound {
                 provider,
@@ -156,10 +176,16 @@ impl ChatModel for OpenAiCompatible {
             Ok(Err(e)) => return Err(self.transport_error(e)),
             Ok(Ok(r)) => r,
         };
-        let status = response.status().as_u16();
         if !response.status().is_success() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(self.status_error(status, &body, &model));
+            return Err(
+                match tokio::time::timeout_at(deadline, self.failed(response, &model)).await {
+                    Ok(e) => e,
+                    Err(_) => LlmError::FirstTokenTimeout {
+                        provider: self.name,
+                        after: self.settings.first_token_timeout,
+                    },
+                },
+            );
         }
         let is_sse = response
             .headers()
@@ -195,7 +221,20 @@ impl ChatModel for OpenAiCompatible {
             Ok(Err(e)) => return Err(self.transport_error(e)),
             Ok(Ok(r)) => r,
         };
-        let status = response.status().as_u16();
+        if !response.status().is_success() {
+            return match tokio::time::timeout(
+                MODELS_TIMEOUT,
+                self.failed(response, &self.settings.model),
+            )
+            .await
+            {
+                Ok(e) => Err(e),
+                Err(_) => Err(LlmError::ConnectTimeout {
+                    provider: self.name,
+                    after: MODELS_TIMEOUT,
+                }),
+            };
+        }
         let body = match tokio::time::timeout(MODELS_TIMEOUT, response.text()).await {
             Ok(Ok(body)) => body,
             Ok(Err(e)) => return Err(self.transport_error(e)),
@@ -206,9 +245,6 @@ impl ChatModel for OpenAiCompatible {
                 })
             }
         };
-        if !(200..300).contains(&status) {
-            return Err(self.status_error(status, &body, &self.settings.model));
-        }
         #[derive(Deserialize)]
         struct ModelList {
             data: Vec<ModelEntry>,

@@ -36,6 +36,14 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// What the Setup tab's save answers: the settings now in effect (redacted), and anything the
+/// person should know about what the save did (a key dropped because its endpoint moved).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SavedSettings {
+    pub config: AppConfig,
+    pub notices: Vec<String>,
+}
+
 /// Which language model answers. `embedded` runs in-process and needs no server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -87,6 +87,11 @@ fn json_message(v: &serde_json::Value) -> Option<String> {
 pub fn status_error(status: StatusCode, body: &[u8]) -> TtsError {
     let detail = format!("HTTP {}: {}", status.as_u16(), error_detail(body));
     match status.as_u16() {
+        // Only redirects within the endpoint's own origin are followed (see `outbound`).
+        300..=399 => TtsError::Misconfigured(format!(
+            "HTTP {}: the endpoint redirects to another server, and requests carrying the key are not followed there; set the endpoint to the address it redirects to if you trust it",
+            status.as_u16()
+        )),
         401 | 403 => TtsError::Auth(detail),
         402 => TtsError::Quota {
             message: detail,
@@ -109,15 +114,9 @@ pub async fn fail(res: Response, key: &Secret) -> TtsError {
     status_error(status, &body)
 }
 
-/// An error body, at most 16 KB, with the key blanked out.
+/// An error body, at most 16 KB (read no further), with the key blanked out.
 pub async fn error_body(res: Response, key: &Secret) -> Vec<u8> {
-    let body = res.bytes().await.unwrap_or_default();
-    let body = String::from_utf8_lossy(&body[..body.len().min(16 * 1024)]).into_owned();
-    if key.expose().len() >= 4 {
-        body.replace(key.expose(), "***").into_bytes()
-    } else {
-        body.into_bytes()
-    }
+    crate::outbound::error_text(res, key).await.into_bytes()
 }
 
 /// `base` without a trailing slash.

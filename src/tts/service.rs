@@ -95,7 +95,7 @@ impl TtsService {
         audio: PathBuf,
         tools: PathBuf,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let http = crate::outbound::client_builder()
             .connect_timeout(Duration::from_secs(3))
             .user_agent(concat!("waifu-rt3d/", env!("CARGO_PKG_VERSION")))
             .build()?;

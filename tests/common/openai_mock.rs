@@ -35,12 +35,15 @@ struct Mock {
     flavor: Flavor,
     requests: Arc<Mutex<Vec<Value>>>,
     models: Arc<Mutex<Vec<String>>>,
+    headers: Arc<Mutex<Vec<HeaderMap>>>,
 }
 
 pub struct MockLlm {
     pub base_url: String,
     pub requests: Arc<Mutex<Vec<Value>>>,
     pub models: Arc<Mutex<Vec<String>>>,
+    /// The headers of every request (models and chat), in arrival order.
+    pub headers: Arc<Mutex<Vec<HeaderMap>>>,
 }
 
 impl MockLlm {
@@ -49,6 +52,7 @@ impl MockLlm {
             flavor,
             requests: Arc::default(),
             models: Arc::new(Mutex::new(vec!["mock-model".into(), "other-model".into()])),
+            headers: Arc::default(),
         };
         let app = Router::new()
             .route("/v1/models", get(models))
@@ -63,7 +67,24 @@ impl MockLlm {
             base_url: format!("http://{addr}/v1"),
             requests: mock.requests,
             models: mock.models,
+            headers: mock.headers,
         }
+    }
+
+    /// How many requests arrived.
+    pub fn calls(&self) -> usize {
+        self.headers.lock().unwrap().len()
+    }
+
+    /// The `Authorization` header of every request that had one.
+    pub fn authorizations(&self) -> Vec<String> {
+        self.headers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|h| h.get("authorization"))
+            .map(|v| v.to_str().unwrap_or("<not text>").to_string())
+            .collect()
     }
 
     pub fn last_request(&self) -> Value {
@@ -92,6 +113,7 @@ fn unauthorised() -> Response {
 }
 
 async fn models(State(mock): State<Mock>, headers: HeaderMap) -> Response {
+    mock.headers.lock().unwrap().push(headers.clone());
     if !authorised(&mock, &headers) {
         return unauthorised();
     }
@@ -170,6 +192,7 @@ fn async_stream(
 
 async fn chat(State(mock): State<Mock>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     mock.requests.lock().unwrap().push(body.clone());
+    mock.headers.lock().unwrap().push(headers.clone());
     if !authorised(&mock, &headers) {
         return unauthorised();
     }

@@ -57,6 +57,35 @@ pub fn TextField(
     }
 }
 
+/// A program or model file: shown, not editable. Whoever can reach the server must not choose
+/// what it runs, so these come from the config file only (the input has no `name`, so the form
+/// never sends it).
+#[component]
+pub fn FileSetting(
+    label: &'static str,
+    #[prop(into)] path: String,
+    #[prop(into)] value: String,
+    errors: Signal<Option<AppError>>,
+    /// What an empty value means.
+    empty: &'static str,
+) -> impl IntoView {
+    view! {
+        <Field label path=path.clone() errors hint="Set in the config file (config/app.json in the data folder), then restart; it cannot be changed here.">
+            <input
+                id=path.clone()
+                type="text"
+                readonly
+                aria-readonly="true"
+                class="readonly"
+                spellcheck="false"
+                value=value
+                placeholder=empty
+                data-testid=format!("file-setting-{path}")
+            />
+        </Field>
+    }
+}
+
 /// A write-only key: the input starts empty whatever is stored; leaving it empty keeps the stored
 /// key, and a box removes it.
 #[component]
@@ -154,11 +183,11 @@ pub fn ProviderFields(
                     }
                 })}
                 {(provider == TtsProvider::PiperLocal).then(|| view! {
-                    <TextField label="Piper program" path=at("binary") value=s.binary.clone() errors hint="Leave empty for the one installed by make setup." placeholder="bundled"/>
-                    <TextField label="Voice file (.onnx)" path=at("voice_path") value=s.voice_path.clone() errors hint="Leave empty for the bundled voice; its .onnx.json must sit beside it." placeholder="bundled"/>
+                    <FileSetting label="Piper program" path=at("binary") value=s.binary.clone() errors empty="the one make setup installed"/>
+                    <FileSetting label="Voice file (.onnx)" path=at("voice_path") value=s.voice_path.clone() errors empty="the bundled voice"/>
                 })}
                 {(provider == TtsProvider::Espeak).then(|| view! {
-                    <TextField label="eSpeak program" path=at("binary") value=s.binary.clone() errors placeholder="espeak-ng"/>
+                    <FileSetting label="eSpeak program" path=at("binary") value=s.binary.clone() errors empty="espeak-ng"/>
                 })}
             </div>
         </details>

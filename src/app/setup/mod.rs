@@ -29,7 +29,8 @@ pub fn SetupTab() -> impl IntoView {
             <h1>"Setup"</h1>
             <p class="muted lead">
                 "Choose who answers and who speaks. The defaults work offline with no key. "
-                "Keys stay on this machine and are never shown again once saved."
+                "Keys stay on this machine, encrypted, are never shown again once saved, and are only "
+                "sent to the server they were saved for."
             </p>
             <Suspense fallback=|| view! { <p class="muted">"Loading settings…"</p> }>
                 {move || Suspend::new(async move {
@@ -53,11 +54,19 @@ fn SettingsForm(initial: AppConfig) -> impl IntoView {
     let saves = Saves(RwSignal::new(0));
     provide_context(saves);
     Effect::new(move |_| {
-        if let Some(Ok(cfg)) = save.value().get() {
-            saved.set(cfg);
+        if let Some(Ok(done)) = save.value().get() {
+            saved.set(done.config);
             saves.0.update(|n| *n += 1);
         }
     });
+    // What the last save did besides saving (a key dropped because its endpoint moved).
+    let notices = move || {
+        save.value()
+            .get()
+            .and_then(Result::ok)
+            .map(|done| done.notices)
+            .unwrap_or_default()
+    };
     // The form can only be sent once the page is interactive.
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
@@ -92,6 +101,14 @@ fn SettingsForm(initial: AppConfig) -> impl IntoView {
                 }
             }}
             {move || errors.get().filter(|e| e.fields.is_empty()).map(|e| view! { <ErrorBanner error=e/> })}
+            {move || {
+                let notices = notices();
+                (!notices.is_empty()).then(|| view! {
+                    <div class="banner banner-warn" role="status" data-testid="save-notices">
+                        {notices.into_iter().map(|n| view! { <p>{n}</p> }).collect_view()}
+                    </div>
+                })
+            }}
             <div class="form-actions">
                 <button type="submit" class="primary" disabled=move || !hydrated.get() || save.pending().get()>
                     "Save settings"

@@ -16,9 +16,16 @@ pub async fn put(
     State(state): State<AppState>,
     ApiJson(patch): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    let cfg = state.config.update(patch).await?;
+    let saved = state.config.update_from_client(patch).await?;
     tracing::info!("settings saved");
-    Ok(Json(json!({"ok": true, "config": rest_view(&cfg)})))
+    // `cleared_keys` names the keys this change dropped because their endpoint moved to another
+    // server; `notices` says the same in words.
+    Ok(Json(json!({
+        "ok": true,
+        "config": rest_view(&saved.config),
+        "cleared_keys": saved.cleared_paths(),
+        "notices": saved.notices(),
+    })))
 }
 
 /// The redacted config, plus the earlier server's flat `tts` fields (those of the selected
