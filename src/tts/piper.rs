@@ -59,6 +59,8 @@ pub struct PiperPaths {
 
 pub struct Piper {
     paths: Result<PiperPaths, TtsError>,
+    /// The configured voice id; Piper reads it as a speaker number.
+    voice: String,
     speaker: Option<u32>,
     timeout: Duration,
     ctx: Arc<EngineContext>,
@@ -68,6 +70,7 @@ impl Piper {
     pub fn new(s: &TtsProviderSettings, ctx: Arc<EngineContext>) -> Self {
         Self {
             paths: ctx.piper.resolve(&ctx.tools, s),
+            voice: s.voice_id.trim().to_string(),
             speaker: s.voice_id.trim().parse().ok(),
             timeout: Duration::from_millis(s.timeout_ms.max(1)),
             ctx,
@@ -121,6 +124,11 @@ impl TtsEngine for Piper {
     }
 
     async fn synthesize(&self, req: &SynthRequest) -> Result<Audio, TtsError> {
+        let voice = match req.voice.as_str() {
+            "" => &self.voice,
+            asked => asked,
+        };
+        super::usable_voice(TtsProvider::PiperLocal, voice)?;
         let paths = self.paths.clone()?;
         if let Some(python) = &paths.python {
             let worker = self.ctx.piper.worker(&self.ctx.tools, python, &paths.model);
