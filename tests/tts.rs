@@ -1045,6 +1045,46 @@ async fn piper_cli_failures_are_classified() {
     }
 }
 
+/// The one-shot call's output file is in a folder only this user can enter, under a random name,
+/// and the folder is gone once the audio is read.
+#[tokio::test]
+async fn piper_cli_writes_into_a_private_folder_that_is_removed_afterwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("seen");
+    let settings = stand_in(
+        dir.path(),
+        &format!(
+            "cat >/dev/null; d=$(dirname \"$out\"); echo \"$d $(stat -c %a \"$d\")\" >> '{}'; cp FIXTURE \"$out\"",
+            seen.display()
+        ),
+        true,
+    );
+    let h = with_config(only("piper_local", settings)).await;
+    for text in ["First sentence.", "Second sentence."] {
+        let j = tts(&h, json!({"text": text})).await.json();
+        assert_eq!(j["meta"]["provider"], "piper_local", "{j}");
+    }
+    let seen = std::fs::read_to_string(&seen).unwrap();
+    let folders: Vec<(&str, &str)> = seen.lines().map(|l| l.rsplit_once(' ').unwrap()).collect();
+    assert_eq!(folders.len(), 2, "{seen}");
+    for (folder, mode) in &folders {
+        assert_eq!(*mode, "700", "{folder} is open to others");
+        let folder = std::path::Path::new(folder);
+        assert_ne!(
+            folder,
+            std::env::temp_dir(),
+            "written straight into the temp folder"
+        );
+        assert!(
+            folder.starts_with(std::env::temp_dir()),
+            "{}",
+            folder.display()
+        );
+        assert!(!folder.exists(), "{} was left behind", folder.display());
+    }
+    assert_ne!(folders[0].0, folders[1].0, "the folder name is reused");
+}
+
 #[tokio::test]
 async fn piper_voice_without_its_json_is_refused_before_running() {
     let dir = tempfile::tempdir().unwrap();
