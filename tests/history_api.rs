@@ -472,3 +472,159 @@ async fn characters_crud_with_the_documented_codes() {
         "not_found",
     );
 }
+
+/// Every character field has a cap, and a refusal names the field.
+#[tokio::test]
+async fn character_fields_have_length_caps_named_in_the_error() {
+    let h = harness().await;
+    let base = json!({"name": "Rei", "system_prompt": "You are Rei."});
+    let with = |key: &str, value: Value| {
+        let mut b = base.clone();
+        b[key] = value;
+        b.to_string()
+    };
+    let long = |n: usize| "x".repeat(n);
+    let traits = |n: usize| json!(vec!["calm"; n]);
+    for (body, code, field) in [
+        (with("name", json!(long(101))), "field_too_long", "name"),
+        (
+            with("system_prompt", json!(long(32_001))),
+            "field_too_long",
+            "system_prompt",
+        ),
+        (
+            with("avatar_url", json!(long(2_049))),
+            "field_too_long",
+            "avatar_url",
+        ),
+        (
+            with("voice_id", json!(long(129))),
+            "field_too_long",
+            "voice_id",
+        ),
+        (
+            with("tts_provider", json!("festival")),
+            "invalid_tts_provider",
+            "tts_provider",
+        ),
+        (
+            with("tts_provider", json!(long(5_000))),
+            "invalid_tts_provider",
+            "tts_provider",
+        ),
+        (
+            with("personality_traits", traits(33)),
+            "too_many_traits",
+            "personality_traits",
+        ),
+        (
+            with("personality_traits", json!(["calm", long(101)])),
+            "field_too_long",
+            "personality_traits[1]",
+        ),
+    ] {
+        let r = send(&h.app, post_json("/api/characters", &body)).await;
+        assert_error(&r, StatusCode::BAD_REQUEST, code);
+        let j = r.json();
+        assert_eq!(j["fields"][0]["path"], field, "{j}");
+        assert!(
+            j["error"].as_str().unwrap().starts_with(field),
+            "the message does not name {field}: {j}"
+        );
+        // The same cap holds for an update of the default character.
+        let r = send(&h.app, put_json("/api/characters/1", &body)).await;
+        assert_error(&r, StatusCode::BAD_REQUEST, code);
+    }
+    assert_eq!(
+        send(&h.app, get("/api/characters")).await.json()["characters"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "a refused character was stored"
+    );
+
+    // Right at each cap is fine.
+    let body = json!({
+        "name": long(100),
+        "system_prompt": long(32_000),
+        "avatar_url": long(2_048),
+        "voice_id": long(128),
+        "tts_provider": "",
+        "personality_traits": vec![long(100); 32],
+    });
+    let r = send(&h.app, post_json("/api/characters", &body.to_string())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+}
+
+/// A character's voice id is checked for the provider that will get it: its own `tts_provider`,
+/// stored or sent, else the configured voice.
+#[tokio::test]
+async fn a_character_voice_id_is_checked_for_its_provider() {
+    let h = harness().await;
+    let create = |body: Value| post_json("/api/characters", &body.to_string());
+    let r = send(
+        &h.app,
+        create(json!({"name": "Rei", "system_prompt": "x", "tts_provider": "espeak", "voice_id": "/dev/stdin"})),
+    )
+    .await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "invalid_voice_id");
+    let j = r.json();
+    assert_eq!(j["fields"][0]["path"], "voice_id");
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .contains("eSpeak NG voice name"),
+        "{j}"
+    );
+
+    let r = send(
+        &h.app,
+        create(json!({"name": "Rei", "system_prompt": "x", "tts_provider": "espeak", "voice_id": "en-us"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    let uri = format!("/api/characters/{}", r.json()["id"]);
+    // The stored provider checks a new voice…
+    assert_error(
+        &send(&h.app, put_json(&uri, r#"{"voice_id": "-w/tmp/x"}"#)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_voice_id",
+    );
+    // …and the stored voice is checked against a new provider (ElevenLabs takes no `-`).
+    assert_error(
+        &send(&h.app, put_json(&uri, r#"{"tts_provider": "elevenlabs"}"#)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_voice_id",
+    );
+    let r = send(
+        &h.app,
+        put_json(
+            &uri,
+            r#"{"tts_provider": "elevenlabs", "voice_id": "21m00Tcm4TlvDq8ikWAM"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    assert_eq!(
+        send(&h.app, get(&uri)).await.json()["character"]["voice_id"],
+        "21m00Tcm4TlvDq8ikWAM"
+    );
+
+    // Without its own provider, the configured one gets the voice.
+    h.state
+        .config
+        .update(json!({"tts": {"provider": "espeak"}}))
+        .await
+        .unwrap();
+    assert_error(
+        &send(
+            &h.app,
+            create(json!({"name": "Asuka", "system_prompt": "x", "voice_id": "/dev/stdin"})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_voice_id",
+    );
+}

@@ -833,6 +833,99 @@ async fn bad_requests_are_400() {
     }
 }
 
+/// A voice id that the provider it would reach cannot take is refused before anything runs. The
+/// eSpeak program is a stand-in that writes down every call, and the audio folder stays empty.
+#[tokio::test]
+async fn a_voice_id_the_provider_cannot_take_is_400_and_runs_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = dir.path().join("fixture.wav");
+    std::fs::write(&fixture, wav_bytes(200, false)).unwrap();
+    let calls = dir.path().join("calls");
+    let program = dir.path().join("espeak-ng");
+    std::fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> '{}'\ncat >/dev/null\ncat '{}'\n",
+            calls.display(),
+            fixture.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let h = with_config(only(
+        "espeak",
+        json!({"binary": program.display().to_string(), "timeout_ms": 2000}),
+    ))
+    .await;
+
+    let long = "a".repeat(129);
+    for (provider, voice) in [
+        (Some("espeak"), "/dev/stdin"),
+        (Some("espeak"), "--stdout"),
+        (Some("espeak"), "-w/tmp/out.wav"),
+        (Some("espeak"), "../../etc/passwd"),
+        (Some("espeak"), long.as_str()),
+        // No provider named: the configured one (eSpeak) gets the voice.
+        (None, "/dev/stdin"),
+        (Some("elevenlabs"), "../user/subscription"),
+        (Some("elevenlabs"), "abc?x=1"),
+        (Some("fish_audio"), "a/b"),
+        (Some("xtts_server"), "../../secret.wav"),
+        (Some("piper_local"), "0\n1"),
+    ] {
+        let mut body = json!({"voice_id": voice, "text": "hi"});
+        if let Some(p) = provider {
+            body["provider"] = p.into();
+        }
+        let r = tts(&h, body).await;
+        assert_eq!(
+            r.status,
+            400,
+            "{provider:?} {voice:?}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let j = r.json();
+        assert_eq!(j["code"], "invalid_voice_id", "{j}");
+        assert_eq!(j["fields"][0]["path"], "voice_id", "{j}");
+        let message = j["error"].as_str().unwrap();
+        assert!(message.starts_with("voice_id must be"), "{message}");
+        assert!(message.contains("128"), "{message}");
+    }
+    let r = tts(
+        &h,
+        json!({"provider": "espeak", "voice_id": "/dev/stdin", "text": "hi"}),
+    )
+    .await;
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("eSpeak NG voice name"),
+        "{}",
+        r.json()
+    );
+    assert!(!calls.exists(), "eSpeak was run");
+    let audio: Vec<_> = std::fs::read_dir(&h.state.paths.audio)
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(audio.is_empty(), "something was synthesised: {audio:?}");
+
+    // A voice name reaches the program, as its -v argument.
+    let j = tts(
+        &h,
+        json!({"provider": "espeak", "voice_id": "en-us+f3", "text": "hi"}),
+    )
+    .await
+    .json();
+    assert_eq!(j["meta"]["provider"], "espeak", "{j}");
+    assert_eq!(
+        std::fs::read_to_string(&calls).unwrap(),
+        "-v en-us+f3 --stdout\n"
+    );
+}
+
 // ------------------------------------------------------------------ cache
 
 #[tokio::test]
@@ -1054,6 +1147,46 @@ async fn piper_cli_failures_are_classified() {
             "{behaviour} was not stopped in time"
         );
     }
+}
+
+/// The one-shot call's output file is in a folder only this user can enter, under a random name,
+/// and the folder is gone once the audio is read.
+#[tokio::test]
+async fn piper_cli_writes_into_a_private_folder_that_is_removed_afterwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("seen");
+    let settings = stand_in(
+        dir.path(),
+        &format!(
+            "cat >/dev/null; d=$(dirname \"$out\"); echo \"$d $(stat -c %a \"$d\")\" >> '{}'; cp FIXTURE \"$out\"",
+            seen.display()
+        ),
+        true,
+    );
+    let h = with_config(only("piper_local", settings)).await;
+    for text in ["First sentence.", "Second sentence."] {
+        let j = tts(&h, json!({"text": text})).await.json();
+        assert_eq!(j["meta"]["provider"], "piper_local", "{j}");
+    }
+    let seen = std::fs::read_to_string(&seen).unwrap();
+    let folders: Vec<(&str, &str)> = seen.lines().map(|l| l.rsplit_once(' ').unwrap()).collect();
+    assert_eq!(folders.len(), 2, "{seen}");
+    for (folder, mode) in &folders {
+        assert_eq!(*mode, "700", "{folder} is open to others");
+        let folder = std::path::Path::new(folder);
+        assert_ne!(
+            folder,
+            std::env::temp_dir(),
+            "written straight into the temp folder"
+        );
+        assert!(
+            folder.starts_with(std::env::temp_dir()),
+            "{}",
+            folder.display()
+        );
+        assert!(!folder.exists(), "{} was left behind", folder.display());
+    }
+    assert_ne!(folders[0].0, folders[1].0, "the folder name is reused");
 }
 
 #[tokio::test]

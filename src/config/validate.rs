@@ -15,6 +15,9 @@ pub const XTTS_LANGUAGES: [&str; 17] = [
 /// Sample rates the providers we support can produce.
 pub const SAMPLE_RATES: [u32; 7] = [8_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000];
 
+/// The longest server address accepted; real ones are a few dozen characters.
+pub const MAX_ENDPOINT_CHARS: usize = 2_048;
+
 /// Every problem with `cfg`, each with the dotted path of its field. Empty means valid.
 pub fn validate(cfg: &AppConfig) -> Vec<FieldError> {
     let mut v = Problems::default();
@@ -76,11 +79,9 @@ pub fn validate(cfg: &AppConfig) -> Vec<FieldError> {
             v.url(&at("endpoint"), &s.endpoint);
         }
         v.range(&at("timeout_ms"), s.timeout_ms, 100, 600_000);
-        v.check(
-            &at("voice_id"),
-            s.voice_id.len() <= 256,
-            "must be at most 256 characters",
-        );
+        if let Err(e) = crate::tts::voice_id::check(provider, &s.voice_id) {
+            v.push(at("voice_id"), e.to_string());
+        }
         v.check(
             &at("model"),
             s.model.len() <= 256,
@@ -111,6 +112,12 @@ pub fn validate(cfg: &AppConfig) -> Vec<FieldError> {
             }
         }
     }
+
+    v.check(
+        "asr.endpoint",
+        cfg.asr.endpoint.chars().count() <= MAX_ENDPOINT_CHARS,
+        "must be at most 2048 characters",
+    );
 
     v.range("memory.max_history", cfg.memory.max_history.into(), 0, 200);
     v.range("memory.recall", cfg.memory.recall.into(), 0, 10);
@@ -158,6 +165,9 @@ impl Problems {
     }
 
     fn url(&mut self, path: &str, raw: &str) {
+        if raw.chars().count() > MAX_ENDPOINT_CHARS {
+            return self.push(path, "must be at most 2048 characters");
+        }
         match url::Url::parse(raw.trim()) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
             Ok(_) => self.push(path, "must be an http:// or https:// address"),
@@ -200,6 +210,67 @@ mod tests {
                 "avatar.active",
             ]
         );
+    }
+
+    #[test]
+    fn voice_ids_are_checked_for_their_provider() {
+        let mut cfg = AppConfig::default();
+        cfg.tts.providers.espeak.voice_id = "/dev/stdin".into();
+        cfg.tts.providers.elevenlabs.voice_id = "../user".into();
+        cfg.tts.providers.fish_audio.voice_id = "a/b".into();
+        cfg.tts.providers.xtts_server.voice_id = "../../x.wav".into();
+        cfg.tts.providers.piper_local.voice_id = "1\n2".into();
+        let found = validate(&cfg);
+        let paths: Vec<_> = found.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "tts.providers.piper_local.voice_id",
+                "tts.providers.fish_audio.voice_id",
+                "tts.providers.elevenlabs.voice_id",
+                "tts.providers.xtts_server.voice_id",
+                "tts.providers.espeak.voice_id",
+            ]
+        );
+        assert!(
+            found[4].message.contains("eSpeak NG voice name"),
+            "{found:?}"
+        );
+        // Each provider's own ids still pass.
+        cfg = AppConfig::default();
+        cfg.tts.providers.espeak.voice_id = "en-us+f3".into();
+        cfg.tts.providers.fish_audio.voice_id = "8ef4a238714b45718ce04243307c57a7".into();
+        cfg.tts.providers.xtts_server.voice_id = "Ana Florence".into();
+        cfg.tts.providers.piper_local.voice_id = "3".into();
+        assert_eq!(validate(&cfg), vec![]);
+    }
+
+    #[test]
+    fn addresses_and_voice_ids_have_length_caps() {
+        let mut cfg = AppConfig::default();
+        let long_url = format!("http://127.0.0.1:1234/{}", "a".repeat(MAX_ENDPOINT_CHARS));
+        cfg.llm.endpoint = long_url.clone();
+        cfg.tts.providers.fish_audio.endpoint = long_url.clone();
+        cfg.asr.endpoint = long_url;
+        cfg.tts.providers.espeak.voice_id = "a".repeat(129);
+        let found = validate(&cfg);
+        let paths: Vec<_> = found.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "llm.endpoint",
+                "tts.providers.fish_audio.endpoint",
+                "tts.providers.espeak.voice_id",
+                "asr.endpoint",
+            ]
+        );
+        assert!(found[0].message.contains("2048"), "{found:?}");
+        assert!(found[2].message.contains("128"), "{found:?}");
+        let fits = format!("http://127.0.0.1:1234/{}", "a".repeat(2_000));
+        cfg = AppConfig::default();
+        cfg.llm.endpoint = fits;
+        cfg.tts.providers.espeak.voice_id = "a".repeat(128);
+        assert_eq!(validate(&cfg), vec![]);
     }
 
     #[test]

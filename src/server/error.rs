@@ -33,6 +33,18 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
+
+    /// A 400 for one field of the body: the message starts with the field's name, and `fields`
+    /// carries it as data. `problem` reads as the rest of the sentence ("must be …").
+    pub fn bad_field(code: &str, field: &str, problem: impl std::fmt::Display) -> Self {
+        let problem = problem.to_string();
+        let mut e = Self::bad_request(code, format!("{field} {problem}."));
+        e.error.fields.push(crate::shared::FieldError {
+            path: field.to_string(),
+            message: problem,
+        });
+        e
+    }
 }
 
 impl From<crate::config::ConfigError> for ApiError {

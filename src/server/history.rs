@@ -3,6 +3,7 @@
 
 use super::error::ApiError;
 use crate::{
+    shared::config::TtsProvider,
     shared::history::{
         format_ts, Character, Message, MessagePage, Role, SearchHit, SessionSummary,
     },
@@ -11,11 +12,20 @@ use crate::{
         messages::{self, Cursor, NewMessage},
         search, sessions,
     },
+    tts::voice_id,
 };
 use sqlx::SqlitePool;
 
 pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_MESSAGE_CHARS: usize = 100_000;
+
+/// Caps on a character's fields, in characters. A system prompt may be a long description; the
+/// rest are names and short labels. Voice ids are capped by `tts::voice_id::MAX_CHARS`.
+pub const MAX_CHARACTER_NAME_CHARS: usize = 100;
+pub const MAX_SYSTEM_PROMPT_CHARS: usize = 32_000;
+pub const MAX_AVATAR_URL_CHARS: usize = 2_048;
+pub const MAX_TRAITS: usize = 32;
+pub const MAX_TRAIT_CHARS: usize = 100;
 
 fn clamp(limit: Option<i64>, default: i64, max: i64) -> i64 {
     limit.unwrap_or(default).clamp(1, max)
@@ -261,7 +271,89 @@ pub async fn get_character(db: &SqlitePool, id: i64) -> Result<Character, ApiErr
         .ok_or_else(|| character_not_found(id))
 }
 
-pub async fn create_character(db: &SqlitePool, f: CharacterFields) -> Result<Character, ApiError> {
+/// `value` has at most `max` characters, or a 400 naming `field`.
+fn capped(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
+    match value {
+        Some(v) if v.chars().count() > max => Err(ApiError::bad_field(
+            "field_too_long",
+            field,
+            format!("can have at most {max} characters"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The checks a character's fields need on their own, before anything is looked up.
+fn check_character_fields(f: &CharacterFields) -> Result<(), ApiError> {
+    capped("name", f.name.as_deref(), MAX_CHARACTER_NAME_CHARS)?;
+    capped(
+        "system_prompt",
+        f.system_prompt.as_deref(),
+        MAX_SYSTEM_PROMPT_CHARS,
+    )?;
+    capped("avatar_url", f.avatar_url.as_deref(), MAX_AVATAR_URL_CHARS)?;
+    capped("voice_id", f.voice_id.as_deref(), voice_id::MAX_CHARS)?;
+    if let Some(p) = f.tts_provider.as_deref() {
+        if !p.is_empty() && TtsProvider::from_name(p).is_none() {
+            let names: Vec<&str> = TtsProvider::ALL.iter().map(|p| p.name()).collect();
+            return Err(ApiError::bad_field(
+                "invalid_tts_provider",
+                "tts_provider",
+                format!(
+                    "must be empty (the configured voice) or one of {}",
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(traits) = &f.personality_traits {
+        if traits.len() > MAX_TRAITS {
+            return Err(ApiError::bad_field(
+                "too_many_traits",
+                "personality_traits",
+                format!("can have at most {MAX_TRAITS} entries"),
+            ));
+        }
+        for (i, t) in traits.iter().enumerate() {
+            capped(
+                &format!("personality_traits[{i}]"),
+                Some(t),
+                MAX_TRAIT_CHARS,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A character's voice id must suit the provider that will get it: its own `tts_provider`, else
+/// the configured first voice (`default`), as in a chat turn.
+fn check_character_voice(
+    voice: Option<&str>,
+    tts_provider: Option<&str>,
+    default: TtsProvider,
+) -> Result<(), ApiError> {
+    let Some(v) = voice.filter(|v| !v.trim().is_empty()) else {
+        return Ok(());
+    };
+    let provider = tts_provider
+        .and_then(TtsProvider::from_name)
+        .unwrap_or(default);
+    voice_id::check(provider, v).map_err(|e| ApiError::bad_field("invalid_voice_id", "voice_id", e))
+}
+
+/// `default_voice` is the configured first voice provider, which speaks for a character that
+/// names none.
+pub async fn create_character(
+    db: &SqlitePool,
+    f: CharacterFields,
+    default_voice: TtsProvider,
+) -> Result<Character, ApiError> {
+    check_character_fields(&f)?;
+    check_character_voice(
+        f.voice_id.as_deref(),
+        f.tts_provider.as_deref(),
+        default_voice,
+    )?;
     let blank = |v: &Option<String>| v.as_deref().map(str::trim).unwrap_or_default().is_empty();
     if blank(&f.name) || blank(&f.system_prompt) {
         return Err(ApiError::bad_request(
@@ -272,11 +364,14 @@ pub async fn create_character(db: &SqlitePool, f: CharacterFields) -> Result<Cha
     Ok(characters::create(db, &f).await?)
 }
 
+/// See [`create_character`] for `default_voice`.
 pub async fn update_character(
     db: &SqlitePool,
     id: i64,
     f: CharacterFields,
+    default_voice: TtsProvider,
 ) -> Result<Character, ApiError> {
+    check_character_fields(&f)?;
     if f.is_empty() {
         return Err(ApiError::bad_request(
             "no_fields",
@@ -289,6 +384,15 @@ pub async fn update_character(
             "missing_fields",
             "A character's name and system_prompt cannot be empty.",
         ));
+    }
+    if f.voice_id.is_some() || f.tts_provider.is_some() {
+        // The voice and its provider may come one from the body and one from the stored row.
+        let stored = get_character(db, id).await?;
+        check_character_voice(
+            f.voice_id.as_deref().or(stored.voice_id.as_deref()),
+            f.tts_provider.as_deref().or(stored.tts_provider.as_deref()),
+            default_voice,
+        )?;
     }
     characters::update(db, id, &f)
         .await?

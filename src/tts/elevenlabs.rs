@@ -114,11 +114,13 @@ impl TtsEngine for ElevenLabs {
     async fn synthesize(&self, req: &SynthRequest) -> Result<Audio, TtsError> {
         self.c.need_key("ElevenLabs")?;
         let voice = self.c.voice(&req.voice);
-        if voice.is_empty() || !voice.chars().all(|c| c.is_ascii_alphanumeric()) {
+        if voice.is_empty() {
             return Err(TtsError::Misconfigured(
                 "ElevenLabs needs a voice id (letters and digits, from the voice library)".into(),
             ));
         }
+        // The voice id is a segment of the URL path.
+        super::usable_voice(TtsProvider::Elevenlabs, voice)?;
         let mut body = serde_json::json!({ "text": req.text });
         if !self.c.model.is_empty() {
             body["model_id"] = self.c.model.as_str().into();

@@ -49,16 +49,9 @@ impl TtsEngine for Espeak {
             ("", own) => own,
             (asked, _) => asked,
         };
-        // A voice name is a short identifier; anything else could be read as a flag.
-        if voice.starts_with('-')
-            || !voice
-                .chars()
-                .all(|c| c.is_alphanumeric() || "-_+/".contains(c))
-        {
-            return Err(TtsError::Misconfigured(format!(
-                "{voice:?} is not an eSpeak voice name (see `espeak-ng --voices`)"
-            )));
-        }
+        // The voice is a program argument: a leading `-` would read as a flag, a `/` as a
+        // voice file to load.
+        super::usable_voice(TtsProvider::Espeak, voice)?;
         let args = [OsStr::new("-v"), OsStr::new(voice), OsStr::new("--stdout")];
         let out = process::run(&self.binary, &args, &req.text, self.timeout, "eSpeak NG").await?;
         let mut bytes = out.stdout;
@@ -83,5 +76,45 @@ impl TtsEngine for Espeak {
             ),
             Err(e) => ProbeResult::from_error(&e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(voice: &str) -> SynthRequest {
+        SynthRequest {
+            text: "hi".into(),
+            voice: voice.into(),
+            format: crate::shared::config::AudioFormat::Wav,
+            sample_rate: 22_050,
+        }
+    }
+
+    /// The program does not exist: reaching it would be `missing_binary`, so `misconfigured`
+    /// shows the voice was refused before anything was run.
+    #[tokio::test]
+    async fn a_voice_that_is_a_path_or_a_flag_is_refused_before_running_anything() {
+        let settings = TtsProviderSettings {
+            binary: "/nonexistent/espeak-ng".into(),
+            timeout_ms: 1_000,
+            ..Default::default()
+        };
+        let engine = Espeak::new(&settings);
+        for voice in ["/dev/stdin", "--stdout", "-w/tmp/out.wav", "../voices/x"] {
+            let e = engine.synthesize(&request(voice)).await.unwrap_err();
+            assert_eq!(e.code(), "misconfigured", "{voice}: {e}");
+            assert!(e.to_string().contains("voice_id must be"), "{e}");
+        }
+        let configured = Espeak::new(&TtsProviderSettings {
+            voice_id: "/dev/stdin".into(),
+            ..settings.clone()
+        });
+        let e = configured.synthesize(&request("")).await.unwrap_err();
+        assert_eq!(e.code(), "misconfigured", "{e}");
+        // A good voice gets as far as the (missing) program.
+        let e = engine.synthesize(&request("en-us")).await.unwrap_err();
+        assert_eq!(e.code(), "missing_binary", "{e}");
     }
 }

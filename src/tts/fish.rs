@@ -55,6 +55,7 @@ impl TtsEngine for Fish {
     async fn synthesize(&self, req: &SynthRequest) -> Result<Audio, TtsError> {
         self.c.need_key("Fish Audio")?;
         let voice = self.c.voice(&req.voice);
+        super::usable_voice(TtsProvider::FishAudio, voice)?;
         let mut body = serde_json::json!({
             "text": req.text,
             "format": req.format.name(),

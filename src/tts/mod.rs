@@ -6,6 +6,7 @@
 //! - `chain`: the fallback loop and the cool-down of providers that failed on auth or quota.
 //! - `cache`: `<sha256>.<ext>` files, atomic writes, single flight, LRU eviction.
 //! - `wav`: the few WAV header facts the engines need (duration, fixing sizes, wrapping PCM).
+//! - `voice_id`: what each provider accepts as a voice id, checked wherever one comes in.
 
 mod cache;
 mod chain;
@@ -17,6 +18,7 @@ mod piper;
 mod process;
 mod sanitize;
 mod service;
+pub mod voice_id;
 pub mod wav;
 mod xtts;
 
@@ -200,6 +202,17 @@ impl TtsError {
 
 pub(crate) use service::EngineContext;
 
+/// An engine's last look at the voice id it is about to use. Every way in has checked it
+/// already; this keeps a voice id that slipped past them (a character saved for another
+/// provider, say) from reaching a program argument or a URL.
+fn usable_voice(provider: TtsProvider, id: &str) -> Result<(), TtsError> {
+    voice_id::check(provider, id).map_err(|e| {
+        TtsError::Misconfigured(format!(
+            "the voice was not used: voice_id {e}; correct it in the Setup tab or the request"
+        ))
+    })
+}
+
 /// Locks `m` even when a thread panicked while holding it: the maps guarded this way (cooldowns,
 /// outcomes, files in flight, warm workers) stay valid after any single update.
 fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -220,5 +233,66 @@ pub(crate) fn engine_for(
         }
         TtsProvider::XttsServer => Box::new(xtts::Xtts::new(settings, ctx.http.clone())),
         TtsProvider::Espeak => Box::new(espeak::Espeak::new(settings)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shared::config::{AudioFormat, TtsProviderSettings, XttsFlavor};
+    use std::sync::Arc;
+
+    /// Every engine checks the voice once more right before it would use it. Nothing can answer
+    /// here (a closed port, a missing program), so an engine that went ahead would fail with
+    /// `unreachable` or `missing_binary`; `misconfigured` shows it stopped first.
+    #[tokio::test]
+    async fn each_engine_refuses_a_bad_voice_before_using_it() {
+        let ctx = Arc::new(EngineContext {
+            http: reqwest::Client::new(),
+            tools: std::path::PathBuf::from("/nonexistent/tools"),
+            piper: Default::default(),
+        });
+        let settings = TtsProviderSettings {
+            endpoint: "http://127.0.0.1:9".into(),
+            api_key: crate::shared::config::Secret::new("key"),
+            binary: "/nonexistent/program".into(),
+            flavor: Some(XttsFlavor::XttsApiServer),
+            language: "en".into(),
+            timeout_ms: 2_000,
+            ..Default::default()
+        };
+        for (provider, bad, good) in [
+            (TtsProvider::Espeak, "/dev/stdin", "en-us"),
+            (TtsProvider::Elevenlabs, "../user", "abc123"),
+            (TtsProvider::FishAudio, "a/b", "ref-1"),
+            (TtsProvider::XttsServer, "../../x.wav", "female"),
+            (TtsProvider::PiperLocal, "0\n1", "0"),
+        ] {
+            let engine = engine_for(provider, &settings, &ctx);
+            let say = |voice: &str| SynthRequest {
+                text: "hi".into(),
+                voice: voice.into(),
+                format: AudioFormat::Wav,
+                sample_rate: 22_050,
+            };
+            let refused = engine.synthesize(&say(bad)).await.unwrap_err();
+            assert_eq!(refused.code(), "misconfigured", "{provider:?}: {refused}");
+            assert!(
+                refused.to_string().contains("voice_id must be"),
+                "{refused}"
+            );
+            let tried = engine.synthesize(&say(good)).await.unwrap_err();
+            assert_ne!(tried.code(), "misconfigured", "{provider:?}: {tried}");
+            // A configured voice is checked the same way.
+            let configured = TtsProviderSettings {
+                voice_id: bad.into(),
+                ..settings.clone()
+            };
+            let e = engine_for(provider, &configured, &ctx)
+                .synthesize(&say(""))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), "misconfigured", "{provider:?}: {e}");
+        }
     }
 }

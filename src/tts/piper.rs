@@ -59,6 +59,8 @@ pub struct PiperPaths {
 
 pub struct Piper {
     paths: Result<PiperPaths, TtsError>,
+    /// The configured voice id; Piper reads it as a speaker number.
+    voice: String,
     speaker: Option<u32>,
     timeout: Duration,
     ctx: Arc<EngineContext>,
@@ -68,6 +70,7 @@ impl Piper {
     pub fn new(s: &TtsProviderSettings, ctx: Arc<EngineContext>) -> Self {
         Self {
             paths: ctx.piper.resolve(&ctx.tools, s),
+            voice: s.voice_id.trim().to_string(),
             speaker: s.voice_id.trim().parse().ok(),
             timeout: Duration::from_millis(s.timeout_ms.max(1)),
             ctx,
@@ -76,24 +79,24 @@ impl Piper {
 
     /// The one-shot CLI: a cold start, used only when the worker cannot serve.
     async fn one_shot(&self, paths: &PiperPaths, req: &SynthRequest) -> Result<Audio, TtsError> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let out = TempFile(std::env::temp_dir().join(format!(
-            "waifu-piper-{}-{}.wav",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        )));
+        // The output goes into a folder of its own that only this user can enter, under a name
+        // nobody can guess: in a shared temp folder another user could plant a link at a
+        // predictable name, or read the speech. The folder goes when `dir` is dropped,
+        // whatever happened.
+        let dir = private_temp_dir()?;
+        let out = dir.path().join("speech.wav");
         let speaker = self.speaker.map(|s| s.to_string());
         let mut args: Vec<&OsStr> = vec![
             OsStr::new("-m"),
             paths.model.as_os_str(),
             OsStr::new("-f"),
-            out.0.as_os_str(),
+            out.as_os_str(),
         ];
         if let Some(s) = &speaker {
             args.extend([OsStr::new("-s"), OsStr::new(s.as_str())]);
         }
         process::run(&paths.program, &args, &req.text, self.timeout, "Piper").await?;
-        let bytes = tokio::fs::read(&out.0).await.unwrap_or_default();
+        let bytes = tokio::fs::read(&out).await.unwrap_or_default();
         if bytes.is_empty() {
             return Err(TtsError::BadResponse(
                 "Piper exited without writing any audio".into(),
@@ -121,6 +124,11 @@ impl TtsEngine for Piper {
     }
 
     async fn synthesize(&self, req: &SynthRequest) -> Result<Audio, TtsError> {
+        let voice = match req.voice.as_str() {
+            "" => &self.voice,
+            asked => asked,
+        };
+        super::usable_voice(TtsProvider::PiperLocal, voice)?;
         let paths = self.paths.clone()?;
         if let Some(python) = &paths.python {
             let worker = self.ctx.piper.worker(&self.ctx.tools, python, &paths.model);
@@ -153,12 +161,22 @@ impl TtsEngine for Piper {
     }
 }
 
-/// Removes its file when dropped, whatever happened.
-struct TempFile(PathBuf);
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+/// A new folder in the system's temp folder, mode 0700, with a random name; removed with its
+/// contents when dropped.
+fn private_temp_dir() -> Result<tempfile::TempDir, TtsError> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("waifu-piper-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o700));
     }
+    builder.tempdir().map_err(|e| {
+        TtsError::Server(format!(
+            "could not create a private folder for Piper's output in {}: {e}",
+            std::env::temp_dir().display()
+        ))
+    })
 }
 
 /// The warm workers, one per (Python, voice), and the resolved paths.

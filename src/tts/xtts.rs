@@ -55,6 +55,8 @@ impl TtsEngine for Xtts {
         } else {
             &req.voice
         };
+        // xtts-api-server looks the speaker up as a file name.
+        super::usable_voice(TtsProvider::XttsServer, voice)?;
         let call = match self.flavor {
             XttsFlavor::XttsApiServer => {
                 let language = if self.language.is_empty() {

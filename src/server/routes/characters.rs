@@ -56,7 +56,8 @@ pub async fn create(
     State(s): State<AppState>,
     ApiJson(b): ApiJson<CharacterBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let c = history::create_character(&s.db, b.into()).await?;
+    let default_voice = s.config.get().tts.provider;
+    let c = history::create_character(&s.db, b.into(), default_voice).await?;
     Ok(Json(json!({ "ok": true, "id": c.id, "character": c })))
 }
 
@@ -66,7 +67,8 @@ pub async fn update(
     ApiJson(b): ApiJson<CharacterBody>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id, "character")?;
-    let c = history::update_character(&s.db, id, b.into()).await?;
+    let default_voice = s.config.get().tts.provider;
+    let c = history::update_character(&s.db, id, b.into(), default_voice).await?;
     Ok(Json(json!({ "ok": true, "character": c })))
 }
 

@@ -3,7 +3,7 @@
 use crate::{
     server::{error::ApiError, error::ApiJson, state::AppState},
     shared::config::{AudioFormat, TtsProvider},
-    tts::SpeakOptions,
+    tts::{voice_id, SpeakOptions},
 };
 use axum::{extract::State, response::IntoResponse, Json};
 use serde::Deserialize;
@@ -28,10 +28,17 @@ pub async fn speak(
                 .into_response(),
         );
     }
+    let voice = body.voice_id.filter(|v| !v.trim().is_empty());
+    if let Some(v) = &voice {
+        // The voice goes to the first provider tried: the one asked for, else the configured one.
+        let first = body.provider.unwrap_or(state.config.get().tts.provider);
+        voice_id::check(first, v)
+            .map_err(|e| ApiError::bad_field("invalid_voice_id", "voice_id", e).into_response())?;
+    }
     let started = Instant::now();
     let opts = SpeakOptions {
         provider: body.provider,
-        voice_id: body.voice_id.filter(|v| !v.trim().is_empty()),
+        voice_id: voice,
         format: body.format,
         ..SpeakOptions::default()
     };
