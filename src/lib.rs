@@ -24,6 +24,9 @@ pub mod store;
 #[cfg(feature = "ssr")]
 pub mod tts;
 
+#[cfg(test)]
+mod testing;
+
 /// Entry point of the WASM build: takes over the server-rendered page.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
