@@ -7,6 +7,9 @@ mod merge;
 mod migrate;
 mod validate;
 
+#[cfg(test)]
+mod patch_props;
+
 pub use file::{ConfigStore, LoadReport};
 pub use form::patch_from_form;
 pub use merge::merge_patch;
@@ -347,6 +350,8 @@ mod tests {
         }
 
         proptest! {
+            #![proptest_config(crate::testing::config())]
+
             #[test]
             fn merge_matches_rfc7396(target in json_value(), patch in json_value()) {
                 let mut t = target.clone();
