@@ -24,6 +24,11 @@ pub mod store;
 #[cfg(feature = "ssr")]
 pub mod tts;
 
+/// Entry points for the `cargo fuzz` targets in `fuzz/`; not an API of the app.
+#[cfg(feature = "ssr")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 #[cfg(test)]
 mod testing;
 
