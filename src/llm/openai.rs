@@ -27,7 +27,8 @@ const MODELS_TIMEOUT: Duration = Duration::from_millis(2_500);
 /// small local models people run in LM Studio and Ollama offer at least.
 const REMOTE_CONTEXT_TOKENS: u32 = 8_192;
 
-// The stream reader without a network, for the property tests and the fuzz targets.
+// The SSE decoding (`sse`), and the stream reader replayed from memory (`replay`) for the
+// property tests (`props`) and the fuzz targets.
 #[cfg(test)]
 mod props;
 pub(crate) mod replay;
