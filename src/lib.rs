@@ -26,6 +26,14 @@ pub mod store;
 #[cfg(feature = "ssr")]
 pub mod tts;
 
+/// Entry points for the `cargo fuzz` targets in `fuzz/`; not an API of the app.
+#[cfg(feature = "ssr")]
+#[doc(hidden)]
+pub mod fuzzing;
+
+#[cfg(test)]
+mod testing;
+
 /// Entry point of the WASM build: takes over the server-rendered page.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]

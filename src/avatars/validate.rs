@@ -31,6 +31,15 @@ pub fn inspect(ext: &str, bytes: &[u8]) -> Result<AvatarKind, AvatarError> {
                     "it does not start with the binary glTF magic `glTF`".into(),
                 ));
             }
+            // `Glb::from_slice` (gltf 1.4) subtracts the header's 12 bytes from the declared
+            // length unchecked: a declared length under 12 overflows (a panic in debug builds).
+            if let Some(&[a, b, c, d]) = bytes.get(8..12) {
+                if u32::from_le_bytes([a, b, c, d]) < 12 {
+                    return Err(AvatarError::NotGltf(
+                        "the binary container is damaged (its declared length is shorter than its header)".into(),
+                    ));
+                }
+            }
             let glb = gltf::binary::Glb::from_slice(bytes).map_err(|e| {
                 AvatarError::NotGltf(format!("the binary container is damaged ({e})"))
             })?;
@@ -166,6 +175,259 @@ mod tests {
             );
         }
         assert!(inspect("gltf", DEFAULT_VRM1).is_err());
+    }
+
+    /// Real files made by others (see tests/fixtures/avatars/PROVENANCE.md).
+    const BOX_GLB: &[u8] = include_bytes!("../../tests/fixtures/avatars/Box.glb");
+    const SAMPLE_VRM1: &[u8] =
+        include_bytes!("../../tests/fixtures/avatars/VRMC_vrm_expressions_isBinary_Overrides.vrm");
+    const ANIMATION_VRMA: &[u8] = include_bytes!("../../tests/fixtures/avatars/test.vrma");
+
+    #[test]
+    fn real_files_made_by_others_are_recognised() {
+        assert_eq!(inspect("glb", BOX_GLB).unwrap(), AvatarKind::Glb);
+        assert!(matches!(inspect("vrm", BOX_GLB), Err(AvatarError::NotVrm)));
+        assert_eq!(inspect("vrm", SAMPLE_VRM1).unwrap(), AvatarKind::Vrm1);
+        // A VRM animation is a glTF binary, but not an avatar.
+        assert_eq!(inspect("glb", ANIMATION_VRMA).unwrap(), AvatarKind::Glb);
+        assert!(matches!(
+            inspect("vrm", ANIMATION_VRMA),
+            Err(AvatarError::NotVrm)
+        ));
+    }
+
+    #[test]
+    fn a_declared_length_shorter_than_the_header_is_refused() {
+        for declared in [0u32, 1, 11] {
+            let mut bytes = BOX_GLB.to_vec();
+            bytes[8..12].copy_from_slice(&declared.to_le_bytes());
+            assert!(matches!(
+                inspect("glb", &bytes),
+                Err(AvatarError::NotGltf(_))
+            ));
+        }
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::sample::Index;
+
+        /// A field of the binary container (header and chunk headers).
+        #[derive(Clone, Copy, Debug)]
+        enum Field {
+            Version,
+            Length,
+            JsonLength,
+            JsonType,
+            BinLength,
+            BinType,
+        }
+
+        /// What a field is set to, relative to what a damaged file would plausibly hold.
+        #[derive(Clone, Copy, Debug)]
+        enum Set {
+            Small(u32),
+            NearOriginal(i64),
+            NearFileLength(i64),
+            Any(u32),
+        }
+
+        #[derive(Clone, Debug)]
+        enum Damage {
+            FlipBits(Index, u8),
+            Truncate(Index),
+            Field(Field, Set),
+            /// A byte of the JSON chunk replaced by JSON syntax, so the JSON parser is reached.
+            Json(Index, u8),
+            Insert(Index, Vec<u8>),
+            Remove(Index, usize),
+        }
+
+        fn damage() -> impl Strategy<Value = Damage> {
+            let field = prop::sample::select(vec![
+                Field::Version,
+                Field::Length,
+                Field::JsonLength,
+                Field::JsonType,
+                Field::BinLength,
+                Field::BinType,
+            ]);
+            let set = prop_oneof![
+                (0u32..32).prop_map(Set::Small),
+                (-8i64..8).prop_map(Set::NearOriginal),
+                (-32i64..32).prop_map(Set::NearFileLength),
+                any::<u32>().prop_map(Set::Any),
+                Just(Set::Any(u32::MAX)),
+            ];
+            prop_oneof![
+                3 => (any::<Index>(), 1u8..=255).prop_map(|(i, m)| Damage::FlipBits(i, m)),
+                1 => any::<Index>().prop_map(Damage::Truncate),
+                3 => (field, set).prop_map(|(f, s)| Damage::Field(f, s)),
+                3 => (any::<Index>(), prop::sample::select(b"{}[]\":,0123456789-+eE.tfnul \\\x00\xff".to_vec()))
+                    .prop_map(|(i, b)| Damage::Json(i, b)),
+                1 => (any::<Index>(), prop::collection::vec(any::<u8>(), 1..16))
+                    .prop_map(|(i, b)| Damage::Insert(i, b)),
+                1 => (any::<Index>(), 1usize..64).prop_map(|(i, n)| Damage::Remove(i, n)),
+            ]
+        }
+
+        fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+            let b = bytes.get(at..at + 4)?;
+            Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        }
+
+        /// `original` with `damage` done to it, in order.
+        fn damaged(original: &[u8], damage: &[Damage]) -> Vec<u8> {
+            let json_len = read_u32(original, 12).unwrap_or(0) as usize;
+            let mut bytes = original.to_vec();
+            for d in damage {
+                if bytes.is_empty() {
+                    break;
+                }
+                match d {
+                    Damage::FlipBits(i, mask) => {
+                        let at = i.index(bytes.len());
+                        bytes[at] ^= mask;
+                    }
+                    Damage::Truncate(i) => bytes.truncate(i.index(bytes.len())),
+                    Damage::Field(field, set) => {
+                        let at = match field {
+                            Field::Version => 4,
+                            Field::Length => 8,
+                            Field::JsonLength => 12,
+                            Field::JsonType => 16,
+                            Field::BinLength => 20 + json_len,
+                            Field::BinType => 24 + json_len,
+                        };
+                        let Some(old) = read_u32(&bytes, at) else {
+                            continue;
+                        };
+                        let value = match *set {
+                            Set::Small(v) | Set::Any(v) => v,
+                            Set::NearOriginal(d) => {
+                                (i64::from(old) + d).clamp(0, u32::MAX.into()) as u32
+                            }
+                            Set::NearFileLength(d) => {
+                                (bytes.len() as i64 + d).clamp(0, u32::MAX.into()) as u32
+                            }
+                        };
+                        bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+                    }
+                    Damage::Json(i, b) => {
+                        let end = (20 + json_len).min(bytes.len());
+                        if end > 20 {
+                            bytes[20 + i.index(end - 20)] = *b;
+                        }
+                    }
+                    Damage::Insert(i, more) => {
+                        let tail = bytes.split_off(i.index(bytes.len() + 1));
+                        bytes.extend_from_slice(more);
+                        bytes.extend(tail);
+                    }
+                    Damage::Remove(i, n) => {
+                        let at = i.index(bytes.len());
+                        let end = (at + n).min(bytes.len());
+                        bytes.drain(at..end);
+                    }
+                }
+            }
+            bytes
+        }
+
+        /// No panic under any extension, and the answers agree with each other: a `.vrm` is
+        /// only ever a VRM, a `.gltf` only JSON glTF, and the same bytes as `.glb` and `.vrm`
+        /// are the same model.
+        fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
+            let vrm = inspect("vrm", bytes);
+            let glb = inspect("glb", bytes);
+            let gltf = inspect("gltf", bytes);
+            if let Ok(kind) = &vrm {
+                prop_assert!(matches!(kind, AvatarKind::Vrm0 | AvatarKind::Vrm1));
+                prop_assert_eq!(glb.as_ref().ok(), Some(kind));
+            }
+            if let Ok(kind) = &glb {
+                prop_assert!(kind != &AvatarKind::Gltf);
+                prop_assert!(bytes.starts_with(b"glTF"));
+            }
+            if let Ok(kind) = &gltf {
+                prop_assert_eq!(kind, &AvatarKind::Gltf);
+                prop_assert!(!bytes.starts_with(b"glTF"));
+            }
+            Ok(())
+        }
+
+        fn small_real_file() -> impl Strategy<Value = &'static [u8]> {
+            prop::sample::select(vec![BOX_GLB, SAMPLE_VRM1, ANIMATION_VRMA])
+        }
+
+        proptest! {
+            #![proptest_config(crate::testing::config())]
+
+            /// Real files made by others, damaged the ways files get damaged: flipped bits,
+            /// cut ends, container lengths and chunk types that lie, broken JSON, bytes
+            /// inserted or lost.
+            #[test]
+            fn damaged_real_files_never_panic(
+                file in small_real_file(),
+                damage in prop::collection::vec(damage(), 1..5),
+            ) {
+                check(&damaged(file, &damage))?;
+            }
+
+            /// A file cut short anywhere is refused as .glb and .vrm: the header's declared
+            /// length no longer fits.
+            #[test]
+            fn every_truncation_is_refused(
+                file in prop::sample::select(vec![
+                    BOX_GLB, SAMPLE_VRM1, ANIMATION_VRMA, DEFAULT_VRM1, DEFAULT_VRM0,
+                ]),
+                cut in any::<Index>(),
+            ) {
+                let cut = &file[..cut.index(file.len())];
+                prop_assert!(matches!(inspect("glb", cut), Err(AvatarError::NotGltf(_))));
+                prop_assert!(matches!(inspect("vrm", cut), Err(AvatarError::NotGltf(_))));
+            }
+
+            /// Any bytes at all, and bytes behind a plausible glTF header (through the `glb`
+            /// fuzz target's entry point too).
+            #[test]
+            fn arbitrary_bytes_never_panic(
+                bytes in prop_oneof![
+                    prop::collection::vec(any::<u8>(), 0..1024),
+                    (any::<u32>(), prop_oneof![0u32..64, any::<u32>()], any::<u32>(),
+                     prop::sample::select(vec![*b"JSON", *b"BIN\0", *b"json"]),
+                     prop::collection::vec(any::<u8>(), 0..256))
+                        .prop_map(|(version, length, chunk, kind, rest)| {
+                            let mut b = b"glTF".to_vec();
+                            b.extend((version % 4).to_le_bytes());
+                            b.extend(length.to_le_bytes());
+                            b.extend((chunk % 300).to_le_bytes());
+                            b.extend(kind);
+                            b.extend(rest);
+                            b
+                        }),
+                ],
+            ) {
+                crate::fuzzing::glb(&bytes);
+                check(&bytes)?;
+            }
+        }
+
+        proptest! {
+            // The generated avatars are 780 KB with a 50 KB JSON chunk that each case may parse
+            // twice (several milliseconds in a debug build): one case in twenty, 500 by default.
+            #![proptest_config(crate::testing::config_divided(20))]
+
+            /// The project's own avatars, damaged the same ways.
+            #[test]
+            fn damaged_default_avatars_never_panic(
+                file in prop::sample::select(vec![DEFAULT_VRM1, DEFAULT_VRM0]),
+                damage in prop::collection::vec(damage(), 1..5),
+            ) {
+                check(&damaged(file, &damage))?;
+            }
+        }
     }
 
     #[test]

@@ -10,6 +10,9 @@ mod migrate;
 mod sealed;
 mod validate;
 
+#[cfg(test)]
+mod patch_props;
+
 pub use file::{ConfigStore, LoadReport, Saved};
 pub use form::patch_from_form;
 pub use keys::{origin_of, KeySlot};
@@ -623,6 +626,8 @@ mod tests {
         }
 
         proptest! {
+            #![proptest_config(crate::testing::config())]
+
             #[test]
             fn merge_matches_rfc7396(target in json_value(), patch in json_value()) {
                 let mut t = target.clone();

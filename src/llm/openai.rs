@@ -14,7 +14,6 @@
 use super::{ChatEvent, ChatModel, ChatRequest, ChatStream, FinishReason, LlmError, Probe, Usage};
 use crate::shared::config::{LlmProvider, Secret};
 use async_trait::async_trait;
-use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde::Deserialize;
 use std::time::Duration;
@@ -27,6 +26,13 @@ const MODELS_TIMEOUT: Duration = Duration::from_millis(2_500);
 /// The context window assumed for remote models: the servers do not say, and 8k is what the
 /// small local models people run in LM Studio and Ollama offer at least.
 const REMOTE_CONTEXT_TOKENS: u32 = 8_192;
+
+// The SSE decoding (`sse`), and the stream reader replayed from memory (`replay`) for the
+// property tests (`props`) and the fuzz targets.
+#[cfg(test)]
+mod props;
+pub(crate) mod replay;
+mod sse;
 
 /// Settings of one OpenAI-compatible endpoint.
 #[derive(Clone, Debug)]
@@ -312,7 +318,7 @@ impl StreamReader {
     }
 
     async fn read_sse(self, response: reqwest::Response) {
-        let mut events = response.bytes_stream().eventsource();
+        let mut events = sse::events(response.bytes_stream());
         let mut parser = ChunkParser::default();
         let mut first = true;
         loop {

@@ -356,6 +356,285 @@ mod tests {
         );
     }
 
+    mod props {
+        use super::*;
+        use crate::store::{
+            messages::{add, NewMessage},
+            sessions,
+        };
+        use crate::testing::re;
+        use proptest::prelude::*;
+        use proptest::sample::Index;
+
+        /// What a person may type into the search box, FTS5's own syntax included.
+        fn typed() -> impl Strategy<Value = String> {
+            prop_oneof![
+                crate::testing::any_text(),
+                prop::collection::vec(
+                    prop::sample::select(vec![
+                        "hello",
+                        "café",
+                        "\"",
+                        "\"\"",
+                        "*",
+                        "**",
+                        "AND",
+                        "OR",
+                        "NOT",
+                        "NEAR",
+                        "NEAR(",
+                        "(",
+                        ")",
+                        "-",
+                        "+",
+                        "^",
+                        ":",
+                        "{",
+                        "}",
+                        "text:",
+                        "col:",
+                        "日本語",
+                        "🙂",
+                        "\0",
+                        "\u{7}",
+                        "\u{1b}[0m",
+                        " ",
+                        "\t",
+                        "\n",
+                        "\u{3000}",
+                        "\u{a0}",
+                        "x*",
+                        "*x",
+                        "a*b",
+                        "a\"b",
+                        "'",
+                        "--",
+                        "%",
+                        "_",
+                        "é",
+                        "e\u{301}",
+                        "\u{345}",
+                        "ǅ",
+                        "²",
+                        "Ⅻ",
+                        "İ",
+                        "ß",
+                        "\u{200b}",
+                        "\u{feff}",
+                        "\u{85}",
+                        "\u{2028}",
+                        ",",
+                        ".",
+                        ";",
+                        "[",
+                        "]",
+                        "$",
+                        "#",
+                        "@",
+                        "NEAR/3",
+                        "^x",
+                        "x:",
+                    ]),
+                    0..40,
+                )
+                .prop_map(|parts| parts.concat()),
+                // Around the limits: 500 characters, 32 words.
+                re("[a-z ]{480,520}"),
+                prop::collection::vec(re("[a-z]{1,3}\\*?"), 28..40).prop_map(|w| w.join(" ")),
+            ]
+        }
+
+        /// Words of the scripts people write in (letters SQLite's Unicode 6.1 tables know) with
+        /// the punctuation and symbols that come with them. No character unassigned in Unicode 6.1
+        /// (such as most emoji, or U+03A2) glued to a word: see
+        /// `a_word_glued_to_a_newer_emoji_is_found`.
+        fn word() -> impl Strategy<Value = String> {
+            prop_oneof![
+                3 => re("[a-zA-Z0-9À-ÖØ-öø-ÿĀ-žΑ-ΡΣ-ωА-яぁ-んァ-ン一-龥가-힣א-תء-ي]{1,8}"),
+                2 => prop::sample::select(vec![
+                    "hello", "don't", "3.14", "1,000", "well-known", "\"quoted\"", "(paren)",
+                    "a*b", "x^y", "col:on", "naïve", "ÉCOLE", "Straße", "İstanbul", "日本語",
+                    "cat🐱", "🙂", "--", "e.g.", "AND", "OR", "NOT", "NEAR", "a\"b\"c",
+                    "end*", "C++", "#tag", "@you", "100%",
+                ])
+                .prop_map(str::to_string),
+            ]
+        }
+
+        fn runtime() -> tokio::runtime::Runtime {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime")
+        }
+
+        proptest! {
+            #![proptest_config(crate::testing::config())]
+
+            /// Any typed text: no panic, and an accepted query is at most 32 quoted terms, each
+            /// with a letter or digit, no control character, every inner quote doubled, and only
+            /// a trailing `*` outside the quotes.
+            #[test]
+            fn fts_query_quotes_every_word(input in typed()) {
+                let Ok(query) = fts_query(&input) else {
+                    return Ok(());
+                };
+                prop_assert!(input.chars().count() <= MAX_QUERY_CHARS);
+                let terms: Vec<&str> = query.split(' ').collect();
+                prop_assert!(!terms.is_empty() && terms.len() <= MAX_TERMS, "{query}");
+                for term in terms {
+                    let inner = term
+                        .strip_suffix('*')
+                        .unwrap_or(term)
+                        .strip_prefix('"')
+                        .and_then(|t| t.strip_suffix('"'));
+                    prop_assert!(inner.is_some(), "unquoted term {term:?} in {query:?}");
+                    let inner = inner.unwrap_or_default();
+                    prop_assert!(!inner.replace("\"\"", "").contains('"'), "{term:?}");
+                    prop_assert!(inner.chars().any(char::is_alphanumeric), "{term:?}");
+                    prop_assert!(!inner.chars().any(char::is_control), "{term:?}");
+                    prop_assert!(!inner.chars().any(char::is_whitespace), "{term:?}");
+                }
+            }
+
+            /// Recall's query is up to eight distinct lower-case words of three or more letters
+            /// or digits, quoted, joined by OR.
+            #[test]
+            fn recall_query_is_quoted_words_joined_by_or(text in typed()) {
+                let Some(query) = recall_query(&text) else {
+                    return Ok(());
+                };
+                let words: Vec<&str> = query.split(" OR ").collect();
+                prop_assert!(!words.is_empty() && words.len() <= 8, "{query}");
+                for (i, w) in words.iter().enumerate() {
+                    let inner = w.strip_prefix('"').and_then(|w| w.strip_suffix('"'));
+                    prop_assert!(inner.is_some(), "{w:?}");
+                    let inner = inner.unwrap_or_default();
+                    prop_assert!(!inner.contains('"') && inner.chars().count() >= 3, "{w:?}");
+                    prop_assert_eq!(inner.to_lowercase(), inner);
+                    prop_assert!(!words[..i].contains(w), "{w:?} twice");
+                }
+            }
+        }
+
+        /// Every query `fts_query` and `recall_query` build is one FTS5 accepts: run through
+        /// the real `search` and `recall` on a real database (the app's schema, WAL), each
+        /// search is answered or refused for the reason `fts_query` gave, never by an FTS5
+        /// syntax error. Each case is several SQLite statements (about a millisecond), so this
+        /// runs one case in five of the others: 2,000 by default.
+        #[test]
+        fn sqlite_accepts_every_query_built() {
+            let rt = runtime();
+            let dir = tempfile::tempdir().expect("a temporary folder");
+            let pool = rt
+                .block_on(crate::store::open(&dir.path().join("t.db")))
+                .expect("the database");
+            rt.block_on(async {
+                sessions::ensure(&pool, 1).await.expect("a session");
+                for text in [
+                    "hello café world",
+                    "\"quoted\" AND (paren) NEAR x*",
+                    "日本語のテキスト",
+                    "naïve ÉCOLE Straße İstanbul",
+                    "a*b x^y col:on 100%",
+                    "don't stop",
+                ] {
+                    add(&pool, &NewMessage::new(1, Role::User, text))
+                        .await
+                        .expect("a message");
+                }
+            });
+            proptest!(crate::testing::config_divided(5), |(input in typed())| {
+                let found = rt.block_on(search(&pool, &input, None, 10, 0));
+                match fts_query(&input) {
+                    Ok(_) => prop_assert!(found.is_ok(), "{input:?}: {:?}", found.err()),
+                    Err(problem) => prop_assert!(
+                        matches!(&found, Err(StoreError::BadQuery(m)) if *m == problem.to_string()),
+                        "{input:?}: {found:?}"
+                    ),
+                }
+                let recalled = rt.block_on(recall(&pool, &input, 1, 0, 3));
+                prop_assert!(recalled.is_ok(), "{input:?}: {:?}", recalled.err());
+            });
+        }
+
+        /// A message is found by any of its words, and by the start of a word followed by `*`;
+        /// recall finds it by what it says. Each case stores a message and runs two or three
+        /// searches (about 6 ms), so this runs one case in twenty of the others: 500 by default.
+        #[test]
+        fn a_message_is_found_by_its_own_words() {
+            let rt = runtime();
+            let dir = tempfile::tempdir().expect("a temporary folder");
+            let pool = rt
+                .block_on(crate::store::open(&dir.path().join("t.db")))
+                .expect("the database");
+            let last_session = std::cell::Cell::new(0);
+            proptest!(crate::testing::config_divided(20), |(
+                words in prop::collection::vec(word(), 1..12),
+                picks in prop::collection::vec((any::<Index>(), prop::option::of(any::<Index>())), 1..4),
+            )| {
+                let session = last_session.get() + 1;
+                last_session.set(session);
+                let text = words.join(" ");
+                let id = rt.block_on(async {
+                    sessions::ensure(&pool, session).await?;
+                    add(&pool, &NewMessage::new(session, Role::User, &text)).await
+                });
+                let id = id.map_err(|e| TestCaseError::fail(e.to_string()))?.id;
+                let searchable: Vec<&String> = words
+                    .iter()
+                    .filter(|w| w.chars().any(char::is_alphanumeric))
+                    .collect();
+                if searchable.is_empty() {
+                    return Ok(());
+                }
+                let mut query = Vec::new();
+                for (pick, prefix) in &picks {
+                    let word = searchable[pick.index(searchable.len())];
+                    let chars: Vec<char> = word.chars().collect();
+                    query.push(match prefix {
+                        // The word's start, up to a letter or digit, as a prefix search.
+                        Some(cut) => {
+                            let first = chars.iter().position(|c| c.is_alphanumeric()).unwrap_or(0);
+                            let cut = first + 1 + cut.index(chars.len() - first);
+                            format!("{}*", chars[..cut].iter().collect::<String>())
+                        }
+                        None => word.clone(),
+                    });
+                }
+                let query = query.join(" ");
+                let hits = rt.block_on(search(&pool, &query, Some(session), 100, 0));
+                let hits = hits.map_err(|e| TestCaseError::fail(format!("{query:?}: {e}")))?;
+                prop_assert!(
+                    hits.iter().any(|h| h.message_id == id),
+                    "{query:?} did not find {text:?}: {hits:?}"
+                );
+                if recall_query(&text).is_some() {
+                    let memories = rt.block_on(recall(&pool, &text, 0, 0, 1_000));
+                    let memories = memories.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    prop_assert!(memories.iter().any(|m| m.id == id), "recall missed {text:?}");
+                }
+            });
+        }
+    }
+
+    /// Known gap: FTS5's unicode61 tokenizer knows Unicode 6.1, where most of today's emoji
+    /// (🙂 is from 7.0) are unassigned and so count as letters: `smile🙂` is one token, and
+    /// neither search nor recall finds that message by `smile`. (`cat🐱`, from 6.0, is fine.)
+    #[tokio::test]
+    #[ignore = "known gap: the FTS5 tokenizer glues emoji newer than Unicode 6.1 to words"]
+    async fn a_word_glued_to_a_newer_emoji_is_found() {
+        use crate::store::messages::{add, NewMessage};
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::store::open(&dir.path().join("t.db")).await.unwrap();
+        crate::store::sessions::ensure(&pool, 1).await.unwrap();
+        add(&pool, &NewMessage::new(1, Role::User, "what a smile🙂"))
+            .await
+            .unwrap();
+        assert_eq!(search(&pool, "smile", None, 10, 0).await.unwrap().len(), 1);
+        assert_eq!(recall(&pool, "smile", 0, 0, 10).await.unwrap().len(), 1);
+    }
+
     #[tokio::test]
     async fn recall_leaves_out_what_the_prompt_has_and_ranks_the_closest_first() {
         use crate::{

@@ -5,6 +5,9 @@
 
 use crate::shared::config::TtsProvider;
 
+#[cfg(test)]
+mod props;
+
 /// The text `provider` should receive for `raw`. Empty when nothing speakable is left.
 pub fn sanitize(provider: TtsProvider, raw: &str) -> String {
     let text = strip_think(raw);

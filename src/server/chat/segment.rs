@@ -84,6 +84,16 @@ impl Segmenter {
         loop {
             match self.next_cut(at_end) {
                 Step::Cut(end) => {
+                    // A boundary found only past MAX_SEGMENT_CHARS (the text arrived in one big
+                    // chunk) is cut where smaller chunks would have been: at the overlong cut.
+                    let end = match self.overlong() {
+                        Some(at)
+                            if self.buf[..end].trim_start().chars().count() > MAX_SEGMENT_CHARS =>
+                        {
+                            at
+                        }
+                        _ => end,
+                    };
                     let piece: String = self.buf.drain(..end).collect();
                     self.scan = 0;
                     out.extend(clean(&piece));
@@ -177,9 +187,12 @@ impl Segmenter {
         let start = self.buf.len() - self.buf.trim_start().len();
         let (limit, _) = self.buf[start..].char_indices().nth(MAX_SEGMENT_CHARS)?;
         let head = &self.buf[..start + limit];
-        head.rfind(char::is_whitespace)
-            .filter(|&at| at > start)
-            .map(|at| at + 1)
+        head.char_indices()
+            .rev()
+            .find(|&(_, c)| c.is_whitespace())
+            .filter(|&(at, _)| at > start)
+            // After the space, which may be wider than a byte (U+3000, U+00A0).
+            .map(|(at, space)| at + space.len_utf8())
             // One enormous word: cut it at the limit rather than wait for ever.
             .or(Some(start + limit))
     }
@@ -211,7 +224,11 @@ fn chars_before(buf: &str, i: usize) -> usize {
 /// The word that ends at byte `i`, without opening quotes or brackets.
 fn word_before(buf: &str, i: usize) -> &str {
     let head = &buf[..i];
-    let start = head.rfind(char::is_whitespace).map_or(0, |j| j + 1);
+    let start = head
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| c.is_whitespace())
+        .map_or(0, |(j, space)| j + space.len_utf8());
     head[start..].trim_start_matches(['(', '[', '"', '\'', '“', '‘', '«'])
 }
 
@@ -435,6 +452,8 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(crate::testing::config())]
+
         /// However the text is chunked, the segments are the same, and nothing is lost.
         #[test]
         fn chunking_never_changes_the_segments(
@@ -468,6 +487,179 @@ mod tests {
             let kept: String = squash(&kept).chars().filter(|c| c.is_alphanumeric()).collect();
             proptest::prop_assert_eq!(kept, said);
         }
+    }
+
+    /// A reply's visible text: anything, text made of what the segmenter has rules for, and
+    /// long runs without a boundary that end in one late.
+    fn reply_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use crate::testing::re;
+        use proptest::prelude::*;
+        prop_oneof![
+            crate::testing::any_text(),
+            prop::collection::vec(
+                prop::sample::select(vec![
+                    "Hello",
+                    "there",
+                    "word",
+                    "x",
+                    " ",
+                    "  ",
+                    "\n",
+                    "\t",
+                    "\u{3000}",
+                    ".",
+                    "..",
+                    "...",
+                    "…",
+                    "!",
+                    "?",
+                    "?!",
+                    ",",
+                    ";",
+                    ":",
+                    "。",
+                    "！",
+                    "？",
+                    "，",
+                    "、",
+                    "；",
+                    "：",
+                    "「",
+                    "」",
+                    "\"",
+                    "”",
+                    "’",
+                    ")",
+                    "(",
+                    "]",
+                    "Mr",
+                    "Dr.",
+                    "e.g.",
+                    "i.e.",
+                    "J.",
+                    "3",
+                    "14",
+                    "1,000",
+                    "10:30",
+                    "https://a.b/c.d",
+                    "日本",
+                    "本当",
+                    "and",
+                    "so",
+                    "A",
+                    "é",
+                    "🙂",
+                    "—",
+                ]),
+                0..80,
+            )
+            .prop_map(|parts| parts.concat()),
+            (
+                re("[a-zA-Z]{1,12}( [a-z]{1,12}){15,60}"),
+                prop::sample::select(vec![
+                    ".",
+                    ". Next one.",
+                    "... and on.",
+                    "... Then.",
+                    ", more",
+                    "; more",
+                    "。続き",
+                    "! ",
+                    "?\n",
+                    "",
+                    "」",
+                ]),
+                re("[a-z .]{0,30}"),
+            )
+                .prop_map(|(a, b, c)| format!("{a}{b}{c}")),
+            re("[a-z]{200,300}[.!?]? ?[a-z ]{0,20}"),
+            re(" {0,300}[a-z]{1,5}\\.\\.\\. {200,300}[a-zA-Z]{1,5}"),
+        ]
+    }
+
+    /// `text` cut at the given places (on character boundaries: the reply filter hands over
+    /// whole characters).
+    fn chunks_at(text: &str, cuts: &[proptest::sample::Index]) -> Vec<String> {
+        let bounds: Vec<usize> = text
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain(std::iter::once(text.len()))
+            .collect();
+        let mut at: Vec<usize> = cuts.iter().map(|c| bounds[c.index(bounds.len())]).collect();
+        at.push(0);
+        at.push(text.len());
+        at.sort_unstable();
+        at.dedup();
+        at.windows(2)
+            .map(|w| text[w[0]..w[1]].to_string())
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::testing::config())]
+
+        /// Any text, however it streams in: the same segments as when it comes whole.
+        #[test]
+        fn any_text_gives_the_same_segments_however_it_is_chunked(
+            text in reply_text(),
+            cuts in proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 0..12),
+            // Character by character costs a scan per character: one case in ten.
+            one_by_one in proptest::bool::weighted(0.1),
+        ) {
+            let chunks = if one_by_one {
+                text.chars().map(String::from).collect()
+            } else {
+                chunks_at(&text, &cuts)
+            };
+            let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
+            proptest::prop_assert_eq!(feed(&refs), whole(&text), "chunks {:?}", chunks);
+        }
+
+        /// The segments are the text itself, in order: each is a trimmed piece of it with a
+        /// letter or digit, at most MAX_SEGMENT_CHARS long, and what lies between them (and
+        /// after the last) is whitespace or punctuation with nothing to say.
+        #[test]
+        fn segments_are_the_text_in_order(text in reply_text()) {
+            let segments = whole(&text);
+            let mut rest = text.as_str();
+            for s in &segments {
+                proptest::prop_assert_eq!(s.trim(), s.as_str());
+                proptest::prop_assert!(s.chars().any(char::is_alphanumeric), "{s:?}");
+                proptest::prop_assert!(s.chars().count() <= MAX_SEGMENT_CHARS, "{} chars", s.chars().count());
+                let at = rest.find(s.as_str());
+                proptest::prop_assert!(at.is_some(), "{s:?} is not next in {rest:?}");
+                let at = at.unwrap_or_default();
+                let gap = &rest[..at];
+                proptest::prop_assert!(!gap.chars().any(char::is_alphanumeric), "{gap:?} was dropped");
+                rest = &rest[at + s.len()..];
+            }
+            proptest::prop_assert!(!rest.chars().any(char::is_alphanumeric), "{rest:?} was dropped");
+        }
+    }
+
+    #[test]
+    fn wide_spaces_before_an_abbreviation_or_a_long_run_are_no_trouble() {
+        // U+3000 and U+00A0 are whitespace of three and two bytes.
+        check("\u{3000}Dr. Who? Yes", &["Dr. Who?", "Yes"]);
+        check("Mr.\u{a0}Smith. Ok", &["Mr.\u{a0}Smith.", "Ok"]);
+        let text = "word\u{3000}".repeat(80);
+        let segments = whole(&text);
+        assert!(segments.len() >= 2, "{segments:?}");
+        assert_eq!(segments.join("\u{3000}"), text.trim_end());
+    }
+
+    #[test]
+    fn a_boundary_past_the_limit_is_cut_as_overlong_whatever_the_chunking() {
+        let text = format!("{} end. Next.", "word ".repeat(60));
+        let segments = whole(&text);
+        assert!(
+            segments
+                .iter()
+                .all(|s| s.chars().count() <= MAX_SEGMENT_CHARS),
+            "{segments:?}"
+        );
+        let small: Vec<&str> = text.split_inclusive(' ').collect();
+        assert_eq!(feed(&small), segments);
     }
 
     #[test]
