@@ -98,15 +98,18 @@ test("a page on another web site cannot drive the companion", async ({ page, req
 });
 
 test("a rebound name reaches nothing (DNS rebinding)", async ({ page }) => {
+  // A browser that reaches this server under another site's name gets no page, no API answer
+  // and no file: only the reason, naming the flag that would allow that name.
   const res = await page.goto(`http://rebind.waifu-test:${port}/chat`);
   expect(res!.status()).toBe(403);
   await expect(page.locator("body")).toContainText("--allowed-host rebind.waifu-test");
-  const read = await page.evaluate(async () => {
-    const r = await fetch("/api/config");
-    return { status: r.status, body: await r.text() };
-  });
-  expect(read.status).toBe(403);
-  expect(read.body).not.toContain("\"llm\"");
+  for (const path of ["/api/config", "/api/sessions", "/files/avatars/default.vrm"]) {
+    const r = await page.goto(`http://rebind.waifu-test:${port}${path}`);
+    expect(r!.status(), path).toBe(403);
+    const body = await r!.text();
+    expect(body).toContain("host_not_allowed");
+    expect(body).not.toContain("\"llm\"");
+  }
 });
 
 // ------------------------------------------------------------------ the token

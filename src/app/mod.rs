@@ -28,6 +28,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="description" content="A local-first 3D anime companion"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
+                // Loads the viewer's JS bundle on demand (see `viewer::MODULE_LOADER`).
+                <script nonce=leptos::nonce::use_nonce()>{crate::viewer::MODULE_LOADER_SCRIPT}</script>
                 <HydrationScripts options=options.clone()/>
                 <HashedStylesheet options id="leptos"/>
                 <MetaTags/>

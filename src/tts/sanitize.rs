@@ -9,11 +9,14 @@ use crate::shared::config::TtsProvider;
 mod props;
 
 /// The text `provider` should receive for `raw`. Empty when nothing speakable is left.
+///
+/// Emoji and markdown marks go first: removing them later could assemble a `<think>` or an
+/// emotion tag (`<th😀ink>`, `[ha*ppy*]`) that would then be read aloud.
 pub fn sanitize(provider: TtsProvider, raw: &str) -> String {
-    let text = strip_think(raw);
+    let text: String = raw.chars().filter(|c| !is_emoji(*c)).collect();
     let text = strip_markdown(&text);
+    let text = strip_think(&text);
     let text = emotion_tags(&text, provider);
-    let text: String = text.chars().filter(|c| !is_emoji(*c)).collect();
     collapse_whitespace(&text)
 }
 

@@ -2,7 +2,7 @@
 //! dynamic `import()`, so the WASM does not depend on the file at build time and pages without a
 //! viewer never download three.js.
 
-use super::{ViewerError, ViewerEvent, BRIDGE_URL};
+use super::{ViewerError, ViewerEvent, BRIDGE_URL, MODULE_LOADER};
 use wasm_bindgen::{prelude::*, JsCast};
 
 #[wasm_bindgen]
@@ -42,8 +42,16 @@ pub async fn mount(
     root: web_sys::HtmlElement,
     on_event: impl Fn(ViewerEvent) + 'static,
 ) -> Result<Viewer, ViewerError> {
-    // `import()` is syntax, not a function: wrap it so that wasm-bindgen can call it.
-    let import = js_sys::Function::new_with_args("url", "return import(url)");
+    // `import()` is syntax, not a function, and the page's Content-Security-Policy allows no
+    // `eval` to wrap it: the page shell defines the wrapper in a nonce-marked script.
+    let import = web_sys::window()
+        .and_then(|w| js_sys::Reflect::get(&w, &JsValue::from_str(MODULE_LOADER)).ok())
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+        .ok_or_else(|| {
+            ViewerError::Start(format!(
+                "the page has no module loader ({MODULE_LOADER}); reload the page"
+            ))
+        })?;
     let promise = import
         .call1(&JsValue::NULL, &JsValue::from_str(BRIDGE_URL))
         .map_err(|e| ViewerError::Start(describe(&e)))?;

@@ -20,6 +20,15 @@ use serde::{Deserialize, Serialize};
 /// Where the built bundle is served (`make` builds it into `public/viewer/`).
 pub const BRIDGE_URL: &str = "/viewer/viewer-bridge.js";
 
+/// The page's `import()` wrapper (a global function defined by [`MODULE_LOADER_SCRIPT`]): the
+/// Content-Security-Policy allows no `eval`, so WebAssembly cannot build one itself.
+pub const MODULE_LOADER: &str = "__waifuImportModule";
+
+/// The script that defines [`MODULE_LOADER`]; the page shell includes it with the response's
+/// nonce. No `<`, `>` or `&`, so it reads the same escaped or not.
+pub const MODULE_LOADER_SCRIPT: &str =
+    "window.__waifuImportModule = function (url) { return import(url); };";
+
 /// Mouth shapes for lip sync, each 0..1. Applied after every other expression.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Mouth {

@@ -48,8 +48,14 @@ pub fn cross_site_reason(
     if !is_guarded(method, path) {
         return None;
     }
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
     if let Some(origin) = headers.get(header::ORIGIN) {
         if cors.contains(origin) {
+            return None;
+        }
+        // With `Referrer-Policy: no-referrer` a browser sends `Origin: null` for a form its own
+        // page posts; fetch metadata, which no page can set, still says where it came from.
+        if origin == "null" && fetch_site == Some("same-origin") {
             return None;
         }
         let shown: String = origin.to_str().unwrap_or("?").chars().take(100).collect();
@@ -60,10 +66,7 @@ pub fn cross_site_reason(
             ));
         }
     }
-    match headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-    {
+    match fetch_site {
         Some(site @ ("cross-site" | "same-site")) => Some(format!(
             "This request came from another web site (Sec-Fetch-Site: {site}), so it was refused: only this server's own pages may use it."
         )),
@@ -200,6 +203,22 @@ mod tests {
             // A link from another site to a page is an ordinary visit.
             assert!(!refused(Method::GET, "/chat", &[("sec-fetch-site", site)]));
         }
+        // A masked origin counts only when fetch metadata says the page was this server's.
+        assert!(refused(
+            Method::POST,
+            "/auth/login",
+            &[("host", "127.0.0.1:3000"), ("origin", "null")]
+        ));
+        assert!(refused(
+            Method::POST,
+            "/auth/login",
+            &[("origin", "null"), ("sec-fetch-site", "cross-site")]
+        ));
+        assert!(!refused(
+            Method::POST,
+            "/auth/login",
+            &[("origin", "null"), ("sec-fetch-site", "same-origin")]
+        ));
         // No Host to compare with: an Origin alone cannot be this server's.
         assert!(refused(
             Method::POST,

@@ -198,11 +198,9 @@ proptest! {
     }
 }
 
-/// Known gap, kept as a ready check for whoever reorders the cleaning steps: markdown marks and
-/// emoji are removed *after* reasoning and emotion tags, so removing them can assemble a
-/// `<think>` or a tag that is then spoken.
+/// Removing emoji or markdown marks never assembles a `<think>` or an emotion tag that would then
+/// be spoken.
 #[test]
-#[ignore = "known gap: strip emoji and markdown before reasoning and emotion tags in sanitize()"]
 fn removing_marks_never_assembles_reasoning_or_a_tag() {
     for raw in ["<th😀ink>secret", "<th*ink>secret", "[ha😀ppy] hi"] {
         let out = sanitize(TtsProvider::PiperLocal, raw);
