@@ -20,6 +20,8 @@ pub mod llm;
 #[cfg(feature = "ssr")]
 pub mod outbound;
 #[cfg(feature = "ssr")]
+pub(crate) mod private_file;
+#[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]
 pub mod store;

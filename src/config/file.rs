@@ -254,28 +254,7 @@ pub(crate) fn write_atomic(
     })?;
     let mut text = serde_json::to_string_pretty(&doc).map_err(|e| err(io::Error::other(e)))?;
     text.push('\n');
-    let tmp = path.with_extension("json.tmp");
-    let result = (|| {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            // Make the rename itself durable.
-            if let Ok(d) = fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(err)
+    crate::private_file::replace(path, "json.tmp", text.as_bytes()).map_err(err)
 }
 
 #[cfg(test)]

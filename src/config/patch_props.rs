@@ -251,7 +251,8 @@ proptest! {
     /// Whatever is PUT: no panic; a refusal says why (a field or "not an object"); an accepted
     /// patch gives settings that pass `validate`, that are loaded back exactly as saved, that a
     /// GET-edit-PUT of the redacted view leaves alone, and that the same PUT sent again (a retry)
-    /// does not change; and a stored key survives every patch that does not name it.
+    /// does not change; and a stored key survives every patch that does not name it unless its
+    /// endpoint moved to another origin, when it is dropped.
     #[test]
     fn any_patch_is_refused_or_gives_valid_settings_that_keep_their_keys(
         current in current(),
@@ -271,15 +272,28 @@ proptest! {
                 prop_assert_eq!(&apply_patch(&next, view).ok(), &Some(next.clone()));
                 prop_assert_eq!(&apply_patch(&next, patch.clone()).ok(), &Some(next.clone()));
 
+                // A stored key survives every patch that does not name it, except that a key
+                // whose endpoint moved to another origin is dropped: it never goes elsewhere.
+                let expect_key = |before: &str, after: &str, stored: &'static str| {
+                    if super::origin_of(before) == super::origin_of(after) { stored } else { "" }
+                };
                 if !may_touch_key(&patch, &["llm"]) {
-                    prop_assert_eq!(next.llm.api_key.expose(), "sk-llm-stored");
+                    prop_assert_eq!(
+                        next.llm.api_key.expose(),
+                        expect_key(&current.llm.endpoint, &next.llm.endpoint, "sk-llm-stored")
+                    );
                 }
                 for (provider, key) in [
                     (TtsProvider::FishAudio, "fish-stored"),
                     (TtsProvider::Elevenlabs, "eleven-stored"),
                 ] {
                     if !may_touch_key(&patch, &["tts", "providers", provider.name()]) {
-                        prop_assert_eq!(next.tts.providers.get(provider).api_key.expose(), key);
+                        let (before, after) =
+                            (current.tts.providers.get(provider), next.tts.providers.get(provider));
+                        prop_assert_eq!(
+                            after.api_key.expose(),
+                            expect_key(&before.endpoint, &after.endpoint, key)
+                        );
                     }
                 }
             }

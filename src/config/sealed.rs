@@ -18,7 +18,6 @@ use chacha20poly1305::{
 use serde_json::{json, Value};
 use std::{
     fs, io,
-    io::Write,
     path::{Path, PathBuf},
     sync::Mutex,
 };
@@ -322,15 +321,7 @@ fn restrict(path: &Path) {
 /// file appeared meanwhile (another instance on the same folder). Returns the key in effect.
 fn create_key_file(path: &Path, key: &[u8; KEY_LEN]) -> io::Result<[u8; KEY_LEN]> {
     let tmp = path.with_extension("key.tmp");
-    let written = (|| {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp)?;
-        file.write_all(key)?;
-        file.sync_all()
-    })();
+    let written = crate::private_file::write_new(&tmp, key);
     let placed = written.and_then(|()| match fs::hard_link(&tmp, path) {
         Ok(()) => Ok(*key),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {

@@ -15,7 +15,6 @@ use axum::{
 use sha2::{Digest, Sha256};
 use std::{
     fmt, fs, io,
-    io::Write,
     net::IpAddr,
     path::{Path, PathBuf},
     sync::Arc,
@@ -136,32 +135,13 @@ pub fn resolve_token(
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let token = AuthToken::generate().context("no random numbers for a token")?;
-            write_private(file, token.expose().as_bytes()).with_context(|| {
-                format!("could not save the access token to {}", file.display())
-            })?;
+            crate::private_file::replace(file, "tmp", token.expose().as_bytes()).with_context(
+                || format!("could not save the access token to {}", file.display()),
+            )?;
             Ok((Some(token), TokenSource::Generated(file.to_path_buf())))
         }
         Err(e) => Err(e).with_context(|| format!("could not read {}", file.display())),
     }
-}
-
-/// Writes a file only its owner can read, atomically (temporary file, flush, rename).
-fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let result = (|| {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 fn cookie_name(port: u16) -> String {
