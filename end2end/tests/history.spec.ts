@@ -18,6 +18,8 @@ function sessionIdFromUrl(url: string): number {
 }
 
 test("create, rename, search, jump to a message, page in older ones, delete", async ({ page, request }) => {
+  // Sixty stored messages and every step of the sidebar, beside a software-rendered avatar.
+  test.setTimeout(60_000);
   await page.goto("/chat");
   await hydrated(page);
   await page.getByTestId("new-session").click();
