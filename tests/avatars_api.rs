@@ -10,21 +10,9 @@ use common::{delete, get, harness, send};
 use waifu_rt3d::avatars::{default_model, DEFAULT_VRM0, DEFAULT_VRM1};
 
 fn upload(uri: &str, file_name: &str, bytes: &[u8]) -> Request<Body> {
-    let boundary = "XyZboundary42";
-    let mut body = Vec::new();
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let (content_type, body) = common::multipart_file(file_name, bytes);
     Request::post(uri)
-        .header(
-            header::CONTENT_TYPE,
-            format!("multipart/form-data; boundary={boundary}"),
-        )
+        .header(header::CONTENT_TYPE, content_type)
         .body(Body::from(body))
         .unwrap()
 }

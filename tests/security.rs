@@ -39,17 +39,6 @@ async fn with_token() -> Harness {
     .await
 }
 
-fn multipart(file_name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
-    let boundary = "XyZboundary42";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
 // ------------------------------------------------------------------ 1. cross-site writes
 
 /// What a hostile page can send without a preflight: a `text/plain` JSON body, a form post to a
@@ -85,7 +74,7 @@ async fn cross_site_writes_are_refused_and_change_nothing() {
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{hs:?}");
         assert_eq!(r.json()["code"], "cross_origin");
 
-        let (ct, body) = multipart("planted.glb", b"glTF");
+        let (ct, body) = common::multipart_file("planted.glb", b"glTF");
         let mut b = Request::post("/api/avatars/upload").header("content-type", ct);
         for (k, v) in headers {
             b = b.header(*k, *v);

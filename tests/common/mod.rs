@@ -88,6 +88,19 @@ pub fn post_json(uri: &str, body: &str) -> Request<Body> {
         .unwrap()
 }
 
+/// A multipart body with one file in the field `file`, as the Viewer tab's upload sends it:
+/// `(content type, body)`.
+pub fn multipart_file(file_name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "XyZboundary42";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
 pub fn delete(uri: &str) -> Request<Body> {
     Request::delete(uri).body(Body::empty()).unwrap()
 }
