@@ -14,12 +14,14 @@ enum Kind {
     List,
 }
 
-const TOP_FIELDS: [(&str, Kind); 11] = [
+const TOP_FIELDS: [(&str, Kind); 13] = [
     ("llm.provider", Kind::Text),
     ("llm.endpoint", Kind::Text),
     ("llm.model", Kind::Text),
     ("llm.temperature", Kind::Decimal),
     ("llm.max_tokens", Kind::Whole),
+    ("llm.idle_timeout_s", Kind::Whole),
+    ("llm.total_timeout_s", Kind::Whole),
     ("llm.api_key", Kind::Secret),
     ("tts.provider", Kind::Text),
     ("tts.format", Kind::Text),

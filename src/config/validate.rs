@@ -56,6 +56,8 @@ pub fn validate(cfg: &AppConfig) -> Vec<FieldError> {
         1_000,
         600_000,
     );
+    v.range("llm.idle_timeout_s", llm.idle_timeout_s, 1, 3_600);
+    v.range("llm.total_timeout_s", llm.total_timeout_s, 1, 3_600);
 
     let tts = &cfg.tts;
     v.check(
@@ -199,11 +201,15 @@ mod tests {
         cfg.tts.providers.xtts_server.language = "klingon".into();
         cfg.avatar.active = "../etc/passwd".into();
         cfg.llm.temperature = f32::NAN;
+        cfg.llm.idle_timeout_s = 0;
+        cfg.llm.total_timeout_s = 86_400;
         let paths: Vec<_> = validate(&cfg).into_iter().map(|f| f.path).collect();
         assert_eq!(
             paths,
             [
                 "llm.temperature",
+                "llm.idle_timeout_s",
+                "llm.total_timeout_s",
                 "tts.sample_rate",
                 "tts.providers.fish_audio.endpoint",
                 "tts.providers.xtts_server.language",

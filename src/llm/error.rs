@@ -37,6 +37,16 @@ pub enum LlmError {
         provider: &'static str,
         after: Duration,
     },
+    #[error("{provider} sent nothing for {} s in the middle of the reply. What arrived is kept; try again, or raise the silence limit in Setup.", .after.as_secs())]
+    IdleTimeout {
+        provider: &'static str,
+        after: Duration,
+    },
+    #[error("{provider} had not finished the reply after {} s. What arrived is kept; ask for something shorter, or raise the reply time limit in Setup.", .after.as_secs())]
+    TotalTimeout {
+        provider: &'static str,
+        after: Duration,
+    },
     #[error("{provider} rejected the request ({status}: {message}).")]
     Rejected {
         provider: &'static str,
@@ -83,7 +93,10 @@ impl LlmError {
             Self::NoModel { .. } => "llm_no_model",
             Self::ModelNotFound { .. } => "llm_model_not_found",
             Self::RateLimited { .. } => "llm_rate_limited",
-            Self::ConnectTimeout { .. } | Self::FirstTokenTimeout { .. } => "llm_timeout",
+            Self::ConnectTimeout { .. }
+            | Self::FirstTokenTimeout { .. }
+            | Self::IdleTimeout { .. }
+            | Self::TotalTimeout { .. } => "llm_timeout",
             Self::Rejected { .. } => "llm_rejected",
             Self::Server { .. } | Self::MidStream { .. } => "llm_error",
             Self::Interrupted { .. } => "llm_interrupted",
@@ -97,7 +110,10 @@ impl LlmError {
     /// every other provider failure.
     pub fn http_status(&self) -> u16 {
         match self {
-            Self::ConnectTimeout { .. } | Self::FirstTokenTimeout { .. } => 504,
+            Self::ConnectTimeout { .. }
+            | Self::FirstTokenTimeout { .. }
+            | Self::IdleTimeout { .. }
+            | Self::TotalTimeout { .. } => 504,
             Self::RateLimited { .. } => 429,
             _ => 502,
         }

@@ -59,6 +59,9 @@ pub struct AppState {
     pub tts: Arc<TtsService>,
     /// Who may send requests: host names, other origins, the access token.
     pub security: Arc<Security>,
+    /// Cancelled when the server begins to shut down: chat turns in progress store what they
+    /// have and end their streams, so that the server can stop.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -81,6 +84,7 @@ impl AppState {
             tts: Arc::new(tts),
             paths: Arc::new(ready.paths),
             warnings: Arc::new(ready.warnings),
+            shutdown: tokio_util::sync::CancellationToken::new(),
         })
     }
 

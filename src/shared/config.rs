@@ -236,7 +236,12 @@ pub struct LlmConfig {
     pub temperature: f32,
     pub max_tokens: u32,
     pub connect_timeout_ms: u64,
+    /// How long the model may take to send its first token (remote servers).
     pub first_token_timeout_ms: u64,
+    /// Once the reply has begun: seconds without a token before the turn ends (`llm_timeout`).
+    pub idle_timeout_s: u64,
+    /// Seconds the whole reply may take, from the request to its last token (`llm_timeout`).
+    pub total_timeout_s: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -366,6 +371,9 @@ impl Default for LlmConfig {
             max_tokens: 512,
             connect_timeout_ms: 3_000,
             first_token_timeout_ms: 60_000,
+            idle_timeout_s: 60,
+            // A 512-token reply from a slow local model (a few tokens a second) fits.
+            total_timeout_s: 300,
         }
     }
 }

@@ -220,6 +220,10 @@ fn LlmFields(cfg: LlmConfig, errors: Signal<Option<AppError>>) -> impl IntoView 
                 <TextField label="Temperature" path="llm.temperature" value=cfg.temperature.to_string() errors kind="number" step="0.05"/>
                 <TextField label="Longest reply (tokens)" path="llm.max_tokens" value=cfg.max_tokens.to_string() errors kind="number"/>
             </div>
+            <div class="row">
+                <TextField label="Silence limit (s)" path="llm.idle_timeout_s" value=cfg.idle_timeout_s.to_string() errors kind="number" step="1" hint="Once the reply has begun: how long without a word before it ends."/>
+                <TextField label="Reply time limit (s)" path="llm.total_timeout_s" value=cfg.total_timeout_s.to_string() errors kind="number" step="1" hint="The longest a whole reply may take."/>
+            </div>
         </fieldset>
     }
 }

@@ -36,8 +36,10 @@ pub async fn chat(
     // One file for the whole reply, not one per sentence: the pipeline is for streams.
     let speak = std::mem::take(&mut input.speak);
     let mut turn = chat::start(&s, q.session_id.unwrap_or(1), input).await?;
+    let mut user_message_id = None;
     while let Some(event) = turn.events.recv().await {
         match event {
+            ChatStreamEvent::Accepted(a) => user_message_id = Some(a.message_id),
             ChatStreamEvent::Done(done) => {
                 let audio = if speak {
                     chat::speak_whole(&s, &done.reply, turn.voice.clone()).await
@@ -50,6 +52,7 @@ pub async fn chat(
                     "audio": audio,
                     "session_id": done.session_id,
                     "message_id": done.message_id,
+                    "user_message_id": user_message_id,
                     "emotion": done.emotion,
                     "timings": done.timings,
                 })));
@@ -69,8 +72,8 @@ pub async fn chat(
     ))
 }
 
-/// The streaming endpoint: named SSE events `status`, `token`, `sentence`, `audio`,
-/// `audio_error`, `done`, `error`. Closing the connection stops the reply; what arrived is kept as a partial message.
+/// The streaming endpoint: named SSE events `accepted` (first), `status`, `token`, `sentence`,
+/// `audio`, `audio_error`, `done`, `error`. Closing the connection stops the reply; what arrived is kept as a partial message.
 pub async fn stream(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<SessionQuery>,
