@@ -161,6 +161,9 @@ mod tests {
         )
         .await
         .expect("the read stops at the limit");
-        assert!(matches!(read, Err(BodyError::TooLarge(100_000))), "{read:?}");
+        assert!(
+            matches!(read, Err(BodyError::TooLarge(100_000))),
+            "{read:?}"
+        );
     }
 }

@@ -129,16 +129,25 @@ async fn streaming(
     data: &Path,
     mock: &MockLlm,
     tokens: usize,
-) -> (Server, Vec<Arc<Mutex<Seen>>>, Vec<tokio::task::JoinHandle<()>>) {
+) -> (
+    Server,
+    Vec<Arc<Mutex<Seen>>>,
+    Vec<tokio::task::JoinHandle<()>>,
+) {
     let server = Server::start(data).await;
-    let config = json!({"llm": {"provider": "lmstudio", "endpoint": mock.base_url, "model": MODEL}});
+    let config =
+        json!({"llm": {"provider": "lmstudio", "endpoint": mock.base_url, "model": MODEL}});
     let r = reqwest::Client::new()
         .put(format!("{}/api/config", server.base))
         .json(&config)
         .send()
         .await
         .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
     let seen: Vec<Arc<Mutex<Seen>>> = (0..STREAMS)
         .map(|i| {
             Arc::new(Mutex::new(Seen {
@@ -225,7 +234,10 @@ async fn kill_9_during_eight_streams_loses_nothing_acknowledged() {
         let stored = messages(&server.base, s.session_id).await;
         if let Some(id) = s.accepted {
             acknowledged += 1;
-            if stored.iter().any(|m| m["id"] == json!(id) && m["role"] == "user") {
+            if stored
+                .iter()
+                .any(|m| m["id"] == json!(id) && m["role"] == "user")
+            {
                 found += 1;
             }
         }
@@ -306,12 +318,13 @@ async fn sigterm_with_open_streams_tells_them_and_exits() {
             panic!("no shutting_down event with the partial's id: {s:?}");
         };
         assert_eq!(code, "shutting_down");
-        let (text, partial): (String, bool) =
-            sqlx::query_as("SELECT text, partial FROM messages WHERE id = ? AND role = 'assistant'")
-                .bind(id)
-                .fetch_one(&db)
-                .await
-                .unwrap();
+        let (text, partial): (String, bool) = sqlx::query_as(
+            "SELECT text, partial FROM messages WHERE id = ? AND role = 'assistant'",
+        )
+        .bind(id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
         assert!(partial);
         assert_eq!(text, s.streamed.trim_end(), "everything streamed is stored");
     }

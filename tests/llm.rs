@@ -9,11 +9,11 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use std::time::Duration;
 use waifu_rt3d::{
-    server::chat::DRAFT_TOKENS,
     llm::{
         openai::{OpenAiCompatible, OpenAiSettings},
         ChatEvent, ChatModel, ChatRequest, FinishReason, LlmError, PromptMessage, PromptRole,
     },
+    server::chat::DRAFT_TOKENS,
     shared::config::{LlmProvider, Secret},
 };
 
@@ -449,7 +449,7 @@ async fn stopping_a_stream_keeps_what_arrived() {
         }
     }
     drop(turn); // the person pressed Stop
-    // The reply's row exists from its first word on; wait for the stop to rewrite it.
+                // The reply's row exists from its first word on; wait for the stop to rewrite it.
     let mut stored = Vec::new();
     for _ in 0..50 {
         stored = messages(&h, 6).await;
@@ -684,7 +684,10 @@ async fn a_model_that_goes_quiet_ends_the_turn_and_keeps_the_partial() {
     let (h, _mock) = limited_harness("stall:3", json!({"idle_timeout_s": 1})).await;
     let r = tokio::time::timeout(
         Duration::from_secs(20),
-        send(&h.app, post_json("/api/chat?session_id=11", r#"{"text":"hi"}"#)),
+        send(
+            &h.app,
+            post_json("/api/chat?session_id=11", r#"{"text":"hi"}"#),
+        ),
     )
     .await
     .expect("the turn ends");
@@ -724,7 +727,11 @@ async fn a_reply_that_takes_too_long_ends_with_what_arrived() {
         json!({"total_timeout_s": 1, "idle_timeout_s": 60}),
     )
     .await;
-    let r = send(&h.app, post_json("/api/chat?session_id=13", r#"{"text":"hi"}"#)).await;
+    let r = send(
+        &h.app,
+        post_json("/api/chat?session_id=13", r#"{"text":"hi"}"#),
+    )
+    .await;
     assert_eq!(r.status, 504, "{}", String::from_utf8_lossy(&r.body));
     let body = r.json();
     assert_eq!(body["code"], json!("llm_timeout"));
@@ -774,7 +781,10 @@ async fn a_reply_is_stored_while_it_streams_and_the_index_follows() {
     )
     .await
     .unwrap();
-    let whole = (0..150).map(|i| format!("word{i}")).collect::<Vec<_>>().join(" ");
+    let whole = (0..150)
+        .map(|i| format!("word{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut seen = 0;
     let mut checked = 0;
     while let Some(e) = turn.events.recv().await {
@@ -798,7 +808,9 @@ async fn a_reply_is_stored_while_it_streams_and_the_index_follows() {
             );
             assert_eq!(stored[1]["partial"], json!(true));
             let last = text.split_whitespace().last().unwrap();
-            let hits = send(&h.app, get(&format!("/api/search?q={last}"))).await.json();
+            let hits = send(&h.app, get(&format!("/api/search?q={last}")))
+                .await
+                .json();
             assert_eq!(hits["results"].as_array().map(Vec::len), Some(1), "{hits}");
             checked += 1;
         }
@@ -846,9 +858,15 @@ async fn shutting_down_ends_open_streams_and_keeps_their_partials() {
     };
     assert_eq!(e.code, "shutting_down");
     let stored = messages(&h, 15).await;
-    assert_eq!(stored[1]["id"], json!(e.message_id.expect("the partial's id")));
+    assert_eq!(
+        stored[1]["id"],
+        json!(e.message_id.expect("the partial's id"))
+    );
     assert_eq!(stored[1]["partial"], json!(true));
-    assert!(stored[1]["text"].as_str().unwrap().starts_with("word0 word1 word2 word3 word4"));
+    assert!(stored[1]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("word0 word1 word2 word3 word4"));
 }
 
 #[tokio::test]
@@ -856,12 +874,18 @@ async fn a_completion_sent_whole_is_refused_past_the_limit() {
     let (h, _mock) = chat_harness(Flavor::LmStudio, "endless_json").await;
     let r = tokio::time::timeout(
         Duration::from_secs(30),
-        send(&h.app, post_json("/api/chat?session_id=16", r#"{"text":"hi"}"#)),
+        send(
+            &h.app,
+            post_json("/api/chat?session_id=16", r#"{"text":"hi"}"#),
+        ),
     )
     .await
     .expect("the read stops at the limit");
     assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
     let body = r.json();
     assert_eq!(body["code"], json!("llm_bad_response"));
-    assert!(body["error"].as_str().unwrap().contains("more than 8 MB"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("more than 8 MB"),
+        "{body}"
+    );
 }

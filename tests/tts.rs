@@ -657,7 +657,10 @@ async fn audio_without_a_length_is_refused_past_the_cap() {
         let j = r.json();
         assert_eq!(j["ok"], json!(false), "{j}");
         assert_eq!(j["providers"][0]["code"], "bad_response", "{j}");
-        assert!(j["error"].as_str().unwrap().contains("more than 64 MB"), "{j}");
+        assert!(
+            j["error"].as_str().unwrap().contains("more than 64 MB"),
+            "{j}"
+        );
     }
     assert_eq!((fish_mock.calls(), xtts_mock.calls()), (1, 1));
 }

@@ -93,7 +93,11 @@ pub async fn add(pool: &SqlitePool, m: &NewMessage<'_>) -> Result<Message, Store
 /// whether it is still partial, and its timings (kept when `m.timings` is `None`). The search
 /// index follows the text through the update trigger. Returns false when there is no such
 /// message (deleted meanwhile).
-pub async fn update_reply(pool: &SqlitePool, id: i64, m: &NewMessage<'_>) -> Result<bool, StoreError> {
+pub async fn update_reply(
+    pool: &SqlitePool,
+    id: i64,
+    m: &NewMessage<'_>,
+) -> Result<bool, StoreError> {
     // Queued with the inserts (see `add`): replies in progress are rewritten every second.
     let _write = super::WRITE.lock().await;
     let done = sqlx::query(
