@@ -60,6 +60,12 @@ impl Server {
         panic!("the server did not answer within 30 s");
     }
 
+    /// SIGKILL, and waits until the process is gone.
+    async fn kill(&mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+
     fn pid(&self) -> u32 {
         self.child.id().expect("the server is running")
     }
@@ -218,8 +224,7 @@ async fn kill_9_during_eight_streams_loses_nothing_acknowledged() {
     let mock = MockLlm::start(Flavor::LmStudio).await;
     // 40 tokens at 50 ms: two seconds of streaming, past the first rewrite of every reply.
     let (mut server, seen, tasks) = streaming(&data, &mock, 40).await;
-    server.child.start_kill().unwrap();
-    server.child.wait().await.unwrap();
+    server.kill().await;
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }
@@ -279,8 +284,7 @@ async fn kill_9_during_eight_streams_loses_nothing_acknowledged() {
     assert!(lags.iter().all(|&lag| lag <= 32), "{lags:?}");
 
     let mut server = server;
-    server.child.start_kill().unwrap();
-    server.child.wait().await.unwrap();
+    server.kill().await;
     assert_database_intact(&data).await;
 }
 

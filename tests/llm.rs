@@ -239,6 +239,21 @@ async fn chat_harness(flavor: Flavor, model: &str) -> (Harness, MockLlm) {
     (h, mock)
 }
 
+/// Starts a turn in-process: its events are read as they come, and dropping it is Stop.
+async fn start_turn(
+    state: &waifu_rt3d::server::AppState,
+    session: i64,
+    text: &str,
+) -> waifu_rt3d::server::chat::Turn {
+    let input = waifu_rt3d::shared::chat::ChatInput {
+        text: text.into(),
+        ..Default::default()
+    };
+    waifu_rt3d::server::chat::start(state, session, input)
+        .await
+        .unwrap()
+}
+
 async fn messages(h: &Harness, session: i64) -> Vec<Value> {
     let r = send(&h.app, get(&format!("/api/sessions/{session}/messages"))).await;
     r.json()["messages"].as_array().cloned().unwrap_or_default()
@@ -429,16 +444,7 @@ async fn a_reply_that_fails_midway_is_kept_as_partial() {
 async fn stopping_a_stream_keeps_what_arrived() {
     let (h, _mock) = chat_harness(Flavor::LmStudio, "tokens:200:20").await;
     let state = h.state.clone();
-    let mut turn = waifu_rt3d::server::chat::start(
-        &state,
-        6,
-        waifu_rt3d::shared::chat::ChatInput {
-            text: "tell me a story".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let mut turn = start_turn(&state, 6, "tell me a story").await;
     let mut got = 0;
     while let Some(e) = turn.events.recv().await {
         if e.name() == "token" {
@@ -679,26 +685,32 @@ async fn limited_harness(model: &str, limits: Value) -> (Harness, MockLlm) {
     (h, mock)
 }
 
-#[tokio::test]
-async fn a_model_that_goes_quiet_ends_the_turn_and_keeps_the_partial() {
-    let (h, _mock) = limited_harness("stall:3", json!({"idle_timeout_s": 1})).await;
+/// Sends `POST /api/chat` in `session`, which must fail within 30 s with this status, code and
+/// words in its message.
+async fn failed_chat(h: &Harness, session: i64, (status, code, says): (u16, &str, &str)) {
     let r = tokio::time::timeout(
-        Duration::from_secs(20),
+        Duration::from_secs(30),
         send(
             &h.app,
-            post_json("/api/chat?session_id=11", r#"{"text":"hi"}"#),
+            post_json(
+                &format!("/api/chat?session_id={session}"),
+                r#"{"text":"hi"}"#,
+            ),
         ),
     )
     .await
     .expect("the turn ends");
-    assert_eq!(r.status, 504, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
     let body = r.json();
     assert_eq!(body["ok"], json!(false));
-    assert_eq!(body["code"], json!("llm_timeout"));
-    assert!(
-        body["error"].as_str().unwrap().contains("silence limit"),
-        "{body}"
-    );
+    assert_eq!(body["code"], json!(code));
+    assert!(body["error"].as_str().unwrap().contains(says), "{body}");
+}
+
+#[tokio::test]
+async fn a_model_that_goes_quiet_ends_the_turn_and_keeps_the_partial() {
+    let (h, _mock) = limited_harness("stall:3", json!({"idle_timeout_s": 1})).await;
+    failed_chat(&h, 11, (504, "llm_timeout", "silence limit")).await;
     let stored = messages(&h, 11).await;
     assert_eq!(stored.len(), 2, "{stored:?}");
     assert_eq!(stored[1]["text"], json!("word0 word1 word2"));
@@ -727,18 +739,7 @@ async fn a_reply_that_takes_too_long_ends_with_what_arrived() {
         json!({"total_timeout_s": 1, "idle_timeout_s": 60}),
     )
     .await;
-    let r = send(
-        &h.app,
-        post_json("/api/chat?session_id=13", r#"{"text":"hi"}"#),
-    )
-    .await;
-    assert_eq!(r.status, 504, "{}", String::from_utf8_lossy(&r.body));
-    let body = r.json();
-    assert_eq!(body["code"], json!("llm_timeout"));
-    assert!(
-        body["error"].as_str().unwrap().contains("reply time limit"),
-        "{body}"
-    );
+    failed_chat(&h, 13, (504, "llm_timeout", "reply time limit")).await;
     let stored = messages(&h, 13).await;
     assert_eq!(stored.len(), 2, "{stored:?}");
     let text = stored[1]["text"].as_str().unwrap();
@@ -771,16 +772,7 @@ async fn timeouts_are_validated_settings() {
 async fn a_reply_is_stored_while_it_streams_and_the_index_follows() {
     // 150 tokens, one every 20 ms: 3 s.
     let (h, _mock) = chat_harness(Flavor::LmStudio, "tokens:150:20").await;
-    let mut turn = waifu_rt3d::server::chat::start(
-        &h.state,
-        14,
-        waifu_rt3d::shared::chat::ChatInput {
-            text: "count for me".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let mut turn = start_turn(&h.state, 14, "count for me").await;
     let whole = (0..150)
         .map(|i| format!("word{i}"))
         .collect::<Vec<_>>()
@@ -832,16 +824,7 @@ async fn a_reply_is_stored_while_it_streams_and_the_index_follows() {
 #[tokio::test]
 async fn shutting_down_ends_open_streams_and_keeps_their_partials() {
     let (h, _mock) = chat_harness(Flavor::LmStudio, "tokens:500:20").await;
-    let mut turn = waifu_rt3d::server::chat::start(
-        &h.state,
-        15,
-        waifu_rt3d::shared::chat::ChatInput {
-            text: "talk".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let mut turn = start_turn(&h.state, 15, "talk").await;
     let mut tokens = 0;
     let mut last = None;
     while let Some(e) = turn.events.recv().await {
@@ -872,20 +855,5 @@ async fn shutting_down_ends_open_streams_and_keeps_their_partials() {
 #[tokio::test]
 async fn a_completion_sent_whole_is_refused_past_the_limit() {
     let (h, _mock) = chat_harness(Flavor::LmStudio, "endless_json").await;
-    let r = tokio::time::timeout(
-        Duration::from_secs(30),
-        send(
-            &h.app,
-            post_json("/api/chat?session_id=16", r#"{"text":"hi"}"#),
-        ),
-    )
-    .await
-    .expect("the read stops at the limit");
-    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
-    let body = r.json();
-    assert_eq!(body["code"], json!("llm_bad_response"));
-    assert!(
-        body["error"].as_str().unwrap().contains("more than 8 MB"),
-        "{body}"
-    );
+    failed_chat(&h, 16, (502, "llm_bad_response", "more than 8 MB")).await;
 }
