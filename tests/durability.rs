@@ -66,8 +66,21 @@ impl Server {
         self.child.wait().await.unwrap();
     }
 
-    fn pid(&self) -> u32 {
-        self.child.id().expect("the server is running")
+    /// SIGTERM, then waits (30 s at most) for the process to end: its exit status and how long
+    /// it took.
+    async fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
+        let pid = self.child.id().expect("the server is running");
+        let signalled = Instant::now();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let exit = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the server exits after SIGTERM")
+            .unwrap();
+        (exit, signalled.elapsed())
     }
 }
 
@@ -294,17 +307,7 @@ async fn sigterm_with_open_streams_tells_them_and_exits() {
     let data = dir.path().join("data");
     let mock = MockLlm::start(Flavor::LmStudio).await;
     let (mut server, seen, tasks) = streaming(&data, &mock, 10).await;
-    let signalled = Instant::now();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(30), server.child.wait())
-        .await
-        .expect("the server exits after SIGTERM")
-        .unwrap();
-    let took = signalled.elapsed();
+    let (exit, took) = server.terminate().await;
     println!(
         "SIGTERM with {STREAMS} open streams: the process exited after {} ms ({exit})",
         took.as_millis()
@@ -334,4 +337,52 @@ async fn sigterm_with_open_streams_tells_them_and_exits() {
     }
     db.close().await;
     assert_database_intact(&data).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_exits_within_its_bound_when_a_request_hangs() {
+    // A voice server that takes connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let voice = format!("http://{}", listener.local_addr().unwrap());
+    let (reached, reached_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (held, _) = listener.accept().await.unwrap();
+        let _ = reached.send(());
+        std::future::pending::<()>().await;
+        drop(held);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let mut server = server;
+    let config = json!({"tts": {"provider": "xtts_server", "fallback_chain": [], "providers": {
+        "xtts_server": {"endpoint": voice, "flavor": "xtts_api_server", "language": "en",
+                        "timeout_ms": 600000}}}});
+    let r = reqwest::Client::new()
+        .put(format!("{}/api/config", server.base))
+        .json(&config)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let hanging = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("{}/api/tts", server.base))
+            .json(&json!({"text": "Hello there"}))
+            .send(),
+    );
+    tokio::time::timeout(Duration::from_secs(10), reached_rx)
+        .await
+        .expect("the synthesis reached the voice server")
+        .unwrap();
+    let (exit, took) = server.terminate().await;
+    println!(
+        "SIGTERM with a synthesis that never ends: the process exited after {} ms ({exit})",
+        took.as_millis()
+    );
+    assert!(exit.success(), "{exit}");
+    hanging.abort();
 }
