@@ -72,7 +72,8 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<Ready> {
 /// every such file here is from an earlier run. Returns how many went. (Piper's one-shot output
 /// folders, in the shared system temp folder, are swept by `tts` with more care.)
 pub fn sweep_temp_files(paths: &DataPaths) -> usize {
-    let sweeps: [(PathBuf, fn(&str) -> bool); 4] = [
+    type IsTemp = fn(&str) -> bool;
+    let sweeps: [(PathBuf, IsTemp); 4] = [
         (paths.avatars.clone(), crate::avatars::is_temp_name),
         (paths.audio.clone(), crate::tts::is_cache_temp_name),
         (paths.audio.join(".meta"), crate::tts::is_cache_temp_name),
