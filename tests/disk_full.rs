@@ -90,16 +90,7 @@ async fn harness_on(disk: &SmallDisk) -> Harness {
 
 /// A 507 with the disk-full code and every part of the message.
 fn assert_disk_full(r: &common::Reply, parts: &[&str]) {
-    assert_eq!(
-        r.status,
-        StatusCode::INSUFFICIENT_STORAGE,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
-    let j = r.json();
-    assert_eq!(j["ok"], false);
-    assert_eq!(j["code"], "disk_full");
-    let message = j["error"].as_str().unwrap();
+    let message = r.error_message(StatusCode::INSUFFICIENT_STORAGE, "disk_full");
     for part in ["The disk is full", "Free some space"].iter().chain(parts) {
         assert!(message.contains(part), "{part:?} not in {message:?}");
     }

@@ -60,6 +60,19 @@ impl Reply {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
+    /// Checks an error answer's status and code; returns its message.
+    pub fn error_message(&self, status: StatusCode, code: &str) -> String {
+        assert_eq!(
+            self.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        let j = self.json();
+        assert_eq!(j["ok"], false, "{j}");
+        assert_eq!(j["code"], code, "{j}");
+        j["error"].as_str().unwrap_or_default().to_string()
+    }
     pub fn header(&self, name: header::HeaderName) -> &str {
         self.headers
             .get(name)
