@@ -128,6 +128,7 @@ pub fn validate(cfg: &AppConfig) -> Vec<FieldError> {
         "must be a file name in the avatars folder, without folders",
     );
     v.range("avatar.max_upload_mb", cfg.avatar.max_upload_mb, 1, 4_096);
+    v.range("avatar.max_total_mb", cfg.avatar.max_total_mb, 1, 1_048_576);
 
     v.0
 }
@@ -198,6 +199,7 @@ mod tests {
         cfg.tts.providers.fish_audio.endpoint = "ftp://x".into();
         cfg.tts.providers.xtts_server.language = "klingon".into();
         cfg.avatar.active = "../etc/passwd".into();
+        cfg.avatar.max_total_mb = 0;
         cfg.llm.temperature = f32::NAN;
         let paths: Vec<_> = validate(&cfg).into_iter().map(|f| f.path).collect();
         assert_eq!(
@@ -208,6 +210,7 @@ mod tests {
                 "tts.providers.fish_audio.endpoint",
                 "tts.providers.xtts_server.language",
                 "avatar.active",
+                "avatar.max_total_mb",
             ]
         );
     }
