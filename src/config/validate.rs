@@ -130,6 +130,7 @@ pub fn validate(cfg: &AppConfig) -> Vec<FieldError> {
         "must be a file name in the avatars folder, without folders",
     );
     v.range("avatar.max_upload_mb", cfg.avatar.max_upload_mb, 1, 4_096);
+    v.range("avatar.max_total_mb", cfg.avatar.max_total_mb, 1, 1_048_576);
 
     v.0
 }
@@ -200,6 +201,7 @@ mod tests {
         cfg.tts.providers.fish_audio.endpoint = "ftp://x".into();
         cfg.tts.providers.xtts_server.language = "klingon".into();
         cfg.avatar.active = "../etc/passwd".into();
+        cfg.avatar.max_total_mb = 0;
         cfg.llm.temperature = f32::NAN;
         cfg.llm.idle_timeout_s = 0;
         cfg.llm.total_timeout_s = 86_400;
@@ -214,6 +216,7 @@ mod tests {
                 "tts.providers.fish_audio.endpoint",
                 "tts.providers.xtts_server.language",
                 "avatar.active",
+                "avatar.max_total_mb",
             ]
         );
     }

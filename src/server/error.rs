@@ -30,6 +30,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    /// 507: the disk is full. `message` says what was not saved and that the old data is intact.
+    pub fn disk_full(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INSUFFICIENT_STORAGE, crate::disk::FULL, message)
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
@@ -50,6 +55,10 @@ impl ApiError {
 impl From<crate::config::ConfigError> for ApiError {
     fn from(e: crate::config::ConfigError) -> Self {
         let status = match e {
+            crate::config::ConfigError::Write { .. } if e.is_disk_full() => {
+                tracing::error!(error = %e, "saving the settings failed: the disk is full");
+                StatusCode::INSUFFICIENT_STORAGE
+            }
             crate::config::ConfigError::Write { .. } => {
                 tracing::error!(error = %e, "saving the settings failed");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -170,6 +179,15 @@ impl From<crate::store::StoreError> for ApiError {
             crate::store::StoreError::BadQuery(message) => {
                 ApiError::bad_request("bad_query", message)
             }
+            other if other.is_disk_full() => {
+                tracing::error!(error = %other, "database write failed: the disk is full");
+                ApiError::disk_full(format!(
+                    "The disk is full: the history database could not be written. {}",
+                    crate::disk::advice(
+                        "nothing was changed, and the history already saved is intact."
+                    )
+                ))
+            }
             other => {
                 tracing::error!(error = %other, "database error");
                 ApiError::new(
@@ -189,6 +207,10 @@ impl From<crate::tts::ChainError> for ApiError {
             crate::tts::ChainError::NothingToSay => {
                 "There is nothing to say: the text is empty once markup, reasoning and emoji are removed.".to_string()
             }
+            crate::tts::ChainError::DiskFull(_) => format!(
+                "The disk is full: the speech could not be saved as audio. {}",
+                crate::disk::advice("the audio already cached is intact.")
+            ),
             crate::tts::ChainError::AllFailed(_) => format!(
                 "No voice could speak. {}. The System tab shows each voice's state.",
                 e.failures()

@@ -342,6 +342,8 @@ pub struct AvatarConfig {
     /// File name of the active avatar in the avatars folder.
     pub active: String,
     pub max_upload_mb: u64,
+    /// What the whole avatars folder may hold; an upload that would pass it is refused.
+    pub max_total_mb: u64,
 }
 
 impl Default for AppConfig {
@@ -455,6 +457,7 @@ impl Default for AvatarConfig {
         Self {
             active: "default.vrm".into(),
             max_upload_mb: 100,
+            max_total_mb: 1024,
         }
     }
 }

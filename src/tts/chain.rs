@@ -28,6 +28,10 @@ pub enum ChainError {
     NothingToSay,
     #[error("no voice could speak: {}", summary(.0))]
     AllFailed(Vec<FellBack>),
+    /// A voice spoke but its audio could not be saved. The chain stops there: every other voice's
+    /// audio would meet the same full disk, and a paid one would be charged for nothing.
+    #[error("{0}")]
+    DiskFull(String),
 }
 
 fn summary(failures: &[FellBack]) -> String {
@@ -42,15 +46,17 @@ impl ChainError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::NothingToSay => "empty_text",
+            Self::DiskFull(_) => crate::disk::FULL,
             Self::AllFailed(f) if all_timeouts(f) => "tts_timeout",
             Self::AllFailed(_) => "tts_failed",
         }
     }
 
-    /// 400 for nothing to say, 504 when every provider timed out, else 502.
+    /// 400 for nothing to say, 507 for a full disk, 504 when every provider timed out, else 502.
     pub fn status(&self) -> u16 {
         match self {
             Self::NothingToSay => 400,
+            Self::DiskFull(_) => 507,
             Self::AllFailed(f) if all_timeouts(f) => 504,
             Self::AllFailed(_) => 502,
         }
@@ -58,7 +64,7 @@ impl ChainError {
 
     pub fn failures(&self) -> &[FellBack] {
         match self {
-            Self::NothingToSay => &[],
+            Self::NothingToSay | Self::DiskFull(_) => &[],
             Self::AllFailed(f) => f,
         }
     }
@@ -242,6 +248,10 @@ impl Chain<'_> {
                         fell_back_from,
                         timings: entry.meta.timings,
                     });
+                }
+                Err(TtsError::DiskFull(why)) => {
+                    tracing::error!(provider = provider.name(), "speech not saved: {why}");
+                    return Err(ChainError::DiskFull(why));
                 }
                 Err(e) => {
                     tracing::warn!(

@@ -22,8 +22,9 @@ pub mod voice_id;
 pub mod wav;
 mod xtts;
 
-pub use cache::AudioCache;
+pub use cache::{is_temp_name as is_cache_temp_name, AudioCache};
 pub use chain::ChainError;
+pub(crate) use piper::remove_stale_output_dirs;
 pub use sanitize::sanitize;
 pub use service::{SpeakOptions, Spoken, TtsService};
 
@@ -155,6 +156,9 @@ pub enum TtsError {
     BadResponse(String),
     #[error("{0}")]
     Misconfigured(String),
+    /// The audio was made but could not be saved: the disk is full. No other voice would do better.
+    #[error("{0}")]
+    DiskFull(String),
 }
 
 impl TtsError {
@@ -171,6 +175,7 @@ impl TtsError {
             Self::MissingVoice(_) => "missing_voice",
             Self::BadResponse(_) => "bad_response",
             Self::Misconfigured(_) => "misconfigured",
+            Self::DiskFull(_) => crate::disk::FULL,
         }
     }
 
@@ -195,7 +200,9 @@ impl TtsError {
             Self::MissingBinary(_) | Self::MissingVoice(_) | Self::Misconfigured(_) => {
                 ProviderState::Misconfigured
             }
-            Self::BadRequest(_) | Self::Server(_) | Self::BadResponse(_) => ProviderState::Error,
+            Self::BadRequest(_) | Self::Server(_) | Self::BadResponse(_) | Self::DiskFull(_) => {
+                ProviderState::Error
+            }
         }
     }
 }

@@ -161,11 +161,61 @@ impl TtsEngine for Piper {
     }
 }
 
+/// How the one-shot call's output folders start; start-up removes old ones a crash left.
+const TEMP_DIR_PREFIX: &str = "waifu-piper-";
+
+/// Removes output folders of the one-shot call that a crash left in the system's temp folder.
+/// That folder is shared: another instance (another data folder, another user) may be using
+/// one of them right now, so only this user's folders untouched for an hour go (a call is
+/// never allowed that long). Returns how many went.
+pub(crate) fn remove_stale_output_dirs() -> usize {
+    remove_stale_output_dirs_in(&std::env::temp_dir(), Duration::from_secs(3600))
+}
+
+fn remove_stale_output_dirs_in(temp: &Path, older_than: Duration) -> usize {
+    #[cfg(unix)]
+    let me = {
+        use std::os::unix::fs::MetadataExt;
+        // The owner of `/proc/self` is this process's user; without /proc nothing is removed.
+        match std::fs::metadata("/proc/self") {
+            Ok(m) => m.uid(),
+            Err(_) => return 0,
+        }
+    };
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(TEMP_DIR_PREFIX)
+        {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        #[cfg(unix)]
+        if std::os::unix::fs::MetadataExt::uid(&meta) != me {
+            continue;
+        }
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= older_than);
+        if meta.is_dir() && old && std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// A new folder in the system's temp folder, mode 0700, with a random name; removed with its
 /// contents when dropped.
 fn private_temp_dir() -> Result<tempfile::TempDir, TtsError> {
     let mut builder = tempfile::Builder::new();
-    builder.prefix("waifu-piper-");
+    builder.prefix(TEMP_DIR_PREFIX);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -565,5 +615,37 @@ async fn keep_stderr(stderr: tokio::process::ChildStderr, tail: Arc<Mutex<VecDeq
             }
             t.push_back(line);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_old_output_folders_of_this_user_are_removed() {
+        let temp = tempfile::tempdir().unwrap();
+        let old = temp.path().join(format!("{TEMP_DIR_PREFIX}old"));
+        let fresh = temp.path().join(format!("{TEMP_DIR_PREFIX}fresh"));
+        let other = temp.path().join("someone-else");
+        for d in [&old, &fresh, &other] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("speech.wav"), b"RIFF").unwrap();
+        }
+        let over_an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3700);
+        for d in [&old, &other] {
+            std::fs::File::open(d)
+                .unwrap()
+                .set_modified(over_an_hour_ago)
+                .unwrap();
+        }
+        let removed = remove_stale_output_dirs_in(temp.path(), Duration::from_secs(3600));
+        if std::fs::metadata("/proc/self").is_err() {
+            assert_eq!(removed, 0, "without /proc nothing is removed");
+            return;
+        }
+        assert_eq!(removed, 1);
+        assert!(!old.exists());
+        assert!(fresh.is_dir() && other.is_dir());
     }
 }

@@ -100,7 +100,6 @@ impl TtsService {
             .user_agent(concat!("waifu-rt3d/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let cache = AudioCache::new(audio);
-        cache.clean_temp_files();
         Ok(Self {
             config,
             cache: Arc::new(cache),
