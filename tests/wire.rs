@@ -74,19 +74,18 @@ fn site() -> (tempfile::TempDir, Vec<u8>, Vec<u8>) {
     let viewer = dir.path().join("viewer");
     std::fs::create_dir_all(&pkg).unwrap();
     std::fs::create_dir_all(&viewer).unwrap();
-    let script: Vec<u8> = (0..200)
-        .map(|i| format!("export function f{i}() {{ return {i}; }}\n"))
-        .collect::<String>()
-        .into_bytes();
+    let lines = |n: usize, line: fn(usize) -> String| -> Vec<u8> {
+        (0..n).map(line).collect::<String>().into_bytes()
+    };
+    let script = lines(200, |i| {
+        format!("export function f{i}() {{ return {i}; }}\n")
+    });
     std::fs::write(pkg.join("waifu-rt3d.js"), &script).unwrap();
     std::fs::write(pkg.join("waifu-rt3d.js.br"), brotli(&script)).unwrap();
     std::fs::write(pkg.join("waifu-rt3d.js.gz"), gzip(&script)).unwrap();
     let css = ".tab { color: red; }\n".repeat(100);
     std::fs::write(pkg.join("waifu-rt3d.css"), &css).unwrap();
-    let bundle: Vec<u8> = (0..300)
-        .map(|i| format!("const v{i} = {{ three: {i} }};\n"))
-        .collect::<String>()
-        .into_bytes();
+    let bundle = lines(300, |i| format!("const v{i} = {{ three: {i} }};\n"));
     std::fs::write(viewer.join("viewer-bridge.js"), &bundle).unwrap();
     std::fs::write(viewer.join("viewer-bridge.js.br"), brotli(&bundle)).unwrap();
     (dir, script, bundle)
