@@ -4,6 +4,7 @@
 pub mod avatars;
 pub mod chat;
 pub mod cli;
+pub mod compression;
 pub mod error;
 pub mod files;
 pub mod health;
@@ -13,6 +14,7 @@ pub mod preflight;
 pub mod router;
 pub mod routes;
 pub mod security;
+pub mod site;
 pub mod state;
 
 pub use cli::Cli;

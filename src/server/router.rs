@@ -2,8 +2,9 @@
 //! rendered app. Tests drive [`app`] in-process.
 
 use super::{
-    files, routes,
+    compression, files, routes,
     security::{auth, headers, host, origin},
+    site,
     state::AppState,
 };
 use crate::app::{shell, App};
@@ -50,7 +51,8 @@ pub fn app(state: AppState) -> Router {
             files::serve::<()>(state.paths.audio.clone(), files::Caching::Immutable),
         )
         .leptos_routes(&state, routes, move || shell(options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback_service(site::serve(&state))
+        .layer(compression::layer())
         .layer(middleware::from_fn(cache_headers))
         .layer(middleware::from_fn(head_renders_fully))
         // The request rules (see `security`), innermost first: the token, then cross-site

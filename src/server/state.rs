@@ -1,11 +1,14 @@
 //! The state every handler and server function shares.
 
-use super::{preflight::Ready, security::Security};
+use super::{preflight::Ready, security::Security, site::Site};
 use crate::{config::ConfigStore, llm::LlmRegistry, shared::AppError, tts::TtsService};
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use sqlx::SqlitePool;
-use std::{path::PathBuf, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 /// Where everything lives inside the data folder.
 #[derive(Debug, Clone)]
@@ -62,6 +65,8 @@ pub struct AppState {
     /// Cancelled when the server begins to shut down: chat turns in progress store what they
     /// have and end their streams, so that the server can stop.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// The built front end, read once at start-up (the viewer bundle's hashed address).
+    pub site: Arc<Site>,
 }
 
 impl AppState {
@@ -77,6 +82,7 @@ impl AppState {
         .context("the HTTP client for the voice providers could not be set up")?;
         Ok(Self {
             security: Arc::new(Security::loopback(leptos_options.site_addr.port())),
+            site: Arc::new(Site::open(Path::new(leptos_options.site_root.as_ref()))),
             leptos_options,
             config,
             db: ready.db,
@@ -91,6 +97,13 @@ impl AppState {
     /// The same state with other request rules (the command line's, or a test's).
     pub fn with_security(mut self, security: Security) -> Self {
         self.security = Arc::new(security);
+        self
+    }
+
+    /// The same state serving the front end built into another folder (a test's).
+    pub fn with_site_root(mut self, root: &Path) -> Self {
+        self.leptos_options.site_root = root.to_string_lossy().as_ref().into();
+        self.site = Arc::new(Site::open(root));
         self
     }
 
