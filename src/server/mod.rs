@@ -9,6 +9,7 @@ pub mod files;
 pub mod health;
 pub mod history;
 pub mod latency;
+pub mod limits;
 pub mod preflight;
 pub mod router;
 pub mod routes;
@@ -65,7 +66,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     );
     announce_access(addr, &token_source, token.as_ref());
     let db = state.db.clone();
-    axum::serve(listener, app(state))
+    // The peer's address keys the per-client request rate (`limits`).
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the server stopped with an error")?;

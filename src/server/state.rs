@@ -1,6 +1,6 @@
 //! The state every handler and server function shares.
 
-use super::{preflight::Ready, security::Security};
+use super::{limits::Gates, preflight::Ready, security::Security};
 use crate::{config::ConfigStore, llm::LlmRegistry, shared::AppError, tts::TtsService};
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
@@ -59,6 +59,8 @@ pub struct AppState {
     pub tts: Arc<TtsService>,
     /// Who may send requests: host names, other origins, the access token.
     pub security: Arc<Security>,
+    /// Chat turns and uploads under way, against `limits.*`.
+    pub gates: Gates,
 }
 
 impl AppState {
@@ -72,15 +74,20 @@ impl AppState {
             ready.paths.tools.clone(),
         )
         .context("the HTTP client for the voice providers could not be set up")?;
+        let llm = Arc::new(LlmRegistry::new(&ready.paths.models, {
+            let config = config.clone();
+            move || crate::limits::places(config.get().limits.model_queue)
+        }));
         Ok(Self {
             security: Arc::new(Security::loopback(leptos_options.site_addr.port())),
             leptos_options,
             config,
             db: ready.db,
-            llm: Arc::new(LlmRegistry::new(&ready.paths.models)),
+            llm,
             tts: Arc::new(tts),
             paths: Arc::new(ready.paths),
             warnings: Arc::new(ready.warnings),
+            gates: Gates::default(),
         })
     }
 

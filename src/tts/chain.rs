@@ -7,6 +7,7 @@ use super::{
     cache, engine_for, locked, sanitize, EngineContext, SpeakOptions, SynthRequest, TtsError,
 };
 use super::{cache::AudioCache, service::Spoken};
+use crate::limits::{places, Gate};
 use crate::shared::{
     config::{AppConfig, TtsProvider, TtsProviderSettings},
     health::{LastError, LastSuccess},
@@ -28,6 +29,9 @@ pub enum ChainError {
     NothingToSay,
     #[error("no voice could speak: {}", summary(.0))]
     AllFailed(Vec<FellBack>),
+    /// Every place among the running syntheses (`limits.syntheses`) was taken.
+    #[error("the voices are busy: {0} syntheses are already running; try again in a moment")]
+    Busy(u32),
 }
 
 fn summary(failures: &[FellBack]) -> String {
@@ -42,15 +46,17 @@ impl ChainError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::NothingToSay => "empty_text",
+            Self::Busy(_) => "tts_busy",
             Self::AllFailed(f) if all_timeouts(f) => "tts_timeout",
             Self::AllFailed(_) => "tts_failed",
         }
     }
 
-    /// 400 for nothing to say, 504 when every provider timed out, else 502.
+    /// 400 for nothing to say, 503 when busy, 504 when every provider timed out, else 502.
     pub fn status(&self) -> u16 {
         match self {
             Self::NothingToSay => 400,
+            Self::Busy(_) => 503,
             Self::AllFailed(f) if all_timeouts(f) => 504,
             Self::AllFailed(_) => 502,
         }
@@ -58,7 +64,7 @@ impl ChainError {
 
     pub fn failures(&self) -> &[FellBack] {
         match self {
-            Self::NothingToSay => &[],
+            Self::NothingToSay | Self::Busy(_) => &[],
             Self::AllFailed(f) => f,
         }
     }
@@ -158,6 +164,7 @@ pub struct Chain<'a> {
     pub cache: &'a Arc<AudioCache>,
     pub cooldowns: &'a Cooldowns,
     pub outcomes: &'a Outcomes,
+    pub syntheses: &'a Arc<Gate>,
 }
 
 impl Chain<'_> {
@@ -211,20 +218,35 @@ impl Chain<'_> {
                 &req.text,
             ]);
             let timeout = Duration::from_millis(settings.timeout_ms.max(1));
-            let make = async move {
-                tokio::time::timeout(timeout, engine.synthesize(&req))
-                    .await
-                    .unwrap_or(Err(TtsError::Timeout(timeout.as_millis() as u64)))
+            let hit = match opts.fresh {
+                true => None,
+                false => self.cache.lookup(&hash, kind).await,
             };
             let tried = Instant::now();
-            let made = if opts.fresh {
-                self.cache
-                    .create(&hash, kind, provider.name(), max_bytes, make)
-                    .await
-            } else {
-                self.cache
-                    .get_or_create(&hash, kind, provider.name(), max_bytes, make)
-                    .await
+            let made = match hit {
+                Some(entry) => Ok((entry, true)),
+                None => {
+                    // The place travels with the synthesis, which runs in a task of its own
+                    // (see `cache`): it is given back when the program or request has ended,
+                    // even if every caller went away before.
+                    let limit = self.cfg.limits.syntheses;
+                    let place = if opts.wait {
+                        self.syntheses.enter(|| places(limit)).await
+                    } else {
+                        self.syntheses
+                            .try_enter(places(limit))
+                            .ok_or(ChainError::Busy(limit))?
+                    };
+                    let make = async move {
+                        let _place = place;
+                        tokio::time::timeout(timeout, engine.synthesize(&req))
+                            .await
+                            .unwrap_or(Err(TtsError::Timeout(timeout.as_millis() as u64)))
+                    };
+                    self.cache
+                        .create(&hash, kind, provider.name(), max_bytes, make)
+                        .await
+                }
             };
             match made {
                 Ok((entry, cached)) => {

@@ -85,6 +85,9 @@ pub async fn start(state: &AppState, session_id: i64, input: ChatInput) -> Resul
     }
 
     let cfg = state.config.get();
+    // A place among the turns under way, before anything is stored: a refused turn leaves no
+    // trace. The runner holds it until the turn's last event, its voice included.
+    let place = state.gates.chat_turn(&cfg.limits)?;
     // Independent reads, on pooled connections at once. Recall runs before the message is
     // stored, so it can never find the message it was asked about.
     let max_history = i64::from(cfg.memory.max_history);
@@ -133,6 +136,7 @@ pub async fn start(state: &AppState, session_id: i64, input: ChatInput) -> Resul
     let voice = voice_of(&character);
     let (tx, rx) = mpsc::channel(256);
     let runner = Runner {
+        _place: place,
         db: state.db.clone(),
         session_id,
         received,
@@ -182,11 +186,15 @@ fn voice_of(character: &Character) -> SpeakOptions {
             .as_deref()
             .and_then(TtsProvider::from_name),
         voice_id: character.voice_id.clone().filter(|v| !v.trim().is_empty()),
+        // The turn was admitted: its speech waits for a synthesis place (see `SpeakOptions`).
+        wait: true,
         ..SpeakOptions::default()
     }
 }
 
 struct Runner {
+    /// The turn's place in `limits.chat_turns`, given back when the runner ends.
+    _place: crate::limits::Pass,
     db: sqlx::SqlitePool,
     session_id: i64,
     received: Instant,
@@ -643,6 +651,7 @@ pub fn status_for(code: &str) -> u16 {
     match code {
         "llm_timeout" => 504,
         "llm_rate_limited" => 429,
+        "llm_busy" => 503,
         "store_failed" => 500,
         _ => 502,
     }

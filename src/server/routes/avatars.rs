@@ -37,6 +37,8 @@ pub async fn upload(
     headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    // Refused before a byte of the body is read; the place is held until the upload is done.
+    let _place = s.gates.upload(&s.config.get().limits)?;
     let cap = s
         .config
         .get()

@@ -1,7 +1,7 @@
 //! `POST /api/chat` and `POST /api/chat/stream` (API.md, Chat).
 
 use crate::server::{
-    chat,
+    chat, limits,
     error::{ApiError, ApiJson, ApiQuery},
     state::AppState,
 };
@@ -57,7 +57,11 @@ pub async fn chat(
             ChatStreamEvent::Error(e) => {
                 let status = StatusCode::from_u16(chat::status_for(&e.code))
                     .unwrap_or(StatusCode::BAD_GATEWAY);
-                return Err(ApiError::new(status, &e.code, e.message));
+                let error = ApiError::new(status, &e.code, e.message);
+                return Err(match status {
+                    StatusCode::SERVICE_UNAVAILABLE => error.retry_after(limits::RETRY_AFTER_S),
+                    _ => error,
+                });
             }
             _ => {}
         }
