@@ -221,7 +221,14 @@ impl From<crate::tts::ChainError> for ApiError {
             ),
             crate::tts::ChainError::Busy(_) => e.to_string(),
         };
-        ApiError::new(status, e.code(), message)
+        let error = ApiError::new(status, e.code(), message);
+        match status {
+            // Every voice was too busy: worth another try shortly.
+            StatusCode::SERVICE_UNAVAILABLE => {
+                error.retry_after(crate::server::limits::RETRY_AFTER_S)
+            }
+            _ => error,
+        }
     }
 }
 

@@ -48,6 +48,7 @@ impl ChainError {
             Self::NothingToSay => "empty_text",
             Self::Busy(_) => "tts_busy",
             Self::AllFailed(f) if all_timeouts(f) => "tts_timeout",
+            Self::AllFailed(f) if all_busy(f) => "tts_busy",
             Self::AllFailed(_) => "tts_failed",
         }
     }
@@ -58,6 +59,7 @@ impl ChainError {
             Self::NothingToSay => 400,
             Self::Busy(_) => 503,
             Self::AllFailed(f) if all_timeouts(f) => 504,
+            Self::AllFailed(f) if all_busy(f) => 503,
             Self::AllFailed(_) => 502,
         }
     }
@@ -72,6 +74,10 @@ impl ChainError {
 
 fn all_timeouts(f: &[FellBack]) -> bool {
     !f.is_empty() && f.iter().all(|f| f.code == "timeout")
+}
+
+fn all_busy(f: &[FellBack]) -> bool {
+    !f.is_empty() && f.iter().all(|f| f.code == "busy")
 }
 
 /// Providers sitting out after an auth or quota failure.
@@ -239,6 +245,9 @@ impl Chain<'_> {
                     };
                     let make = async move {
                         let _place = place;
+                        if engine.times_itself() {
+                            return engine.synthesize(&req).await;
+                        }
                         tokio::time::timeout(timeout, engine.synthesize(&req))
                             .await
                             .unwrap_or(Err(TtsError::Timeout(timeout.as_millis() as u64)))

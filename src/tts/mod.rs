@@ -128,6 +128,11 @@ pub trait TtsEngine: Send + Sync {
     /// The file kind a request will produce.
     fn output(&self, req: &SynthRequest) -> OutputKind;
     async fn synthesize(&self, req: &SynthRequest) -> Result<Audio, TtsError>;
+    /// Whether the engine keeps its own time limit (`timeout_ms`) for a request, so the chain
+    /// must not put one around the whole call (Piper counts from when its worker takes it).
+    fn times_itself(&self) -> bool {
+        false
+    }
     /// A cheap check that costs nothing: no paid synthesis.
     async fn probe(&self) -> ProbeResult;
 }
@@ -155,6 +160,8 @@ pub enum TtsError {
     BadResponse(String),
     #[error("{0}")]
     Misconfigured(String),
+    #[error("too busy ({0}); the next voice in the chain speaks meanwhile, or try again in a moment")]
+    Busy(String),
 }
 
 impl TtsError {
@@ -171,6 +178,7 @@ impl TtsError {
             Self::MissingVoice(_) => "missing_voice",
             Self::BadResponse(_) => "bad_response",
             Self::Misconfigured(_) => "misconfigured",
+            Self::Busy(_) => "busy",
         }
     }
 
@@ -196,6 +204,8 @@ impl TtsError {
                 ProviderState::Misconfigured
             }
             Self::BadRequest(_) | Self::Server(_) | Self::BadResponse(_) => ProviderState::Error,
+            // Working, only full: not a fault of the provider.
+            Self::Busy(_) => ProviderState::Ok,
         }
     }
 }
