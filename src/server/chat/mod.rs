@@ -136,7 +136,7 @@ pub async fn start(state: &AppState, session_id: i64, input: ChatInput) -> Resul
     let voice = voice_of(&character);
     let (tx, rx) = mpsc::channel(256);
     let runner = Runner {
-        _place: place,
+        place: Some(place),
         db: state.db.clone(),
         session_id,
         received,
@@ -193,8 +193,9 @@ fn voice_of(character: &Character) -> SpeakOptions {
 }
 
 struct Runner {
-    /// The turn's place in `limits.chat_turns`, given back when the runner ends.
-    _place: crate::limits::Pass,
+    /// The turn's place in `limits.chat_turns`, given back just before the last event (so a
+    /// client that sends its next message on `done` finds it free) or when the runner ends.
+    place: Option<crate::limits::Pass>,
     db: sqlx::SqlitePool,
     session_id: i64,
     received: Instant,
@@ -316,8 +317,9 @@ impl Runner {
         ms_since(self.received)
     }
 
-    async fn fail_early(self, e: LlmError) {
+    async fn fail_early(mut self, e: LlmError) {
         tracing::warn!(code = e.code(), error = %e, "the language model failed");
+        self.place = None;
         let _ = self
             .tx
             .send(ChatStreamEvent::Error(ErrorEvent {
@@ -464,6 +466,7 @@ impl Runner {
                 })
             }
         };
+        self.place = None;
         let _ = self.send(last).await;
     }
 
