@@ -103,7 +103,10 @@ mod tests {
             async move { gate.enter(|| 1).await }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!waiting.is_finished(), "it must wait while the place is held");
+        assert!(
+            !waiting.is_finished(),
+            "it must wait while the place is held"
+        );
         drop(held);
         let pass = tokio::time::timeout(Duration::from_secs(5), waiting)
             .await

@@ -176,10 +176,17 @@ async fn requests_beyond_the_queue_limit_are_refused_at_once() {
     // While the model loads, every request waits in the queue.
     let first = model.chat(ask("Say hi.", 4)).await.expect("queued");
     let second = model.chat(ask("Say bye.", 4)).await.expect("queued");
-    let refused = model.chat(ask("One more.", 4)).await.err().expect("refused");
+    let refused = model
+        .chat(ask("One more.", 4))
+        .await
+        .err()
+        .expect("refused");
     assert_eq!(refused.code(), "llm_busy");
     assert_eq!(refused.http_status(), 503);
-    assert!(refused.to_string().contains("2 requests waiting"), "{refused}");
+    assert!(
+        refused.to_string().contains("2 requests waiting"),
+        "{refused}"
+    );
     for stream in [first, second] {
         let events: Vec<_> = stream.collect().await;
         assert!(events.iter().all(Result::is_ok), "{events:?}");

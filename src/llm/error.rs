@@ -65,7 +65,9 @@ pub enum LlmError {
     ModelFileMissing { path: String },
     #[error("The built-in model could not run: {0}")]
     Engine(String),
-    #[error("The built-in model already has {waiting} requests waiting for it. Try again in a moment.")]
+    #[error(
+        "The built-in model already has {waiting} requests waiting for it. Try again in a moment."
+    )]
     Busy { waiting: usize },
 }
 

@@ -82,7 +82,9 @@ where
         .burst_size(limits.request_burst.max(1))
         .finish();
     match config {
-        Some(config) => routes.layer(GovernorLayer::<_, _, Body>::new(config).error_handler(too_many)),
+        Some(config) => {
+            routes.layer(GovernorLayer::<_, _, Body>::new(config).error_handler(too_many))
+        }
         None => {
             // Validation keeps a zero rate or burst out of the settings.
             tracing::error!("the request rate limit is not usable; /api is not rate limited");

@@ -160,7 +160,9 @@ pub enum TtsError {
     BadResponse(String),
     #[error("{0}")]
     Misconfigured(String),
-    #[error("too busy ({0}); the next voice in the chain speaks meanwhile, or try again in a moment")]
+    #[error(
+        "too busy ({0}); the next voice in the chain speaks meanwhile, or try again in a moment"
+    )]
     Busy(String),
 }
 

@@ -621,7 +621,11 @@ mod tests {
         for (i, a) in answers.iter().enumerate() {
             assert_eq!(a.as_deref().ok(), Some(&b"RIFF"[..]), "request {i}: {a:?}");
         }
-        assert_eq!(worker.running.load(Ordering::Relaxed), 1, "the worker was kept");
+        assert_eq!(
+            worker.running.load(Ordering::Relaxed),
+            1,
+            "the worker was kept"
+        );
     }
 
     /// A full queue is refused at once with a busy error, and the worker goes on serving.

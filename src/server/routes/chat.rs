@@ -1,8 +1,9 @@
 //! `POST /api/chat` and `POST /api/chat/stream` (API.md, Chat).
 
 use crate::server::{
-    chat, limits,
+    chat,
     error::{ApiError, ApiJson, ApiQuery},
+    limits,
     state::AppState,
 };
 use crate::shared::chat::{ChatInput, ChatStreamEvent};
