@@ -16,7 +16,10 @@ use crate::shared::{
 use sha2::{Digest, Sha256};
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, Instant},
 };
 
@@ -232,19 +235,24 @@ impl Chain<'_> {
             let made = match hit {
                 Some(entry) => Ok((entry, true)),
                 None => {
-                    // The place travels with the synthesis, which runs in a task of its own
-                    // (see `cache`): it is given back when the program or request has ended,
-                    // even if every caller went away before.
+                    // The place is taken by the synthesis itself, which runs in a task of its
+                    // own (see `cache`): identical requests that join it need none, and it is
+                    // given back when the program or request has ended, even if every caller
+                    // went away before.
                     let limit = self.cfg.limits.syntheses;
-                    let place = if opts.wait {
-                        self.syntheses.enter(|| places(limit)).await
-                    } else {
-                        self.syntheses
-                            .try_enter(places(limit))
-                            .ok_or(ChainError::Busy(limit))?
-                    };
+                    let (gate, wait) = (self.syntheses.clone(), opts.wait);
+                    let refused = Arc::new(AtomicBool::new(false));
+                    let refusal = refused.clone();
                     let make = async move {
-                        let _place = place;
+                        let _place = if wait {
+                            gate.enter(|| places(limit)).await
+                        } else {
+                            let Some(place) = gate.try_enter(places(limit)) else {
+                                refusal.store(true, Ordering::Relaxed);
+                                return Err(TtsError::Busy("no synthesis place".into()));
+                            };
+                            place
+                        };
                         if engine.times_itself() {
                             return engine.synthesize(&req).await;
                         }
@@ -252,9 +260,14 @@ impl Chain<'_> {
                             .await
                             .unwrap_or(Err(TtsError::Timeout(timeout.as_millis() as u64)))
                     };
-                    self.cache
+                    let made = self
+                        .cache
                         .create(&hash, kind, provider.name(), max_bytes, make)
-                        .await
+                        .await;
+                    if refused.load(Ordering::Relaxed) {
+                        return Err(ChainError::Busy(limit));
+                    }
+                    made
                 }
             };
             match made {
