@@ -132,6 +132,19 @@ pub fn validate(cfg: &AppConfig) -> Vec<FieldError> {
     v.range("avatar.max_upload_mb", cfg.avatar.max_upload_mb, 1, 4_096);
     v.range("avatar.max_total_mb", cfg.avatar.max_total_mb, 1, 1_048_576);
 
+    let l = &cfg.limits;
+    v.range("limits.chat_turns", l.chat_turns.into(), 1, 10_000);
+    v.range("limits.syntheses", l.syntheses.into(), 1, 1_000);
+    v.range("limits.uploads", l.uploads.into(), 1, 1_000);
+    v.range("limits.model_queue", l.model_queue.into(), 1, 10_000);
+    v.range(
+        "limits.requests_per_second",
+        l.requests_per_second.into(),
+        1,
+        1_000_000,
+    );
+    v.range("limits.request_burst", l.request_burst.into(), 1, 1_000_000);
+
     v.0
 }
 

@@ -75,6 +75,10 @@ pub enum LlmError {
     ModelFileMissing { path: String },
     #[error("The built-in model could not run: {0}")]
     Engine(String),
+    #[error(
+        "The built-in model already has {waiting} requests waiting for it. Try again in a moment."
+    )]
+    Busy { waiting: usize },
 }
 
 /// Two errors are the same when they say the same thing (used by tests of the stream parsers).
@@ -103,11 +107,12 @@ impl LlmError {
             Self::BadResponse { .. } => "llm_bad_response",
             Self::ModelFileMissing { .. } => "llm_model_missing",
             Self::Engine(_) => "llm_engine",
+            Self::Busy { .. } => "llm_busy",
         }
     }
 
-    /// The HTTP status a REST answer carries: 504 for timeouts, 429 when rate limited, 502 for
-    /// every other provider failure.
+    /// The HTTP status a REST answer carries: 504 for timeouts, 429 when rate limited, 503 when
+    /// the built-in model's queue is full, 502 for every other provider failure.
     pub fn http_status(&self) -> u16 {
         match self {
             Self::ConnectTimeout { .. }
@@ -115,6 +120,7 @@ impl LlmError {
             | Self::IdleTimeout { .. }
             | Self::TotalTimeout { .. } => 504,
             Self::RateLimited { .. } => 429,
+            Self::Busy { .. } => 503,
             _ => 502,
         }
     }

@@ -10,6 +10,7 @@ pub mod files;
 pub mod health;
 pub mod history;
 pub mod latency;
+pub mod limits;
 pub mod preflight;
 pub mod router;
 pub mod routes;
@@ -69,7 +70,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let db = state.db.clone();
     let shutdown = state.shutdown.clone();
     let signalled = shutdown.clone();
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+    let server = // The peer's address keys the per-client request rate (`limits`).
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    ).with_graceful_shutdown(async move {
         shutdown_signal().await;
         // Chat turns store what they have and end their streams; without this an open stream
         // would hold the server up for as long as its model writes.

@@ -2,7 +2,7 @@
 //! rendered app. Tests drive [`app`] in-process.
 
 use super::{
-    compression, files, routes,
+    compression, files, limits, routes,
     security::{auth, headers, host, origin},
     site,
     state::AppState,
@@ -39,8 +39,11 @@ pub fn app(state: AppState) -> Router {
             );
         });
     let guard = state.security.clone();
+    // Inside the access rules: a request they refuse costs its client no quota, and only
+    // clients let in take a place in the limiter's table.
+    let api = limits::rate_limited(routes::api(), &state.config.get().limits);
     let router = Router::new()
-        .merge(routes::api())
+        .merge(api)
         .merge(auth::routes())
         .nest_service(
             "/files/avatars",

@@ -1,6 +1,6 @@
 //! The state every handler and server function shares.
 
-use super::{preflight::Ready, security::Security, site::Site};
+use super::{limits::Gates, preflight::Ready, security::Security, site::Site};
 use crate::{config::ConfigStore, llm::LlmRegistry, shared::AppError, tts::TtsService};
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
@@ -67,6 +67,8 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// The built front end, read once at start-up (the viewer bundle's hashed address).
     pub site: Arc<Site>,
+    /// Chat turns and uploads under way, against `limits.*`.
+    pub gates: Gates,
 }
 
 impl AppState {
@@ -80,17 +82,22 @@ impl AppState {
             ready.paths.tools.clone(),
         )
         .context("the HTTP client for the voice providers could not be set up")?;
+        let llm = Arc::new(LlmRegistry::new(&ready.paths.models, {
+            let config = config.clone();
+            move || crate::limits::places(config.get().limits.model_queue)
+        }));
         Ok(Self {
             security: Arc::new(Security::loopback(leptos_options.site_addr.port())),
             site: Arc::new(Site::open(Path::new(leptos_options.site_root.as_ref()))),
             leptos_options,
             config,
             db: ready.db,
-            llm: Arc::new(LlmRegistry::new(&ready.paths.models)),
+            llm,
             tts: Arc::new(tts),
             paths: Arc::new(ready.paths),
             warnings: Arc::new(ready.warnings),
             shutdown: tokio_util::sync::CancellationToken::new(),
+            gates: Gates::default(),
         })
     }
 

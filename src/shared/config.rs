@@ -221,6 +221,7 @@ pub struct AppConfig {
     pub asr: AsrConfig,
     pub memory: MemoryConfig,
     pub avatar: AvatarConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -346,6 +347,27 @@ pub struct AvatarConfig {
     pub max_total_mb: u64,
 }
 
+/// How much work the server takes on at once. Work beyond a limit is refused at once (503, or
+/// 429 for the request rate) with `Retry-After`, never queued. The in-flight limits apply to
+/// the next request after a change; the request rate applies from the next start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Chat turns (streamed or not) running at once, from the stored message to the last voice event.
+    pub chat_turns: u32,
+    /// Syntheses running at once across the server: at most this many voice programs or voice
+    /// requests (each eSpeak or one-shot Piper call is one process).
+    pub syntheses: u32,
+    /// Avatar uploads being received at once.
+    pub uploads: u32,
+    /// Requests waiting for the built-in model, which answers one at a time.
+    pub model_queue: u32,
+    /// `/api` requests per second from one client address, on average.
+    pub requests_per_second: u32,
+    /// How many `/api` requests one client address may send in a burst above that rate.
+    pub request_burst: u32,
+}
+
 impl Default for AppConfig {
     fn default() -> Self {
         Self {
@@ -357,6 +379,7 @@ impl Default for AppConfig {
             asr: AsrConfig::default(),
             memory: MemoryConfig::default(),
             avatar: AvatarConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -458,6 +481,21 @@ impl Default for AvatarConfig {
             active: "default.vrm".into(),
             max_upload_mb: 100,
             max_total_mb: 1024,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            chat_turns: 8,
+            syntheses: 4,
+            uploads: 2,
+            model_queue: 8,
+            // A page polling health and history sends a few requests a second; tens a second
+            // with a burst of hundreds is far above any person's use and still bounds a script.
+            requests_per_second: 50,
+            request_burst: 500,
         }
     }
 }

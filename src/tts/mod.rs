@@ -129,6 +129,11 @@ pub trait TtsEngine: Send + Sync {
     /// The file kind a request will produce.
     fn output(&self, req: &SynthRequest) -> OutputKind;
     async fn synthesize(&self, req: &SynthRequest) -> Result<Audio, TtsError>;
+    /// Whether the engine keeps its own time limit (`timeout_ms`) for a request, so the chain
+    /// must not put one around the whole call (Piper counts from when its worker takes it).
+    fn times_itself(&self) -> bool {
+        false
+    }
     /// A cheap check that costs nothing: no paid synthesis.
     async fn probe(&self) -> ProbeResult;
 }
@@ -159,6 +164,10 @@ pub enum TtsError {
     /// The audio was made but could not be saved: the disk is full. No other voice would do better.
     #[error("{0}")]
     DiskFull(String),
+    #[error(
+        "too busy ({0}); the next voice in the chain speaks meanwhile, or try again in a moment"
+    )]
+    Busy(String),
 }
 
 impl TtsError {
@@ -176,6 +185,7 @@ impl TtsError {
             Self::BadResponse(_) => "bad_response",
             Self::Misconfigured(_) => "misconfigured",
             Self::DiskFull(_) => crate::disk::FULL,
+            Self::Busy(_) => "busy",
         }
     }
 
@@ -203,6 +213,8 @@ impl TtsError {
             Self::BadRequest(_) | Self::Server(_) | Self::BadResponse(_) | Self::DiskFull(_) => {
                 ProviderState::Error
             }
+            // Working, only full: not a fault of the provider.
+            Self::Busy(_) => ProviderState::Ok,
         }
     }
 }

@@ -97,6 +97,9 @@ pub async fn start(state: &AppState, session_id: i64, input: ChatInput) -> Resul
     }
 
     let cfg = state.config.get();
+    // A place among the turns under way, before anything is stored: a refused turn leaves no
+    // trace. The runner holds it until the turn's last event, its voice included.
+    let place = state.gates.chat_turn(&cfg.limits)?;
     // Independent reads, on pooled connections at once. Recall runs before the message is
     // stored, so it can never find the message it was asked about.
     let max_history = i64::from(cfg.memory.max_history);
@@ -150,6 +153,7 @@ pub async fn start(state: &AppState, session_id: i64, input: ChatInput) -> Resul
         session_id,
     }));
     let runner = Runner {
+        place: Some(place),
         db: state.db.clone(),
         session_id,
         received,
@@ -206,11 +210,16 @@ fn voice_of(character: &Character) -> SpeakOptions {
             .as_deref()
             .and_then(TtsProvider::from_name),
         voice_id: character.voice_id.clone().filter(|v| !v.trim().is_empty()),
+        // The turn was admitted: its speech waits for a synthesis place (see `SpeakOptions`).
+        wait: true,
         ..SpeakOptions::default()
     }
 }
 
 struct Runner {
+    /// The turn's place in `limits.chat_turns`, given back just before the last event (so a
+    /// client that sends its next message on `done` finds it free) or when the runner ends.
+    place: Option<crate::limits::Pass>,
     db: sqlx::SqlitePool,
     session_id: i64,
     received: Instant,
@@ -397,8 +406,9 @@ impl Runner {
         ms_since(self.received)
     }
 
-    async fn fail_early(self, e: LlmError) {
+    async fn fail_early(mut self, e: LlmError) {
         tracing::warn!(code = e.code(), error = %e, "the language model failed");
+        self.place = None;
         let _ = self
             .tx
             .send(ChatStreamEvent::Error(ErrorEvent {
@@ -602,6 +612,7 @@ impl Runner {
                 }
             }
         };
+        self.place = None;
         let _ = self.send(last).await;
     }
 
@@ -837,6 +848,7 @@ pub fn status_for(code: &str) -> u16 {
     match code {
         "llm_timeout" => 504,
         "llm_rate_limited" => 429,
+        "llm_busy" => 503,
         "store_failed" => 500,
         "shutting_down" => 503,
         _ => 502,

@@ -38,6 +38,8 @@ pub async fn upload(
     headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    // Refused before a byte of the body is read; the place is held until the upload is done.
+    let _place = s.gates.upload(&s.config.get().limits)?;
     let cap = Limits::now(&s).file;
     // A declared length over the cap is refused before a byte is read.
     let declared = headers

@@ -3,6 +3,7 @@
 use crate::server::{
     chat,
     error::{ApiError, ApiJson, ApiQuery},
+    limits,
     state::AppState,
 };
 use crate::shared::chat::{ChatInput, ChatStreamEvent};
@@ -60,7 +61,11 @@ pub async fn chat(
             ChatStreamEvent::Error(e) => {
                 let status = StatusCode::from_u16(chat::status_for(&e.code))
                     .unwrap_or(StatusCode::BAD_GATEWAY);
-                return Err(ApiError::new(status, &e.code, e.message));
+                let error = ApiError::new(status, &e.code, e.message);
+                return Err(match status {
+                    StatusCode::SERVICE_UNAVAILABLE => error.retry_after(limits::RETRY_AFTER_S),
+                    _ => error,
+                });
             }
             _ => {}
         }
