@@ -17,6 +17,7 @@ pub mod avatars;
 pub mod config;
 #[cfg(feature = "ssr")]
 pub mod disk;
+#[cfg(feature = "ssr")]
 pub mod limits;
 #[cfg(feature = "ssr")]
 pub mod llm;
