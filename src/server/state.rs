@@ -4,6 +4,7 @@ use super::{preflight::Ready, security::Security};
 use crate::{config::ConfigStore, llm::LlmRegistry, shared::AppError, tts::TtsService};
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
+use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::SqlitePool;
 use std::{path::PathBuf, sync::Arc};
 
@@ -59,6 +60,8 @@ pub struct AppState {
     pub tts: Arc<TtsService>,
     /// Who may send requests: host names, other origins, the access token.
     pub security: Arc<Security>,
+    /// Renders `GET /metrics` from the process-wide recorder (shared by every state).
+    pub metrics: PrometheusHandle,
 }
 
 impl AppState {
@@ -74,6 +77,7 @@ impl AppState {
         .context("the HTTP client for the voice providers could not be set up")?;
         Ok(Self {
             security: Arc::new(Security::loopback(leptos_options.site_addr.port())),
+            metrics: crate::metrics::handle(),
             leptos_options,
             config,
             db: ready.db,

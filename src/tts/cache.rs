@@ -120,7 +120,9 @@ impl AudioCache {
     where
         F: Future<Output = Result<Audio, TtsError>> + Send + 'static,
     {
-        if let Some(hit) = self.lookup(hash, kind).await {
+        let found = self.lookup(hash, kind).await;
+        crate::metrics::audio_cache(found.is_some());
+        if let Some(hit) = found {
             return Ok((hit, true));
         }
         self.create(hash, kind, provider, max_bytes, make).await
@@ -155,7 +157,11 @@ impl AudioCache {
                             cache: &cache,
                             name: &name,
                         };
-                        let outcome = match make.await {
+                        let started = std::time::Instant::now();
+                        let made = make.await;
+                        let result = made.as_ref().map(|_| ()).map_err(TtsError::code);
+                        crate::metrics::synthesis(&provider, result, started.elapsed());
+                        let outcome = match made {
                             Ok(audio) => {
                                 cache.syntheses.fetch_add(1, Ordering::Relaxed);
                                 cache.store(&hash, &provider, audio, max_bytes).await

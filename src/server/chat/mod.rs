@@ -19,6 +19,7 @@ pub mod reply;
 pub mod segment;
 
 use super::{error::ApiError, state::AppState};
+use crate::metrics::{self, TurnEnd};
 use crate::{
     llm::{ChatEvent, ChatRequest, LlmError},
     shared::{
@@ -303,6 +304,16 @@ enum End {
     Failed(LlmError),
 }
 
+impl End {
+    fn metric(&self) -> TurnEnd {
+        match self {
+            End::Complete => TurnEnd::Complete,
+            End::Stopped => TurnEnd::Stopped,
+            End::Failed(e) => TurnEnd::Failed(e.code()),
+        }
+    }
+}
+
 impl Runner {
     fn ms(&self) -> u64 {
         ms_since(self.received)
@@ -310,6 +321,7 @@ impl Runner {
 
     async fn fail_early(self, e: LlmError) {
         tracing::warn!(code = e.code(), error = %e, "the language model failed");
+        metrics::chat_turn(TurnEnd::Failed(e.code()), self.timings.first_token);
         let _ = self
             .tx
             .send(ChatStreamEvent::Error(ErrorEvent {
@@ -324,7 +336,7 @@ impl Runner {
         self.timings.llm_request_started = Some(self.ms());
         let stream = tokio::select! {
             s = model.chat(request) => s,
-            () = self.tx.closed() => return,
+            () = self.tx.closed() => return metrics::chat_turn(TurnEnd::Stopped, None),
         };
         let mut stream = match stream {
             Ok(s) => s,
@@ -416,6 +428,7 @@ impl Runner {
             speech = None;
         }
         self.timings.response_complete = Some(self.ms());
+        metrics::chat_turn(end.metric(), self.timings.first_token);
         let Ok(stored) = self.store(&end, &filter).await else {
             return;
         };
@@ -549,7 +562,7 @@ impl Runner {
         let first_playable = sp.answer(index, has_audio);
         self.send(event).await?;
         if first_playable {
-            self.timings.first_audio_sent.get_or_insert(self.ms());
+            metrics::first_audio(*self.timings.first_audio_sent.get_or_insert(self.ms()));
         }
         Ok(())
     }
