@@ -6,11 +6,13 @@ mod common;
 
 use axum::{
     body::Body,
-    http::{header, Request, StatusCode},
+    http::{header, Method, Request, StatusCode},
 };
 use common::openai_mock::{Flavor, MockLlm};
 use common::tts_mock::VoiceMock;
-use common::{get, harness, harness_with, post_json, put_json, send, Harness};
+use common::{
+    get, harness, harness_with_token, post_json, put_json, request, send, spoken_stream, Harness,
+};
 use serde_json::{json, Value};
 use std::{
     io::{BufRead, BufReader},
@@ -18,7 +20,6 @@ use std::{
     sync::mpsc,
     time::{Duration, Instant},
 };
-use waifu_rt3d::server::security::{AuthToken, Security};
 
 /// The value of one series (`name{labels}`) in a scrape, 0 when it is not there yet.
 fn sample(text: &str, series: &str) -> f64 {
@@ -111,16 +112,7 @@ async fn voice_harness(tts: Value) -> (Harness, MockLlm) {
 }
 
 async fn spoken_turn(h: &Harness, session: i64) {
-    let r = send(
-        &h.app,
-        post_json(
-            &format!("/api/chat/stream?session_id={session}"),
-            r#"{"text":"tell me something","speak":true}"#,
-        ),
-    )
-    .await;
-    assert_eq!(r.status, 200);
-    let events = common::sse_events(&r.body);
+    let events = spoken_stream(h, session).await;
     assert_eq!(events.last().unwrap().0, "done", "{events:?}");
 }
 
@@ -220,25 +212,11 @@ const TOKEN: &str = "a-test-token-of-some-length";
 
 #[tokio::test]
 async fn metrics_need_the_token_when_one_is_set_and_refuse_other_sites() {
-    let h = harness_with(|s| {
-        s.with_security(
-            Security::new(
-                "0.0.0.0".parse().unwrap(),
-                3000,
-                &[],
-                &[],
-                Some(AuthToken::parse(TOKEN).unwrap()),
-            )
-            .unwrap(),
-        )
-    })
-    .await;
+    let h = harness_with_token(TOKEN).await;
     let req = |headers: &[(&str, &str)]| {
-        let mut b = Request::get("/metrics").header(header::HOST, "127.0.0.1:3000");
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        b.body(Body::empty()).unwrap()
+        let mut all = vec![("host", "127.0.0.1:3000")];
+        all.extend_from_slice(headers);
+        request(Method::GET, "/metrics", &all, "")
     };
     let r = send(&h.app, req(&[])).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
@@ -303,13 +281,23 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A server process, killed when the test ends, whichever way.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The server binary on a fresh data folder, with `envs`, its output lines sent to a channel
 /// (`true` for standard error).
 fn start_binary(
     dir: &std::path::Path,
     port: u16,
     envs: &[(&str, &str)],
-) -> (std::process::Child, mpsc::Receiver<(bool, String)>) {
+) -> (Server, mpsc::Receiver<(bool, String)>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_waifu-rt3d"));
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["--port", &port.to_string(), "--data-dir"])
@@ -337,7 +325,7 @@ fn start_binary(
             let _ = tx2.send((true, line));
         }
     });
-    (child, rx)
+    (Server(child), rx)
 }
 
 /// Waits (at most a minute) for a line that `wanted` accepts; every line read goes to `seen`.
@@ -366,13 +354,10 @@ fn wait_for_line(
 fn json_logs_are_one_object_a_line_with_the_request_id_and_latency() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let (mut child, rx) = start_binary(dir.path(), port, &[("WAIFU_LOG_FORMAT", "json")]);
+    let (server, rx) = start_binary(dir.path(), port, &[("WAIFU_LOG_FORMAT", "json")]);
     let mut seen = Vec::new();
     let listening = wait_for_line(&rx, &mut seen, |l| l.contains("listening on"));
-    if !listening {
-        let _ = child.kill();
-        panic!("the server did not start: {seen:?}");
-    }
+    assert!(listening, "the server did not start: {seen:?}");
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -386,8 +371,7 @@ fn json_logs_are_one_object_a_line_with_the_request_id_and_latency() {
     });
     assert_eq!(status, 200);
     let done = wait_for_line(&rx, &mut seen, |l| l.contains(&id) && l.contains("done"));
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     // What was still on its way.
     while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
         seen.push(line);
@@ -416,16 +400,20 @@ fn json_logs_are_one_object_a_line_with_the_request_id_and_latency() {
 #[test]
 fn an_unknown_log_format_stops_the_start_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_waifu-rt3d"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["--port", &free_port().to_string(), "--data-dir"])
-        .arg(dir.path().join("data"))
-        .env("WAIFU_LOG_FORMAT", "yaml")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (mut server, rx) = start_binary(dir.path(), free_port(), &[("WAIFU_LOG_FORMAT", "yaml")]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        match server.0.try_wait().unwrap() {
+            Some(status) => break status,
+            None if Instant::now() > deadline => panic!("the server started anyway"),
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    assert!(!status.success());
+    drop(server);
+    // Both readers end at the closed pipes.
+    let err: Vec<String> = rx.iter().filter(|l| l.0).map(|l| l.1).collect();
+    let err = err.join("\n");
     assert!(err.contains("'yaml'"), "{err}");
     assert!(err.contains("WAIFU_LOG_FORMAT"), "{err}");
     assert!(err.contains("`json`"), "{err}");

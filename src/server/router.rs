@@ -73,9 +73,10 @@ pub fn app(state: AppState) -> Router {
     router
         .layer(middleware::from_fn_with_state(guard, host::guard))
         .layer(middleware::from_fn(headers::add))
-        // Outermost, so that requests the rules above refuse are counted and logged too: the
-        // answer carries the request's id; the log span of each request names it; the counts
-        // and times; the id is given (or a usable one a proxy sent is kept).
+        // Observation sits outermost, so requests the rules above refuse are counted, logged and
+        // given an id too. Innermost first: the id is copied to the answer; each request's log
+        // span names it; the request is counted and timed by route; the id is made (or a usable
+        // one a proxy sent is kept).
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(trace)
         .layer(middleware::from_fn(telemetry::record))
