@@ -55,6 +55,8 @@ async fn requests_are_counted_by_route_template_refused_ones_too() {
     let took = r#"waifu_http_request_duration_seconds_count{method="GET",route="/api/sessions/{id}/messages"}"#;
     let refused = r#"waifu_http_requests_total{method="GET",route="/api/sessions",status="403"}"#;
     let unknown = r#"waifu_http_requests_total{method="GET",route="other",status="404"}"#;
+    let file =
+        r#"waifu_http_requests_total{method="GET",route="/files/audio/{file}",status="404"}"#;
     let before = scrape(&h).await;
 
     for id in [4242, 4243] {
@@ -66,8 +68,12 @@ async fn requests_are_counted_by_route_template_refused_ones_too() {
         .body(Body::empty())
         .unwrap();
     assert_eq!(send(&h.app, evil).await.status, StatusCode::FORBIDDEN);
-    let nowhere = send(&h.app, get("/pkg/no-such-file-here.js")).await;
-    assert_eq!(nowhere.status, StatusCode::NOT_FOUND);
+    for path in [
+        "/wp-admin/no-such-file.php",
+        "/files/audio/no-such-file.wav",
+    ] {
+        assert_eq!(send(&h.app, get(path)).await.status, StatusCode::NOT_FOUND);
+    }
 
     let r = send(&h.app, get("/metrics")).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -92,6 +98,7 @@ async fn requests_are_counted_by_route_template_refused_ones_too() {
         sample(&after, unknown) > sample(&before, unknown),
         "{after}"
     );
+    assert!(sample(&after, file) > sample(&before, file), "{after}");
     // Route templates only: no path a client sent becomes a label.
     for raw in ["4242", "4243", "no-such-file", "evil.example"] {
         assert!(!after.contains(raw), "{raw} in {after}");

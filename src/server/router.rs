@@ -34,7 +34,7 @@ pub fn app(state: AppState) -> Router {
                 "http",
                 method = %req.method(),
                 path = %req.uri().path(),
-                request_id = telemetry::request_id(req),
+                request_id = %telemetry::request_id(req),
             )
         })
         .on_request(())

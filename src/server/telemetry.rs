@@ -16,9 +16,22 @@ use tower_http::request_id::{MakeRequestId, RequestId};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// The route label of a request that matched no route (the fallback: built files, unknown
-/// paths): one fixed value, so unknown paths cannot add series.
+/// The route label of a request that matched no route (unknown paths): one fixed value, so
+/// unknown paths cannot add series.
 pub const UNMATCHED: &str = "other";
+
+/// The label of a request no route template names: the file folders (served whole, without a
+/// template of their own), else [`UNMATCHED`].
+fn unmatched_route(path: &str) -> &'static str {
+    [
+        ("/files/audio/", "/files/audio/{file}"),
+        ("/files/avatars/", "/files/avatars/{file}"),
+        ("/pkg/", "/pkg/{file}"),
+    ]
+    .into_iter()
+    .find(|(prefix, _)| path.starts_with(prefix))
+    .map_or(UNMATCHED, |(_, label)| label)
+}
 
 /// `GET /metrics`: every metric in Prometheus's text format, never cached.
 pub async fn metrics(State(handle): State<PrometheusHandle>) -> Response {
@@ -39,18 +52,13 @@ pub async fn metrics(State(handle): State<PrometheusHandle>) -> Response {
 /// requests are counted too.
 pub async fn record(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
+    let route = match req.extensions().get::<MatchedPath>() {
+        Some(matched) => matched.as_str().to_owned(),
+        None => unmatched_route(req.uri().path()).to_owned(),
+    };
     let method = method_label(req.method());
     let res = next.run(req).await;
-    crate::metrics::http_request(
-        method,
-        route.as_deref().unwrap_or(UNMATCHED),
-        res.status().as_u16(),
-        started.elapsed(),
-    );
+    crate::metrics::http_request(method, &route, res.status().as_u16(), started.elapsed());
     res
 }
 
@@ -130,6 +138,21 @@ mod tests {
         for bad in [&b""[..], b"has space", b"quote\"", b"{json}", &[b'a'; 65]] {
             assert!(!is_usable_id(bad), "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn files_are_labelled_by_their_folder_and_the_rest_is_other() {
+        assert_eq!(
+            unmatched_route("/files/audio/ab12.wav"),
+            "/files/audio/{file}"
+        );
+        assert_eq!(
+            unmatched_route("/files/avatars/x/../y.vrm"),
+            "/files/avatars/{file}"
+        );
+        assert_eq!(unmatched_route("/pkg/waifu-rt3d.abc.wasm"), "/pkg/{file}");
+        assert_eq!(unmatched_route("/wp-admin/install.php"), UNMATCHED);
+        assert_eq!(unmatched_route("/files/audiox"), UNMATCHED);
     }
 
     #[test]
