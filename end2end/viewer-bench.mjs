@@ -1,5 +1,6 @@
-// Viewer figures (not pass/fail): bundle sizes, raw and gzip, and the time from navigation to
-// the default avatar's `data-state="ready"`. Starts the real server binary on a fresh data folder.
+// Viewer figures (not pass/fail): bundle sizes (raw, gzip, and the build's brotli twin), the bytes
+// a first visit to /chat and /viewer moves over the wire, and the time from navigation to the
+// default avatar's `data-state="ready"`. Starts the real server binary on a fresh data folder.
 // Run by `make bench`; WAIFU_BIN points at the release binary.
 import { chromium } from "@playwright/test";
 import { spawn } from "node:child_process";
@@ -16,7 +17,8 @@ const runs = Number(process.env.WAIFU_BENCH_RUNS ?? 5);
 
 function sizes(file) {
   const raw = fs.readFileSync(file);
-  return { raw: raw.length, gzip: zlib.gzipSync(raw, { level: 9 }).length };
+  const br = fs.existsSync(`${file}.br`) ? fs.statSync(`${file}.br`).size : null;
+  return { raw: raw.length, gzip: zlib.gzipSync(raw, { level: 9 }).length, br };
 }
 const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
 
@@ -31,7 +33,7 @@ const files = [
   ["WASM main", mainWasm && path.join(pkg, mainWasm), 400 * 1024],
   ["viewer JS", path.join(site, "viewer", "viewer-bridge.js"), 700 * 1024],
 ];
-console.log("bundle                 raw        gzip      target (gzip)");
+console.log("bundle                 raw        gzip      target (gzip)     brotli (served)");
 for (const [name, file, target] of files) {
   if (!file || !fs.existsSync(file)) {
     console.log(`${name.padEnd(14)} missing: build with \`make build\``);
@@ -39,7 +41,8 @@ for (const [name, file, target] of files) {
   }
   const s = sizes(file);
   const verdict = s.gzip <= target ? "ok" : "OVER";
-  console.log(`${name.padEnd(14)} ${kb(s.raw).padStart(12)} ${kb(s.gzip).padStart(11)}   <= ${kb(target)} ${verdict}`);
+  const br = s.br === null ? "no twin: build with `make build`" : kb(s.br);
+  console.log(`${name.padEnd(14)} ${kb(s.raw).padStart(12)} ${kb(s.gzip).padStart(11)}   <= ${kb(target)} ${verdict.padEnd(4)}   ${br}`);
 }
 console.log(`${"WASM, all".padEnd(14)} ${kb(all.raw).padStart(12)} ${kb(all.gzip).padStart(11)}   (${wasmFiles.length} pieces)`);
 
@@ -61,6 +64,65 @@ function browserCpuSeconds() {
   return total;
 }
 
+/** What a request is, for the byte counts. */
+function kind(url, type) {
+  const p = new URL(url).pathname;
+  if (type === "Document") return "page";
+  if (p.endsWith(".wasm")) return "WASM";
+  if (p.startsWith("/viewer/")) return "viewer JS";
+  if (p.endsWith(".js")) return "JS";
+  if (p.endsWith(".css")) return "CSS";
+  if (p.startsWith("/files/avatars/")) return "avatar";
+  if (p.startsWith("/api/") || p.startsWith("/sfn/")) return "API";
+  return "other";
+}
+
+/**
+ * The bytes a first visit to `tab` moves (fresh context, empty cache) until the default avatar is
+ * ready: per kind, as they cross the wire (Chromium's encodedDataLength, headers included) and
+ * decoded, with the encodings the server chose.
+ */
+async function firstVisitBytes(browser, base, tab) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const page = await ctx.newPage();
+  const cdp = await ctx.newCDPSession(page);
+  await cdp.send("Network.enable");
+  const requests = new Map();
+  cdp.on("Network.responseReceived", (e) => {
+    const h = Object.fromEntries(Object.entries(e.response.headers).map(([k, v]) => [k.toLowerCase(), v]));
+    requests.set(e.requestId, { kind: kind(e.response.url, e.type), encoding: h["content-encoding"] ?? "none", decoded: 0, wire: 0 });
+  });
+  cdp.on("Network.dataReceived", (e) => {
+    const r = requests.get(e.requestId);
+    if (r) r.decoded += e.dataLength;
+  });
+  cdp.on("Network.loadingFinished", (e) => {
+    const r = requests.get(e.requestId);
+    if (r) r.wire = e.encodedDataLength;
+  });
+  await page.goto(`${base}${tab}`);
+  await page.locator('#content[data-hydrated="true"]').waitFor({ timeout: 60_000 });
+  await page.locator('[data-testid=avatar][data-state="ready"]').waitFor({ timeout: 60_000 });
+  await page.waitForTimeout(1000);
+  await ctx.close();
+  const byKind = new Map();
+  for (const r of requests.values()) {
+    const k = byKind.get(r.kind) ?? { n: 0, wire: 0, decoded: 0, encodings: new Set() };
+    k.n++;
+    k.wire += r.wire;
+    k.decoded += r.decoded;
+    k.encodings.add(r.encoding);
+    byKind.set(r.kind, k);
+  }
+  const total = [...byKind.values()].reduce((a, k) => ({ wire: a.wire + k.wire, decoded: a.decoded + k.decoded }), { wire: 0, decoded: 0 });
+  console.log(`first visit ${tab}: ${kb(total.wire)} over the wire, ${kb(total.decoded)} decoded (empty cache, until the avatar is ready)`);
+  for (const [name, k] of [...byKind.entries()].sort((a, b) => b[1].wire - a[1].wire)) {
+    console.log(
+      `  ${name.padEnd(10)} ${kb(k.wire).padStart(10)} ${kb(k.decoded).padStart(11)}   ${String(k.n).padStart(2)} request(s), ${[...k.encodings].join("/")}`,
+    );
+  }
+}
+
 const data = fs.mkdtempSync(path.join(os.tmpdir(), "waifu-bench-"));
 const server = spawn(bin, ["--port", String(port), "--data-dir", data], {
   cwd: repo,
@@ -80,6 +142,7 @@ try {
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"],
   });
+  for (const tab of ["/chat", "/viewer"]) await firstVisitBytes(browser, base, tab);
   // What a first visit to each tab downloads (every .wasm the page fetched, gzip as above).
   for (const tab of ["/chat", "/viewer", "/setup", "/system"]) {
     const ctx = await browser.newContext();

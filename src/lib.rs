@@ -16,6 +16,9 @@ pub mod avatars;
 #[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]
+pub mod disk;
+pub mod limits;
+#[cfg(feature = "ssr")]
 pub mod llm;
 #[cfg(feature = "ssr")]
 pub mod metrics;

@@ -1,12 +1,11 @@
 //! [ssr] The server binary: parse flags, set up logging, run.
 
 use clap::Parser;
-use std::process::ExitCode;
+use std::{process::ExitCode, time::Duration};
 use tracing_subscriber::EnvFilter;
 use waifu_rt3d::server::LogFormat;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = waifu_rt3d::server::Cli::parse();
     let format = cli.log_format;
     let logs = tracing_subscriber::fmt().with_env_filter(
@@ -19,7 +18,21 @@ async fn main() -> ExitCode {
         // (its method, path and request id).
         LogFormat::Json => logs.json().init(),
     }
-    match waifu_rt3d::server::run(cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("\nwaifu-rt3d could not start: no async runtime ({e})\n");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(waifu_rt3d::server::run(cli));
+    // Work still running on a blocking thread (the built-in model between two tokens, a voice
+    // process) is not waited for: the process ends within the shutdown bound.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             match format {

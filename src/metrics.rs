@@ -111,7 +111,7 @@ fn describe() {
     describe_histogram!(
         TTS_SYNTHESIS_SECONDS,
         Unit::Seconds,
-        "How long a voice provider took to answer."
+        "How long a voice provider took to answer, a wait for a synthesis place included."
     );
     describe_counter!(AUDIO_CACHE, "Audio cache lookups, hit or miss.");
     describe_gauge!(

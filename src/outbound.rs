@@ -1,7 +1,8 @@
 //! [ssr] What every request to a provider shares, so that a key never travels further than the
 //! origin it was saved for: the HTTP client follows redirects only within the origin it was asked
 //! (reqwest drops `Authorization` on a cross-host redirect but keeps custom headers such as
-//! ElevenLabs' `xi-api-key`), and error bodies are read to a bound and shown without the key.
+//! ElevenLabs' `xi-api-key`), error bodies are read to a bound and shown without the key, and
+//! successful answers are read whole only up to a limit.
 
 use crate::shared::config::Secret;
 
@@ -50,6 +51,32 @@ pub async fn read_capped(mut res: reqwest::Response) -> Vec<u8> {
     body
 }
 
+/// Why an answer's body was not read whole.
+#[derive(Debug)]
+pub enum BodyError {
+    /// More than this many bytes: said by `Content-Length`, or counted while reading a body that
+    /// did not say.
+    TooLarge(usize),
+    Transport(reqwest::Error),
+}
+
+/// Reads `res` whole, refusing more than `limit` bytes: a `Content-Length` over the limit is
+/// refused before anything is read, and a body without one is read chunk by chunk and given up
+/// as soon as it passes the limit, so a server that sends without end never fills the memory.
+pub async fn read_limited(mut res: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    if res.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge(limit));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(BodyError::Transport)? {
+        if chunk.len() > limit - body.len() {
+            return Err(BodyError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// `text` without `key`: a server that echoes the key in its complaint does not get it into our
 /// messages, even when the body was cut in the middle of it.
 pub fn scrub(text: &str, key: &Secret) -> String {
@@ -91,35 +118,52 @@ mod tests {
         assert_eq!(scrub("x marks", &Secret::new("x")), "x marks");
     }
 
-    #[tokio::test]
-    async fn error_bodies_are_read_to_the_bound_only() {
+    /// A server that answers `status` with a chunked body (no `Content-Length`) that never
+    /// ends: only the reader hanging up stops it.
+    async fn endless(status: &'static str) -> reqwest::Response {
         use tokio::io::AsyncWriteExt;
-        // A server that sends an endless error body: the read stops at the bound.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             let (mut sock, _) = listener.accept().await.unwrap();
             let mut buf = [0u8; 1024];
             let _ = tokio::io::AsyncReadExt::read(&mut sock, &mut buf).await;
-            let _ = sock
-                .write_all(
-                    b"HTTP/1.1 500 Internal Server Error\r\ntransfer-encoding: chunked\r\n\r\n",
-                )
-                .await;
+            let head = format!("HTTP/1.1 {status}\r\ntransfer-encoding: chunked\r\n\r\n");
+            let _ = sock.write_all(head.as_bytes()).await;
             let chunk = format!("{:x}\r\n{}\r\n", 4096, "e".repeat(4096));
             // It never ends: only the reader hanging up stops it.
             while sock.write_all(chunk.as_bytes()).await.is_ok() {}
         });
-        let res = client_builder()
+        client_builder()
             .build()
             .unwrap()
             .get(format!("http://{addr}/"))
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn error_bodies_are_read_to_the_bound_only() {
+        let res = endless("500 Internal Server Error").await;
         let body = tokio::time::timeout(std::time::Duration::from_secs(5), read_capped(res))
             .await
             .expect("the read stops at the bound");
         assert_eq!(body.len(), ERROR_BODY_LIMIT);
+    }
+
+    #[tokio::test]
+    async fn a_body_without_length_is_refused_past_the_limit() {
+        let res = endless("200 OK").await;
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            read_limited(res, 100_000),
+        )
+        .await
+        .expect("the read stops at the limit");
+        assert!(
+            matches!(read, Err(BodyError::TooLarge(100_000))),
+            "{read:?}"
+        );
     }
 }

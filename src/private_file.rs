@@ -15,10 +15,21 @@ pub fn write_new(tmp: &Path, bytes: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
-/// Replaces `path` with `bytes`: a private temporary file beside it (`tmp_ext` names it), then a
-/// rename over `path`, then the folder flushed so that the rename itself is durable. On any error
-/// the temporary file is removed and `path` is as it was.
+/// Whether a name beside a private file is one of its temporary files (`tmp_ext` always ends in
+/// `tmp`): only a crash leaves one behind, and start-up removes it.
+pub fn is_temp_name(name: &str) -> bool {
+    name.ends_with(".tmp")
+}
+
+/// Replaces `path` with `bytes`: a private temporary file beside it (`tmp_ext`, ending in `tmp`,
+/// names it), then a rename over `path`, then the folder flushed so that the rename itself is
+/// durable. On any error, a full disk included, the temporary file is removed and `path` is as
+/// it was.
 pub fn replace(path: &Path, tmp_ext: &str, bytes: &[u8]) -> io::Result<()> {
+    debug_assert!(
+        tmp_ext.ends_with("tmp"),
+        "start-up would not know {tmp_ext}"
+    );
     let tmp = path.with_extension(tmp_ext);
     let result = write_new(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
     match result {

@@ -255,3 +255,164 @@ async fn delete_removes_uploads_but_not_the_default_and_resets_the_active_choice
     let r = send(&h.app, delete("/api/avatars/mine.vrm")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+/// A multipart upload of `file_name` whose body is `head`, then `filler` chunks of 64 KB (each
+/// counted in `pulled` when the server takes it), then the closing boundary; no length given.
+/// Like bytes from a network, each chunk is ready only after the reader has waited once: the
+/// multipart reader takes whatever is ready at once, so an always-ready body would be read
+/// whole whatever the handler does.
+fn streamed_upload(
+    file_name: &str,
+    head: &[u8],
+    filler: usize,
+    pulled: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> Request<Body> {
+    use futures::StreamExt;
+    let (content_type, whole) = common::multipart_file(file_name, head);
+    let split = whole.windows(head.len()).position(|w| w == head).unwrap() + head.len();
+    let (start, end) = (whole[..split].to_vec(), whole[split..].to_vec());
+    let filler = futures::stream::iter(0..filler).then(move |_| {
+        let pulled = pulled.clone();
+        async move {
+            tokio::task::yield_now().await;
+            pulled.fetch_add(64 * 1024, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![0u8; 64 * 1024]))
+        }
+    });
+    let body = futures::stream::iter([Ok(axum::body::Bytes::from(start))])
+        .chain(filler)
+        .chain(futures::stream::iter([Ok(axum::body::Bytes::from(end))]));
+    Request::post("/api/avatars/upload")
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from_stream(body))
+        .unwrap()
+}
+
+fn avatar_files(h: &common::Harness) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(&h.state.paths.avatars)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn a_glb_declaring_a_json_chunk_over_32_mb_is_refused_before_the_rest_is_read() {
+    let h = harness().await;
+    // The binary glTF header (magic, version 2, total length) and a first chunk header that
+    // declares 64 MB of JSON; then 40 MB would follow, under the 100 MB upload cap.
+    let mut head = b"glTF".to_vec();
+    head.extend(2u32.to_le_bytes());
+    head.extend((100u32 << 20).to_le_bytes());
+    head.extend((64u32 << 20).to_le_bytes());
+    head.extend(b"JSON");
+    let pulled = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let r = send(
+        &h.app,
+        streamed_upload("huge.glb", &head, 640, pulled.clone()),
+    )
+    .await;
+    let message = r.error_message(StatusCode::PAYLOAD_TOO_LARGE, "json_too_large");
+    assert!(message.contains("64 MB, over the 32 MB"), "{message}");
+    let read = pulled.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        read <= 256 * 1024,
+        "{read} bytes of the 40 MB after the header were read"
+    );
+    assert_eq!(avatar_files(&h), ["default.vrm"]);
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_mid_upload_leaves_no_temporary_file() {
+    use futures::StreamExt;
+    let h = harness().await;
+    let (content_type, whole) = common::multipart_file("gone.vrm", DEFAULT_VRM1);
+    // Half the file arrives, then the client goes quiet (and is then dropped).
+    let half = whole[..whole.len() / 2].to_vec();
+    let body = futures::stream::iter([Ok::<_, std::io::Error>(axum::body::Bytes::from(half))])
+        .chain(futures::stream::pending());
+    let req = Request::post("/api/avatars/upload")
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from_stream(body))
+        .unwrap();
+    let request = tokio::spawn({
+        use tower::ServiceExt;
+        h.app.clone().oneshot(req)
+    });
+    // Wait until the upload is being written to its temporary file.
+    let dir = h.state.paths.avatars.clone();
+    let writing = || {
+        std::fs::read_dir(&dir).unwrap().any(|e| {
+            let e = e.unwrap();
+            e.file_name().to_string_lossy().starts_with(".upload-")
+                && e.metadata().unwrap().len() > 0
+        })
+    };
+    for _ in 0..1000 {
+        if writing() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(writing(), "the upload never started writing");
+    // The connection drops: the request's future is dropped mid-upload.
+    request.abort();
+    assert!(request.await.unwrap_err().is_cancelled());
+    assert_eq!(avatar_files(&h), ["default.vrm"]);
+}
+
+#[tokio::test]
+async fn the_folder_cap_refuses_an_upload_that_would_pass_it_and_keeps_nothing() {
+    let h = harness().await;
+    let cap = |mb: u64| {
+        common::put_json(
+            "/api/config",
+            &format!(r#"{{"avatar": {{"max_total_mb": {mb}}}}}"#),
+        )
+    };
+    assert_eq!(send(&h.app, cap(0)).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(send(&h.app, cap(2)).await.status, StatusCode::OK);
+    // 770 KB of default avatar, then 770 KB more: 1.5 MB, under the cap.
+    let r = send(
+        &h.app,
+        upload("/api/avatars/upload", "one.vrm", DEFAULT_VRM0),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // A third would make 2.2 MB.
+    let r = send(
+        &h.app,
+        upload("/api/avatars/upload", "two.vrm", DEFAULT_VRM0),
+    )
+    .await;
+    let message = r.error_message(StatusCode::INSUFFICIENT_STORAGE, "avatars_full");
+    for part in [
+        "limit of 2 MB (avatar.max_total_mb)",
+        "1.5 MB are in use",
+        "Delete avatars",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message:?}");
+    }
+    assert_eq!(avatar_files(&h), ["default.vrm", "one.vrm"]);
+    // Replacing a file: the one replaced does not count.
+    let r = send(
+        &h.app,
+        upload(
+            "/api/avatars/upload?overwrite=true",
+            "one.vrm",
+            DEFAULT_VRM1,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // Space freed is space to use.
+    send(&h.app, delete("/api/avatars/one.vrm")).await;
+    let r = send(
+        &h.app,
+        upload("/api/avatars/upload", "two.vrm", DEFAULT_VRM0),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(avatar_files(&h), ["default.vrm", "two.vrm"]);
+}

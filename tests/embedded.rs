@@ -167,3 +167,30 @@ async fn a_missing_file_says_how_to_get_it() {
     assert!(err.to_string().contains("make setup"));
     assert_eq!(model.probe().await.unwrap_err().code(), "llm_model_missing");
 }
+
+/// Requests beyond `limits.model_queue` waiting for the model are refused at once with a busy
+/// error (503 over HTTP); the queued ones are answered, and their places come back.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_beyond_the_queue_limit_are_refused_at_once() {
+    let model = Embedded::new(model_path()).with_queue_limit(|| 2);
+    // While the model loads, every request waits in the queue.
+    let first = model.chat(ask("Say hi.", 4)).await.expect("queued");
+    let second = model.chat(ask("Say bye.", 4)).await.expect("queued");
+    let refused = model
+        .chat(ask("One more.", 4))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(refused.code(), "llm_busy");
+    assert_eq!(refused.http_status(), 503);
+    assert!(
+        refused.to_string().contains("2 requests waiting"),
+        "{refused}"
+    );
+    for stream in [first, second] {
+        let events: Vec<_> = stream.collect().await;
+        assert!(events.iter().all(Result::is_ok), "{events:?}");
+    }
+    assert_eq!(model.queued(), 0);
+    let (_, _, _) = run(&model, ask("Say hi again.", 4)).await;
+}

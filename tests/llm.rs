@@ -13,6 +13,7 @@ use waifu_rt3d::{
         openai::{OpenAiCompatible, OpenAiSettings},
         ChatEvent, ChatModel, ChatRequest, FinishReason, LlmError, PromptMessage, PromptRole,
     },
+    server::chat::DRAFT_TOKENS,
     shared::config::{LlmProvider, Secret},
 };
 
@@ -238,6 +239,21 @@ async fn chat_harness(flavor: Flavor, model: &str) -> (Harness, MockLlm) {
     (h, mock)
 }
 
+/// Starts a turn in-process: its events are read as they come, and dropping it is Stop.
+async fn start_turn(
+    state: &waifu_rt3d::server::AppState,
+    session: i64,
+    text: &str,
+) -> waifu_rt3d::server::chat::Turn {
+    let input = waifu_rt3d::shared::chat::ChatInput {
+        text: text.into(),
+        ..Default::default()
+    };
+    waifu_rt3d::server::chat::start(state, session, input)
+        .await
+        .unwrap()
+}
+
 async fn messages(h: &Harness, session: i64) -> Vec<Value> {
     let r = send(&h.app, get(&format!("/api/sessions/{session}/messages"))).await;
     r.json()["messages"].as_array().cloned().unwrap_or_default()
@@ -263,6 +279,7 @@ async fn api_chat_stores_both_messages_and_strips_tags() {
     assert_eq!(stored[0]["text"], json!("hi Aiko"));
     assert_eq!(stored[1]["text"], json!("Hello there!"));
     assert_eq!(stored[1]["id"], body["message_id"]);
+    assert_eq!(stored[0]["id"], body["user_message_id"]);
 }
 
 #[tokio::test]
@@ -376,6 +393,10 @@ async fn the_stream_sends_named_token_and_done_events() {
         .header(axum::http::header::CONTENT_TYPE)
         .starts_with("text/event-stream"));
     let events = sse_events(&r.body);
+    // First the acknowledgement: the message is stored under this id.
+    let (name, accepted) = &events[0];
+    assert_eq!(name, "accepted");
+    assert_eq!(accepted["session_id"], json!(4));
     let tokens: String = events
         .iter()
         .filter(|(n, _)| n == "token")
@@ -391,8 +412,12 @@ async fn the_stream_sends_named_token_and_done_events() {
     );
     // The reasoning is stored apart from the text.
     let r = send(&h.app, get("/api/sessions/4/messages")).await;
-    let stored = &r.json()["messages"][1];
+    let page = r.json();
+    assert_eq!(page["messages"][0]["id"], accepted["message_id"]);
+    let stored = &page["messages"][1];
     assert_eq!(stored["text"], json!("Hello!"));
+    assert_eq!(stored["partial"], json!(false));
+    assert_eq!(page["messages"].as_array().map(Vec::len), Some(2));
 }
 
 #[tokio::test]
@@ -419,16 +444,7 @@ async fn a_reply_that_fails_midway_is_kept_as_partial() {
 async fn stopping_a_stream_keeps_what_arrived() {
     let (h, _mock) = chat_harness(Flavor::LmStudio, "tokens:200:20").await;
     let state = h.state.clone();
-    let mut turn = waifu_rt3d::server::chat::start(
-        &state,
-        6,
-        waifu_rt3d::shared::chat::ChatInput {
-            text: "tell me a story".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let mut turn = start_turn(&state, 6, "tell me a story").await;
     let mut got = 0;
     while let Some(e) = turn.events.recv().await {
         if e.name() == "token" {
@@ -439,10 +455,11 @@ async fn stopping_a_stream_keeps_what_arrived() {
         }
     }
     drop(turn); // the person pressed Stop
+                // The reply's row exists from its first word on; wait for the stop to rewrite it.
     let mut stored = Vec::new();
     for _ in 0..50 {
         stored = messages(&h, 6).await;
-        if stored.len() == 2 {
+        if stored.len() == 2 && stored[1]["text"].as_str().unwrap_or("").contains("word3") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -654,4 +671,189 @@ async fn error_bodies_are_read_to_16_kb_and_never_show_the_key() {
     let err = err.expect("a 400");
     assert!(err.to_string().contains("***"), "{err}");
     assert!(!err.to_string().contains(key), "{err}");
+}
+
+/// The chat harness with other limits for the turn.
+async fn limited_harness(model: &str, limits: Value) -> (Harness, MockLlm) {
+    let (h, mock) = chat_harness(Flavor::LmStudio, model).await;
+    let r = send(
+        &h.app,
+        put_json("/api/config", &json!({"llm": limits}).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    (h, mock)
+}
+
+/// Sends `POST /api/chat` in `session`, which must fail within 30 s with this status, code and
+/// words in its message.
+async fn failed_chat(h: &Harness, session: i64, (status, code, says): (u16, &str, &str)) {
+    let r = tokio::time::timeout(
+        Duration::from_secs(30),
+        send(
+            &h.app,
+            post_json(
+                &format!("/api/chat?session_id={session}"),
+                r#"{"text":"hi"}"#,
+            ),
+        ),
+    )
+    .await
+    .expect("the turn ends");
+    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+    let body = r.json();
+    assert_eq!(body["ok"], json!(false));
+    assert_eq!(body["code"], json!(code));
+    assert!(body["error"].as_str().unwrap().contains(says), "{body}");
+}
+
+#[tokio::test]
+async fn a_model_that_goes_quiet_ends_the_turn_and_keeps_the_partial() {
+    let (h, _mock) = limited_harness("stall:3", json!({"idle_timeout_s": 1})).await;
+    failed_chat(&h, 11, (504, "llm_timeout", "silence limit")).await;
+    let stored = messages(&h, 11).await;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert_eq!(stored[1]["text"], json!("word0 word1 word2"));
+    assert_eq!(stored[1]["partial"], json!(true));
+
+    // The stream says the same, with the partial reply's id.
+    let r = send(
+        &h.app,
+        post_json("/api/chat/stream?session_id=12", r#"{"text":"hi"}"#),
+    )
+    .await;
+    let events = sse_events(&r.body);
+    let (name, err) = events.last().unwrap();
+    assert_eq!(name, "error", "{events:?}");
+    assert_eq!(err["code"], json!("llm_timeout"));
+    let stored = messages(&h, 12).await;
+    assert_eq!(stored[1]["id"], err["message_id"]);
+    assert_eq!(stored[1]["partial"], json!(true));
+}
+
+#[tokio::test]
+async fn a_reply_that_takes_too_long_ends_with_what_arrived() {
+    // 100 tokens, one every 50 ms: 5 s, against a limit of 1 s; no gap is near the silence limit.
+    let (h, _mock) = limited_harness(
+        "tokens:100:50",
+        json!({"total_timeout_s": 1, "idle_timeout_s": 60}),
+    )
+    .await;
+    failed_chat(&h, 13, (504, "llm_timeout", "reply time limit")).await;
+    let stored = messages(&h, 13).await;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    let text = stored[1]["text"].as_str().unwrap();
+    assert!(text.starts_with("word0 word1"), "{text}");
+    assert!(!text.contains("word99"), "{text}");
+    assert_eq!(stored[1]["partial"], json!(true));
+}
+
+#[tokio::test]
+async fn timeouts_are_validated_settings() {
+    let h = harness().await;
+    let r = send(
+        &h.app,
+        put_json(
+            "/api/config",
+            r#"{"llm": {"idle_timeout_s": 0, "total_timeout_s": 99999}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(text.contains("llm.idle_timeout_s"), "{text}");
+    assert!(text.contains("llm.total_timeout_s"), "{text}");
+    let cfg = send(&h.app, get("/api/config")).await.json();
+    assert_eq!(cfg["llm"]["idle_timeout_s"], json!(60));
+    assert_eq!(cfg["llm"]["total_timeout_s"], json!(300));
+}
+
+#[tokio::test]
+async fn a_reply_is_stored_while_it_streams_and_the_index_follows() {
+    // 150 tokens, one every 20 ms: 3 s.
+    let (h, _mock) = chat_harness(Flavor::LmStudio, "tokens:150:20").await;
+    let mut turn = start_turn(&h.state, 14, "count for me").await;
+    let whole = (0..150)
+        .map(|i| format!("word{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut seen = 0;
+    let mut checked = 0;
+    while let Some(e) = turn.events.recv().await {
+        if e.name() != "token" {
+            continue;
+        }
+        seen += 1;
+        // At 60 and 120 tokens (1.2 s and 2.4 s in): the row has what streamed but its last few
+        // words, flagged partial, and search finds its words.
+        if seen % 60 == 0 {
+            let stored = messages(&h, 14).await;
+            assert_eq!(stored.len(), 2, "{stored:?}");
+            let text = stored[1]["text"].as_str().unwrap();
+            // The turn may be a token or two ahead of this reader, never behind by more than
+            // one batch.
+            assert!(whole.starts_with(text), "{text}");
+            let words = text.split_whitespace().count();
+            assert!(
+                words + DRAFT_TOKENS as usize >= seen,
+                "{words} words stored after {seen} streamed"
+            );
+            assert_eq!(stored[1]["partial"], json!(true));
+            let last = text.split_whitespace().last().unwrap();
+            let hits = send(&h.app, get(&format!("/api/search?q={last}")))
+                .await
+                .json();
+            assert_eq!(hits["results"].as_array().map(Vec::len), Some(1), "{hits}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2);
+    let stored = messages(&h, 14).await;
+    assert_eq!(stored.len(), 2, "one row, rewritten: {stored:?}");
+    assert_eq!(stored[1]["partial"], json!(false));
+    assert!(stored[1]["text"].as_str().unwrap().ends_with("word149"));
+    // The first words are still found once, and the index agrees with the table.
+    let hits = send(&h.app, get("/api/search?q=word1")).await.json();
+    assert_eq!(hits["results"].as_array().map(Vec::len), Some(1), "{hits}");
+    sqlx::query("INSERT INTO messages_fts(messages_fts) VALUES('integrity-check')")
+        .execute(&h.state.db)
+        .await
+        .expect("the search index matches the messages");
+}
+
+#[tokio::test]
+async fn shutting_down_ends_open_streams_and_keeps_their_partials() {
+    let (h, _mock) = chat_harness(Flavor::LmStudio, "tokens:500:20").await;
+    let mut turn = start_turn(&h.state, 15, "talk").await;
+    let mut tokens = 0;
+    let mut last = None;
+    while let Some(e) = turn.events.recv().await {
+        if e.name() == "token" {
+            tokens += 1;
+            if tokens == 5 {
+                h.state.shutdown.cancel();
+            }
+        }
+        last = Some(e);
+    }
+    let Some(waifu_rt3d::shared::chat::ChatStreamEvent::Error(e)) = last else {
+        panic!("the stream did not end with an error: {last:?}");
+    };
+    assert_eq!(e.code, "shutting_down");
+    let stored = messages(&h, 15).await;
+    assert_eq!(
+        stored[1]["id"],
+        json!(e.message_id.expect("the partial's id"))
+    );
+    assert_eq!(stored[1]["partial"], json!(true));
+    assert!(stored[1]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("word0 word1 word2 word3 word4"));
+}
+
+#[tokio::test]
+async fn a_completion_sent_whole_is_refused_past_the_limit() {
+    let (h, _mock) = chat_harness(Flavor::LmStudio, "endless_json").await;
+    failed_chat(&h, 16, (502, "llm_bad_response", "more than 8 MB")).await;
 }

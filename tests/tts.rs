@@ -94,6 +94,16 @@ fn wav_bytes(ms: u32, silent: bool) -> Vec<u8> {
 
 const FAKE_MP3: &[u8] = b"ID3\x04\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x00 fake mpeg frames";
 
+/// Audio that never ends, sent without `Content-Length` (chunked), as a broken server might.
+fn endless_audio(content_type: &'static str) -> Response {
+    let chunk = Bytes::from(vec![0u8; 256 * 1024]);
+    let body = futures::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+    Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from_stream(body))
+        .unwrap()
+}
+
 fn json_error(status: u16, body: Value) -> Response {
     (StatusCode::from_u16(status).unwrap(), Json(body)).into_response()
 }
@@ -138,6 +148,7 @@ fn fish(mock: Mock) -> Router {
                     "<html><body>502 Bad Gateway</body></html>",
                 )
                     .into_response(),
+                "endless" => endless_audio("audio/mpeg"),
                 _ => {
                     let fmt = serde_json::from_slice::<Value>(&body).unwrap()["format"].clone();
                     let bytes = if fmt == "wav" {
@@ -288,6 +299,7 @@ fn xtts_api(mock: Mock) -> Router {
             }
             match mock.mode().as_str() {
                 "500" => json_error(500, json!({"detail": "Error: CUDA out of memory"})),
+                "endless" => endless_audio("audio/wav"),
                 "stream" => {
                     ([(header::CONTENT_TYPE, "audio/wav")], wav_bytes(1000, true)).into_response()
                 }
@@ -616,6 +628,41 @@ async fn an_endless_error_body_is_read_to_16_kb_only() {
     let j = r.json();
     assert_eq!(j["providers"][0]["code"], "server", "{j}");
     assert!(j["error"].as_str().unwrap().contains("overloaded"), "{j}");
+}
+
+#[tokio::test]
+async fn audio_without_a_length_is_refused_past_the_cap() {
+    let fish_mock = Mock::default();
+    fish_mock.set("endless");
+    let fish_url = serve(fish(fish_mock.clone())).await;
+    let xtts_mock = Mock::default();
+    xtts_mock.set("endless");
+    let xtts_url = serve(xtts_api(xtts_mock.clone())).await;
+    // Timeouts far beyond the time the cap takes, so that only the cap can end the read.
+    let cases = [
+        only(
+            "fish_audio",
+            json!({"endpoint": format!("{fish_url}/v1"), "api_key": "fish-key", "timeout_ms": 120000}),
+        ),
+        only(
+            "xtts_server",
+            json!({"endpoint": xtts_url, "flavor": "xtts_api_server", "language": "en", "timeout_ms": 120000}),
+        ),
+    ];
+    for config in cases {
+        let h = with_config(config).await;
+        let r = tokio::time::timeout(Duration::from_secs(60), tts(&h, json!({"text": "Hi"})))
+            .await
+            .expect("the read stops at the cap");
+        let j = r.json();
+        assert_eq!(j["ok"], json!(false), "{j}");
+        assert_eq!(j["providers"][0]["code"], "bad_response", "{j}");
+        assert!(
+            j["error"].as_str().unwrap().contains("more than 64 MB"),
+            "{j}"
+        );
+    }
+    assert_eq!((fish_mock.calls(), xtts_mock.calls()), (1, 1));
 }
 
 // ------------------------------------------------------------------ XTTS

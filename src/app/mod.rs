@@ -28,7 +28,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="description" content="A local-first 3D anime companion"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
-                // Loads the viewer's JS bundle on demand (see `viewer::MODULE_LOADER`).
+                // Loads the viewer's JS bundle on demand (see `viewer::MODULE_LOADER`), from
+                // its content-hashed address.
+                <meta name=crate::viewer::BUNDLE_META content=viewer_bundle_url()/>
                 <script nonce=leptos::nonce::use_nonce()>{crate::viewer::MODULE_LOADER_SCRIPT}</script>
                 <HydrationScripts options=options.clone()/>
                 <HashedStylesheet options id="leptos"/>
@@ -39,6 +41,16 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+}
+
+/// Where the page loads the viewer bundle from: its content-hashed address, which the server
+/// worked out at start-up.
+fn viewer_bundle_url() -> String {
+    #[cfg(feature = "ssr")]
+    if let Some(state) = use_context::<crate::server::AppState>() {
+        return state.site.viewer_bundle_url().to_string();
+    }
+    crate::viewer::BRIDGE_URL.to_string()
 }
 
 /// The app: a tab bar and the current tab. Tabs are links, so reload and the back button work.

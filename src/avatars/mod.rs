@@ -7,7 +7,7 @@ mod names;
 mod validate;
 
 pub use names::{sanitize_upload_name, url_for};
-pub use validate::{inspect, kind_of_file};
+pub use validate::{check_glb_head, inspect, kind_of_file, GLB_HEAD_LEN, MAX_JSON_BYTES};
 
 use crate::shared::avatars::{AvatarInfo, AvatarKind, DEFAULT_AVATAR};
 use std::{
@@ -35,6 +35,14 @@ pub enum AvatarError {
     NotVrm,
     #[error("the file is larger than the upload limit of {limit_mb} MB")]
     TooLarge { limit_mb: u64 },
+    #[error("the model's JSON part is {declared_mb} MB, over the {limit_mb} MB an avatar's JSON may have (meshes and textures belong in the binary part)")]
+    JsonTooLarge { declared_mb: u64, limit_mb: u64 },
+    #[error("this upload would take the avatars folder past its limit of {limit_mb} MB (avatar.max_total_mb): {used_mb} MB are in use and the upload is at least {upload_mb} MB. Delete avatars you no longer use in the Viewer tab, or raise avatar.max_total_mb in the settings")]
+    FolderFull {
+        used_mb: String,
+        upload_mb: String,
+        limit_mb: u64,
+    },
     #[error("an avatar named {0:?} already exists")]
     Exists(String),
     #[error("there is no avatar named {0:?}")]
@@ -52,6 +60,21 @@ pub enum AvatarError {
 impl AvatarError {
     pub fn io(action: &'static str) -> impl FnOnce(io::Error) -> AvatarError {
         move |source| AvatarError::Io { action, source }
+    }
+
+    /// The folder cap was reached: `used` bytes are there already and the upload has `upload`.
+    pub fn folder_full(used: u64, upload: u64, limit_mb: u64) -> AvatarError {
+        let mb = |bytes: u64| format!("{:.1}", bytes as f64 / (1024.0 * 1024.0));
+        AvatarError::FolderFull {
+            used_mb: mb(used),
+            upload_mb: mb(upload),
+            limit_mb,
+        }
+    }
+
+    /// The disk itself is full (not the folder's own cap).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, AvatarError::Io { source, .. } if crate::disk::is_full(source))
     }
 }
 
@@ -106,21 +129,17 @@ pub fn ensure_default(dir: &Path) -> Result<bool, AvatarError> {
     if path.is_file() {
         return Ok(false);
     }
-    let tmp = temp_path(dir);
-    std::fs::write(&tmp, DEFAULT_VRM1).map_err(AvatarError::io("writing the default avatar"))?;
-    std::fs::rename(&tmp, &path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        AvatarError::Io {
-            action: "installing the default avatar",
-            source: e,
-        }
-    })?;
+    let tmp = TempFile::new(dir);
+    std::fs::write(tmp.path(), DEFAULT_VRM1)
+        .map_err(AvatarError::io("writing the default avatar"))?;
+    std::fs::rename(tmp.path(), &path).map_err(AvatarError::io("installing the default avatar"))?;
+    tmp.installed();
     Ok(true)
 }
 
 /// A hidden temporary file in the avatars folder: never listed or served, and on the same disk as
 /// the final name so that moving it there is a rename.
-pub fn temp_path(dir: &Path) -> PathBuf {
+fn temp_path(dir: &Path) -> PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -129,6 +148,67 @@ pub fn temp_path(dir: &Path) -> PathBuf {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     dir.join(format!(".upload-{}-{n}-{nanos}.part", std::process::id()))
+}
+
+/// Whether a name in the avatars folder is one of [`TempFile`]'s (left behind only by a crash).
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with(".upload-") && name.ends_with(".part")
+}
+
+/// An upload's temporary file in the avatars folder, removed when this is dropped: on an error, a
+/// refusal, or a client that goes away mid-upload (the request's future is dropped), whatever
+/// path the code took. [`TempFile::installed`] marks it as moved to its name.
+pub struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempFile {
+    /// A new, unused name in `dir`; the file itself is created by whoever writes it.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            path: temp_path(dir),
+            armed: true,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file was moved to its name ([`install`]): there is nothing left to remove.
+    pub fn installed(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            // Not there (never created, or moved away) is fine.
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The bytes the files in the avatars folder take, leaving out `skip` (the upload's own
+/// temporary file, and the file an overwrite would replace). Other uploads in progress count.
+pub fn folder_usage(dir: &Path, skip: &[&Path]) -> Result<u64, AvatarError> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).map_err(AvatarError::io("reading the avatars folder"))? {
+        let Ok(entry) = entry else { continue };
+        let path = entry.path();
+        if skip.contains(&path.as_path()) {
+            continue;
+        }
+        // `DirEntry::metadata` does not follow links: a link counts for its own few bytes.
+        if let Ok(meta) = entry.metadata() {
+            if meta.is_file() {
+                total += meta.len();
+            }
+        }
+    }
+    Ok(total)
 }
 
 /// Moves a validated upload to its name. Without `overwrite`, an existing file is never replaced

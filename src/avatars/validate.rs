@@ -13,10 +13,44 @@ struct ExtensionProbe {
     extensions: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
+/// The most JSON an avatar may have (a `.gltf` file, or a binary file's JSON chunk). The JSON is
+/// parsed whole in memory, twice; real avatars have well under a megabyte of it, their meshes
+/// and textures being in the binary chunk.
+pub const MAX_JSON_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The binary container's header (magic, version, length) and its first chunk's header (length,
+/// type): all an upload needs to show before its JSON chunk's size is known.
+pub const GLB_HEAD_LEN: usize = 20;
+
+/// Refuses a binary glTF whose first 20 bytes declare a JSON chunk over [`MAX_JSON_BYTES`], so an
+/// upload can be stopped before the rest of it is read. Anything else (another magic, a first
+/// chunk that is not JSON) passes here and is judged on the whole file by [`inspect`].
+pub fn check_glb_head(head: &[u8]) -> Result<(), AvatarError> {
+    let Some(head) = head.get(..GLB_HEAD_LEN) else {
+        return Ok(());
+    };
+    if &head[0..4] != b"glTF" || &head[16..20] != b"JSON" {
+        return Ok(());
+    }
+    let declared = u64::from(u32::from_le_bytes([head[12], head[13], head[14], head[15]]));
+    json_size_ok(declared)
+}
+
+fn json_size_ok(bytes: u64) -> Result<(), AvatarError> {
+    if bytes > MAX_JSON_BYTES {
+        return Err(AvatarError::JsonTooLarge {
+            declared_mb: bytes.div_ceil(1024 * 1024),
+            limit_mb: MAX_JSON_BYTES / (1024 * 1024),
+        });
+    }
+    Ok(())
+}
+
 /// Validates a whole file given its extension (`vrm`, `glb`, `gltf`) and says what it is.
 pub fn inspect(ext: &str, bytes: &[u8]) -> Result<AvatarKind, AvatarError> {
     match ext {
         "gltf" => {
+            json_size_ok(bytes.len() as u64)?;
             if bytes.starts_with(b"glTF") {
                 return Err(AvatarError::NotGltf(
                     "a .gltf file must be JSON, but this one is binary (rename it to .glb)".into(),
@@ -31,6 +65,7 @@ pub fn inspect(ext: &str, bytes: &[u8]) -> Result<AvatarKind, AvatarError> {
                     "it does not start with the binary glTF magic `glTF`".into(),
                 ));
             }
+            check_glb_head(bytes)?;
             // `Glb::from_slice` (gltf 1.4) subtracts the header's 12 bytes from the declared
             // length unchecked: a declared length under 12 overflows (a panic in debug builds).
             if let Some(&[a, b, c, d]) = bytes.get(8..12) {
@@ -194,6 +229,33 @@ mod tests {
             inspect("vrm", ANIMATION_VRMA),
             Err(AvatarError::NotVrm)
         ));
+    }
+
+    #[test]
+    fn a_json_chunk_over_32_mb_is_refused_from_its_header_alone() {
+        let mut head = BOX_GLB[..GLB_HEAD_LEN].to_vec();
+        assert!(check_glb_head(&head).is_ok());
+        let over = (MAX_JSON_BYTES + 1) as u32;
+        head[12..16].copy_from_slice(&over.to_le_bytes());
+        assert!(matches!(
+            check_glb_head(&head),
+            Err(AvatarError::JsonTooLarge {
+                declared_mb: 33,
+                limit_mb: 32
+            })
+        ));
+        let mut whole = BOX_GLB.to_vec();
+        whole[12..16].copy_from_slice(&over.to_le_bytes());
+        assert!(matches!(
+            inspect("glb", &whole),
+            Err(AvatarError::JsonTooLarge { .. })
+        ));
+        // Exactly the limit is allowed by the header (and judged on the whole file later).
+        head[12..16].copy_from_slice(&(MAX_JSON_BYTES as u32).to_le_bytes());
+        assert!(check_glb_head(&head).is_ok());
+        // Too short to tell, or not a binary glTF: nothing to say yet.
+        assert!(check_glb_head(&head[..19]).is_ok());
+        assert!(check_glb_head(b"PK\x03\x04 and more bytes after it").is_ok());
     }
 
     #[test]

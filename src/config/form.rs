@@ -14,12 +14,16 @@ enum Kind {
     List,
 }
 
-const TOP_FIELDS: [(&str, Kind); 11] = [
+const TOP_FIELDS: [(&str, Kind); 15] = [
     ("llm.provider", Kind::Text),
     ("llm.endpoint", Kind::Text),
     ("llm.model", Kind::Text),
     ("llm.temperature", Kind::Decimal),
     ("llm.max_tokens", Kind::Whole),
+    ("llm.connect_timeout_ms", Kind::Whole),
+    ("llm.first_token_timeout_ms", Kind::Whole),
+    ("llm.idle_timeout_s", Kind::Whole),
+    ("llm.total_timeout_s", Kind::Whole),
     ("llm.api_key", Kind::Secret),
     ("tts.provider", Kind::Text),
     ("tts.format", Kind::Text),
@@ -152,6 +156,8 @@ mod tests {
             ("llm.endpoint", " http://127.0.0.1:11434/v1 "),
             ("llm.max_tokens", "256"),
             ("llm.temperature", "0.5"),
+            ("llm.idle_timeout_s", "45"),
+            ("llm.total_timeout_s", "600"),
             ("llm.api_key", ""),
             ("tts.fallback_chain", ""),
             ("tts.fallback_chain", "espeak"),
@@ -163,7 +169,7 @@ mod tests {
         assert_eq!(
             patch,
             json!({
-                "llm": {"provider": "ollama", "endpoint": "http://127.0.0.1:11434/v1", "max_tokens": 256, "temperature": 0.5},
+                "llm": {"provider": "ollama", "endpoint": "http://127.0.0.1:11434/v1", "max_tokens": 256, "temperature": 0.5, "idle_timeout_s": 45, "total_timeout_s": 600},
                 "tts": {"fallback_chain": ["espeak", "piper_local"], "providers": {
                     "fish_audio": {"api_key": "fish-key"},
                     "xtts_server": {"flavor": "coqui_server"}

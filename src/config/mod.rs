@@ -41,9 +41,24 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// The settings could not be written because the disk is full.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, ConfigError::Write { source, .. } if crate::disk::is_full(source))
+    }
+}
+
 impl From<ConfigError> for AppError {
     fn from(err: ConfigError) -> Self {
         match err {
+            ConfigError::Write { path, .. } if err.is_disk_full() => AppError::new(
+                crate::disk::FULL,
+                format!(
+                    "The disk is full: the settings could not be saved to {}. {}",
+                    path.display(),
+                    crate::disk::advice("the previous settings are still in effect and on disk.")
+                ),
+            ),
             ConfigError::NotAnObject => AppError::new(
                 "invalid_config",
                 "The settings must be a JSON object, for example {\"llm\": {\"model\": \"...\"}}.",

@@ -56,6 +56,8 @@ pub fn validate(cfg: &AppConfig) -> Vec<FieldError> {
         1_000,
         600_000,
     );
+    v.range("llm.idle_timeout_s", llm.idle_timeout_s, 1, 3_600);
+    v.range("llm.total_timeout_s", llm.total_timeout_s, 1, 3_600);
 
     let tts = &cfg.tts;
     v.check(
@@ -128,6 +130,20 @@ pub fn validate(cfg: &AppConfig) -> Vec<FieldError> {
         "must be a file name in the avatars folder, without folders",
     );
     v.range("avatar.max_upload_mb", cfg.avatar.max_upload_mb, 1, 4_096);
+    v.range("avatar.max_total_mb", cfg.avatar.max_total_mb, 1, 1_048_576);
+
+    let l = &cfg.limits;
+    v.range("limits.chat_turns", l.chat_turns.into(), 1, 10_000);
+    v.range("limits.syntheses", l.syntheses.into(), 1, 1_000);
+    v.range("limits.uploads", l.uploads.into(), 1, 1_000);
+    v.range("limits.model_queue", l.model_queue.into(), 1, 10_000);
+    v.range(
+        "limits.requests_per_second",
+        l.requests_per_second.into(),
+        1,
+        1_000_000,
+    );
+    v.range("limits.request_burst", l.request_burst.into(), 1, 1_000_000);
 
     v.0
 }
@@ -198,16 +214,22 @@ mod tests {
         cfg.tts.providers.fish_audio.endpoint = "ftp://x".into();
         cfg.tts.providers.xtts_server.language = "klingon".into();
         cfg.avatar.active = "../etc/passwd".into();
+        cfg.avatar.max_total_mb = 0;
         cfg.llm.temperature = f32::NAN;
+        cfg.llm.idle_timeout_s = 0;
+        cfg.llm.total_timeout_s = 86_400;
         let paths: Vec<_> = validate(&cfg).into_iter().map(|f| f.path).collect();
         assert_eq!(
             paths,
             [
                 "llm.temperature",
+                "llm.idle_timeout_s",
+                "llm.total_timeout_s",
                 "tts.sample_rate",
                 "tts.providers.fish_audio.endpoint",
                 "tts.providers.xtts_server.language",
                 "avatar.active",
+                "avatar.max_total_mb",
             ]
         );
     }

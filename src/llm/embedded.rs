@@ -6,7 +6,8 @@
 //! <https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct>.
 //!
 //! One worker thread owns the model and its context; requests queue for it (two cores gain
-//! nothing from running two generations at once). The model loads on the first request, and the
+//! nothing from running two generations at once). At most `limits.model_queue` requests wait in
+//! that queue; one more is refused at once with [`LlmError::Busy`]. The model loads on the first request, and the
 //! waiting requests see its progress. The prompt and the chat template come from the GGUF file.
 //! The KV cache of the previous request is kept, and a new prompt only evaluates what differs from
 //! it: in a conversation that is everything after the system prompt and the earlier turns.
@@ -17,6 +18,10 @@
 
 use super::{ChatEvent, ChatModel, ChatRequest, ChatStream, FinishReason, LlmError, Probe, Usage};
 use super::{PromptMessage, PromptRole};
+use crate::{
+    limits::{places, Gate, Pass},
+    shared::config::LimitsConfig,
+};
 use async_trait::async_trait;
 use futures::StreamExt;
 use llama_cpp_2::{
@@ -85,6 +90,19 @@ enum Job {
     },
 }
 
+/// A job in the queue, with its place in `limits.model_queue`: the place is given back when the
+/// worker takes the job (or drops it), not when the job ends.
+struct Queued {
+    job: Job,
+    _place: Pass,
+}
+
+impl Queued {
+    fn take(self) -> Job {
+        self.job
+    }
+}
+
 impl Job {
     fn fail(self, e: LlmError) {
         match self {
@@ -108,7 +126,11 @@ struct Shared {
 pub struct Embedded {
     path: PathBuf,
     shared: Arc<Shared>,
-    jobs: Mutex<Option<std_mpsc::Sender<Job>>>,
+    jobs: Mutex<Option<std_mpsc::Sender<Queued>>>,
+    /// Requests in the queue, not yet taken by the worker.
+    queued: Arc<Gate>,
+    /// How many may wait (`limits.model_queue`), read at each request.
+    queue_limit: Box<dyn Fn() -> usize + Send + Sync>,
 }
 
 impl Embedded {
@@ -121,7 +143,20 @@ impl Embedded {
                 waiting: Mutex::new(Vec::new()),
             }),
             jobs: Mutex::new(None),
+            queued: Gate::new(),
+            queue_limit: Box::new(|| places(LimitsConfig::default().model_queue)),
         }
+    }
+
+    /// The same model with another queue limit, read at each request (the settings' one).
+    pub fn with_queue_limit(mut self, limit: impl Fn() -> usize + Send + Sync + 'static) -> Self {
+        self.queue_limit = Box::new(limit);
+        self
+    }
+
+    /// How many requests wait for the model now.
+    pub fn queued(&self) -> usize {
+        self.queued.in_use()
     }
 
     pub fn path(&self) -> &Path {
@@ -150,7 +185,7 @@ impl Embedded {
 
     /// The worker's queue, starting the worker if it is not running (first use, or after a
     /// failed load, so a file installed later is picked up without a restart).
-    fn sender(&self) -> Result<std_mpsc::Sender<Job>, LlmError> {
+    fn sender(&self) -> Result<std_mpsc::Sender<Queued>, LlmError> {
         let mut jobs = lock(&self.jobs);
         if let Some(tx) = jobs.as_ref() {
             return Ok(tx.clone());
@@ -180,6 +215,12 @@ impl Embedded {
     }
 
     fn submit(&self, job: Job) -> Result<(), LlmError> {
+        let limit = (self.queue_limit)();
+        let place = self
+            .queued
+            .try_enter(limit)
+            .ok_or(LlmError::Busy { waiting: limit })?;
+        let job = Queued { job, _place: place };
         let tx = self.sender()?;
         if let Err(std_mpsc::SendError(job)) = tx.send(job) {
             // The worker ended (its load failed): start a new one and try once more.
@@ -242,7 +283,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The worker thread: loads the model, then answers jobs one at a time until the handle is gone.
-fn worker(path: &Path, shared: &Arc<Shared>, jobs: std_mpsc::Receiver<Job>) {
+fn worker(path: &Path, shared: &Arc<Shared>, jobs: std_mpsc::Receiver<Queued>) {
     let started = Instant::now();
     let loaded = load(path, shared);
     let mut engine = match loaded {
@@ -254,7 +295,7 @@ fn worker(path: &Path, shared: &Arc<Shared>, jobs: std_mpsc::Receiver<Job>) {
                 let _ = tx.try_send(Err(LlmError::Engine(message.clone())));
             }
             // Answer what is queued; the next request starts a new worker.
-            while let Ok(job) = jobs.try_recv() {
+            while let Ok(job) = jobs.try_recv().map(Queued::take) {
                 job.fail(LlmError::Engine(message.clone()));
             }
             return;
@@ -283,7 +324,7 @@ fn worker(path: &Path, shared: &Arc<Shared>, jobs: std_mpsc::Receiver<Job>) {
         Err(e) => {
             let message = format!("its context could not be created ({e})");
             *lock(&shared.state) = LoadState::Failed(message.clone());
-            while let Ok(job) = jobs.recv() {
+            while let Ok(job) = jobs.recv().map(Queued::take) {
                 job.fail(LlmError::Engine(message.clone()));
             }
             return;
@@ -294,7 +335,7 @@ fn worker(path: &Path, shared: &Arc<Shared>, jobs: std_mpsc::Receiver<Job>) {
         template,
         cached: Vec::new(),
     };
-    while let Ok(job) = jobs.recv() {
+    while let Ok(job) = jobs.recv().map(Queued::take) {
         let (request, events) = match job {
             Job::Chat { request, events } => (request, events),
             Job::Tokens { request, reply } => {

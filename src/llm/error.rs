@@ -37,6 +37,16 @@ pub enum LlmError {
         provider: &'static str,
         after: Duration,
     },
+    #[error("{provider} sent nothing for {} s in the middle of the reply. What arrived is kept; try again, or raise the silence limit in Setup.", .after.as_secs())]
+    IdleTimeout {
+        provider: &'static str,
+        after: Duration,
+    },
+    #[error("{provider} had not finished the reply after {} s. What arrived is kept; ask for something shorter, or raise the reply time limit in Setup.", .after.as_secs())]
+    TotalTimeout {
+        provider: &'static str,
+        after: Duration,
+    },
     #[error("{provider} rejected the request ({status}: {message}).")]
     Rejected {
         provider: &'static str,
@@ -65,6 +75,10 @@ pub enum LlmError {
     ModelFileMissing { path: String },
     #[error("The built-in model could not run: {0}")]
     Engine(String),
+    #[error(
+        "The built-in model already has {waiting} requests waiting for it. Try again in a moment."
+    )]
+    Busy { waiting: usize },
 }
 
 /// Two errors are the same when they say the same thing (used by tests of the stream parsers).
@@ -83,22 +97,30 @@ impl LlmError {
             Self::NoModel { .. } => "llm_no_model",
             Self::ModelNotFound { .. } => "llm_model_not_found",
             Self::RateLimited { .. } => "llm_rate_limited",
-            Self::ConnectTimeout { .. } | Self::FirstTokenTimeout { .. } => "llm_timeout",
+            Self::ConnectTimeout { .. }
+            | Self::FirstTokenTimeout { .. }
+            | Self::IdleTimeout { .. }
+            | Self::TotalTimeout { .. } => "llm_timeout",
             Self::Rejected { .. } => "llm_rejected",
             Self::Server { .. } | Self::MidStream { .. } => "llm_error",
             Self::Interrupted { .. } => "llm_interrupted",
             Self::BadResponse { .. } => "llm_bad_response",
             Self::ModelFileMissing { .. } => "llm_model_missing",
             Self::Engine(_) => "llm_engine",
+            Self::Busy { .. } => "llm_busy",
         }
     }
 
-    /// The HTTP status a REST answer carries: 504 for timeouts, 429 when rate limited, 502 for
-    /// every other provider failure.
+    /// The HTTP status a REST answer carries: 504 for timeouts, 429 when rate limited, 503 when
+    /// the built-in model's queue is full, 502 for every other provider failure.
     pub fn http_status(&self) -> u16 {
         match self {
-            Self::ConnectTimeout { .. } | Self::FirstTokenTimeout { .. } => 504,
+            Self::ConnectTimeout { .. }
+            | Self::FirstTokenTimeout { .. }
+            | Self::IdleTimeout { .. }
+            | Self::TotalTimeout { .. } => 504,
             Self::RateLimited { .. } => 429,
+            Self::Busy { .. } => 503,
             _ => 502,
         }
     }

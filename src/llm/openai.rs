@@ -12,7 +12,10 @@
 //! and reasoning in `reasoning_content` (LM Studio) or `reasoning` (Ollama).
 
 use super::{ChatEvent, ChatModel, ChatRequest, ChatStream, FinishReason, LlmError, Probe, Usage};
-use crate::shared::config::{LlmProvider, Secret};
+use crate::{
+    outbound::BodyError,
+    shared::config::{LlmProvider, Secret},
+};
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde::Deserialize;
@@ -22,6 +25,10 @@ use tokio_stream::wrappers::ReceiverStream;
 
 /// How long `/models` may take when the UI asks for the list or the health report probes.
 const MODELS_TIMEOUT: Duration = Duration::from_millis(2_500);
+
+/// The most read of an answer that is not streamed (a model list, a completion sent whole): far
+/// more than any real one, and bounded so that a wrong endpoint cannot fill the memory.
+pub const BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 /// The context window assumed for remote models: the servers do not say, and 8k is what the
 /// small local models people run in LM Studio and Ollama offer at least.
@@ -241,9 +248,16 @@ impl ChatModel for OpenAiCompatible {
                 }),
             };
         }
-        let body = match tokio::time::timeout(MODELS_TIMEOUT, response.text()).await {
+        let read = crate::outbound::read_limited(response, BODY_LIMIT);
+        let body = match tokio::time::timeout(MODELS_TIMEOUT, read).await {
             Ok(Ok(body)) => body,
-            Ok(Err(e)) => return Err(self.transport_error(e)),
+            Ok(Err(BodyError::Transport(e))) => return Err(self.transport_error(e)),
+            Ok(Err(BodyError::TooLarge(limit))) => {
+                return Err(LlmError::BadResponse {
+                    provider: self.name,
+                    detail: format!("GET /models sent more than {} MB", limit / 1024 / 1024),
+                })
+            }
             Err(_) => {
                 return Err(LlmError::ConnectTimeout {
                     provider: self.name,
@@ -259,7 +273,7 @@ impl ChatModel for OpenAiCompatible {
         struct ModelEntry {
             id: String,
         }
-        let list: ModelList = serde_json::from_str(&body).map_err(|e| LlmError::BadResponse {
+        let list: ModelList = serde_json::from_slice(&body).map_err(|e| LlmError::BadResponse {
             provider: self.name,
             detail: format!("GET /models: {e}"),
         })?;
@@ -375,21 +389,28 @@ impl StreamReader {
     }
 
     async fn read_whole(self, response: reqwest::Response) {
-        let body = match tokio::time::timeout_at(self.deadline, response.text()).await {
+        let read = crate::outbound::read_limited(response, BODY_LIMIT);
+        let body = match tokio::time::timeout_at(self.deadline, read).await {
             Ok(Ok(body)) => body,
             Ok(Err(e)) => {
+                let detail = match e {
+                    BodyError::Transport(e) => e.to_string(),
+                    BodyError::TooLarge(limit) => {
+                        format!("a completion of more than {} MB", limit / 1024 / 1024)
+                    }
+                };
                 let _ = self
                     .tx
                     .send(Err(LlmError::BadResponse {
                         provider: self.provider,
-                        detail: e.to_string(),
+                        detail,
                     }))
                     .await;
                 return;
             }
             Err(_) => return self.fail_first_token().await,
         };
-        for event in parse_completion(self.provider, &body) {
+        for event in parse_completion(self.provider, &String::from_utf8_lossy(&body)) {
             if self.tx.send(event).await.is_err() {
                 return;
             }

@@ -31,10 +31,13 @@ pub struct LlmRegistry {
 }
 
 impl LlmRegistry {
-    /// `models_dir` is where `make setup` puts the built-in model.
-    pub fn new(models_dir: &Path) -> Self {
+    /// `models_dir` is where `make setup` puts the built-in model; `model_queue` says how many
+    /// requests may wait for it (read at each request).
+    pub fn new(models_dir: &Path, model_queue: impl Fn() -> usize + Send + Sync + 'static) -> Self {
         Self {
-            embedded: Arc::new(Embedded::new(models_dir.join(MODEL_FILE))),
+            embedded: Arc::new(
+                Embedded::new(models_dir.join(MODEL_FILE)).with_queue_limit(model_queue),
+            ),
             remote: Mutex::new(None),
         }
     }

@@ -24,9 +24,20 @@ impl From<AvatarError> for ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_a_model")
             }
             AvatarError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            AvatarError::JsonTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "json_too_large"),
+            AvatarError::FolderFull { .. } => (StatusCode::INSUFFICIENT_STORAGE, "avatars_full"),
             AvatarError::Exists(_) => (StatusCode::CONFLICT, "exists"),
             AvatarError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AvatarError::DefaultProtected => (StatusCode::BAD_REQUEST, "default_avatar"),
+            AvatarError::Io { .. } if e.is_disk_full() => {
+                tracing::error!(error = %e, "avatar file operation failed: the disk is full");
+                return ApiError::disk_full(format!(
+                    "The disk is full: the avatar could not be saved. {}",
+                    crate::disk::advice(
+                        "nothing was changed, and the avatars already there are intact."
+                    )
+                ));
+            }
             AvatarError::Io { .. } => {
                 tracing::error!(error = %e, "avatar file operation failed");
                 return ApiError::new(

@@ -16,6 +16,8 @@ use serde::de::DeserializeOwned;
 pub struct ApiError {
     pub status: StatusCode,
     pub error: AppError,
+    /// Seconds for a `Retry-After` header: set on refusals for capacity (503) or rate (429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -23,11 +25,24 @@ impl ApiError {
         Self {
             status,
             error: AppError::new(code, message),
+            retry_after: None,
         }
+    }
+
+    /// A refusal for want of capacity or over the request rate: the client may try again after
+    /// `seconds`.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
     }
 
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 507: the disk is full. `message` says what was not saved and that the old data is intact.
+    pub fn disk_full(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INSUFFICIENT_STORAGE, crate::disk::FULL, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -50,6 +65,10 @@ impl ApiError {
 impl From<crate::config::ConfigError> for ApiError {
     fn from(e: crate::config::ConfigError) -> Self {
         let status = match e {
+            crate::config::ConfigError::Write { .. } if e.is_disk_full() => {
+                tracing::error!(error = %e, "saving the settings failed: the disk is full");
+                StatusCode::INSUFFICIENT_STORAGE
+            }
             crate::config::ConfigError::Write { .. } => {
                 tracing::error!(error = %e, "saving the settings failed");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -59,6 +78,7 @@ impl From<crate::config::ConfigError> for ApiError {
         Self {
             status,
             error: e.into(),
+            retry_after: None,
         }
     }
 }
@@ -73,7 +93,12 @@ impl IntoResponse for ApiError {
         if !self.error.fields.is_empty() {
             body["fields"] = serde_json::to_value(&self.error.fields).unwrap_or_default();
         }
-        (self.status, Json(body)).into_response()
+        let mut res = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        res
     }
 }
 
@@ -170,6 +195,15 @@ impl From<crate::store::StoreError> for ApiError {
             crate::store::StoreError::BadQuery(message) => {
                 ApiError::bad_request("bad_query", message)
             }
+            other if other.is_disk_full() => {
+                tracing::error!(error = %other, "database write failed: the disk is full");
+                ApiError::disk_full(format!(
+                    "The disk is full: the history database could not be written. {}",
+                    crate::disk::advice(
+                        "nothing was changed, and the history already saved is intact."
+                    )
+                ))
+            }
             other => {
                 tracing::error!(error = %other, "database error");
                 ApiError::new(
@@ -184,11 +218,21 @@ impl From<crate::store::StoreError> for ApiError {
 
 impl From<crate::tts::ChainError> for ApiError {
     fn from(e: crate::tts::ChainError) -> Self {
+        if let crate::tts::ChainError::Busy(n) = e {
+            return crate::server::limits::busy(
+                e.code(),
+                format!("The voices are busy: {n} syntheses are already running; try again in a moment."),
+            );
+        }
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY);
         let message = match &e {
             crate::tts::ChainError::NothingToSay => {
                 "There is nothing to say: the text is empty once markup, reasoning and emoji are removed.".to_string()
             }
+            crate::tts::ChainError::DiskFull(_) => format!(
+                "The disk is full: the speech could not be saved as audio. {}",
+                crate::disk::advice("the audio already cached is intact.")
+            ),
             crate::tts::ChainError::AllFailed(_) => format!(
                 "No voice could speak. {}. The System tab shows each voice's state.",
                 e.failures()
@@ -197,8 +241,16 @@ impl From<crate::tts::ChainError> for ApiError {
                     .collect::<Vec<_>>()
                     .join("; ")
             ),
+            crate::tts::ChainError::Busy(_) => e.to_string(),
         };
-        ApiError::new(status, e.code(), message)
+        let error = ApiError::new(status, e.code(), message);
+        match status {
+            // Every voice was too busy: worth another try shortly.
+            StatusCode::SERVICE_UNAVAILABLE => {
+                error.retry_after(crate::server::limits::RETRY_AFTER_S)
+            }
+            _ => error,
+        }
     }
 }
 

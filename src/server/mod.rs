@@ -4,15 +4,18 @@
 pub mod avatars;
 pub mod chat;
 pub mod cli;
+pub mod compression;
 pub mod error;
 pub mod files;
 pub mod health;
 pub mod history;
 pub mod latency;
+pub mod limits;
 pub mod preflight;
 pub mod router;
 pub mod routes;
 pub mod security;
+pub mod site;
 pub mod state;
 pub mod telemetry;
 
@@ -21,7 +24,7 @@ pub use router::app;
 pub use state::AppState;
 
 use anyhow::Context;
-use std::{io, net::SocketAddr, path::PathBuf};
+use std::{future::IntoFuture, io, net::SocketAddr, path::PathBuf};
 
 /// Boots the server: site settings, preflight, router, then serve until Ctrl-C or SIGTERM.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -66,14 +69,48 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     );
     announce_access(addr, &token_source, token.as_ref(), cli.log_format);
     let db = state.db.clone();
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
+    let shutdown = state.shutdown.clone();
+    let signalled = shutdown.clone();
+    let server = // The peer's address keys the per-client request rate (`limits`).
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    ).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        // Chat turns store what they have and end their streams; without this an open stream
+        // would hold the server up for as long as its model writes.
+        signalled.cancel();
+    });
+    let deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server.into_future() => served.context("the server stopped with an error")?,
+        () = deadline => {
+            tracing::warn!(
+                "requests still open {} s after the signal; stopping without them",
+                SHUTDOWN_GRACE.as_secs()
+            );
+            return Ok(());
+        }
+    }
+    // Waits for the last writes; bounded, as an abandoned query can hold a connection.
+    if tokio::time::timeout(std::time::Duration::from_secs(2), db.close())
         .await
-        .context("the server stopped with an error")?;
-    db.close().await;
+        .is_err()
+    {
+        tracing::warn!("the database did not close within 2 s");
+        return Ok(());
+    }
     tracing::info!("stopped cleanly");
     Ok(())
 }
+
+/// How long open requests get to finish after SIGTERM or Ctrl-C. Chat streams end at once (their
+/// turns are cancelled); this bounds everything else, such as an upload or a synthesis. With the
+/// database's 2 s and the runtime's 1 s (`main.rs`), the process is gone within 10 s.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(7);
 
 /// Says how to get in: nothing to do on loopback; off loopback, where the token is, and the
 /// sign-in link itself the one time the token was made (it is shown nowhere else).
@@ -178,5 +215,5 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
-    tracing::info!("shutting down: finishing open requests");
+    tracing::info!("shutting down: ending chat streams and finishing open requests");
 }

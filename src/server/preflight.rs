@@ -1,11 +1,14 @@
 //! Start-up checks: the data folder tree, the config file and the database. Every failure says
-//! what is wrong and how to fix it.
+//! what is wrong and how to fix it. Temporary files a crash or `kill -9` left behind go first.
 
 use super::state::DataPaths;
 use crate::{config::ConfigStore, store};
 use anyhow::anyhow;
 use sqlx::SqlitePool;
-use std::{fs, io, path::Path};
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+};
 
 /// Everything preflight prepared.
 pub struct Ready {
@@ -21,6 +24,13 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<Ready> {
         fs::create_dir_all(&dir).map_err(|e| io_problem("create the folder", &dir, &e))?;
     }
     probe_writable(&paths.root)?;
+    let swept = sweep_temp_files(&paths) + crate::tts::remove_stale_output_dirs();
+    if swept > 0 {
+        tracing::info!(
+            removed = swept,
+            "removed {swept} temporary file(s) left behind by an earlier run"
+        );
+    }
     // The built-in avatar, so the viewer works with no setup.
     crate::avatars::ensure_default(&paths.avatars).map_err(|e| match e {
         crate::avatars::AvatarError::Io { source, .. } => {
@@ -53,6 +63,37 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<Ready> {
         db,
         warnings: report.warnings,
     })
+}
+
+/// Removes the temporary files each writer leaves only when the process dies mid-write: avatar
+/// uploads (`avatars/.upload-*.part`), the audio cache's (`audio/.tmp-*`, `audio/.meta/.tmp-*`),
+/// the private files' (`config/*.tmp`: settings, key file, access token).
+/// Each module says what its temp names look like. One server uses a data folder at a time, so
+/// every such file here is from an earlier run. Returns how many went. (Piper's one-shot output
+/// folders, in the shared system temp folder, are swept by `tts` with more care.)
+pub fn sweep_temp_files(paths: &DataPaths) -> usize {
+    type IsTemp = fn(&str) -> bool;
+    let sweeps: [(PathBuf, IsTemp); 4] = [
+        (paths.avatars.clone(), crate::avatars::is_temp_name),
+        (paths.audio.clone(), crate::tts::is_cache_temp_name),
+        (paths.audio.join(".meta"), crate::tts::is_cache_temp_name),
+        (paths.root.join("config"), crate::private_file::is_temp_name),
+    ];
+    let mut removed = 0;
+    for (dir, is_temp) in sweeps {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            if is_file && is_temp(&name.to_string_lossy()) && fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+    }
+    removed
 }
 
 /// Creating a folder that already exists succeeds even when it is read-only, so try a real write.
@@ -96,6 +137,45 @@ mod tests {
         assert!(ready.paths.db_file.is_file());
         assert!(ready.paths.avatars.join("default.vrm").is_file());
         assert!(ready.warnings.is_empty());
+    }
+
+    #[tokio::test]
+    async fn start_up_removes_temporary_files_a_crash_left_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        let paths = run(&root).await.unwrap().paths;
+        let left = [
+            paths.avatars.join(".upload-41-0-123.part"),
+            paths.audio.join(".tmp-abc.wav-41-0"),
+            paths.audio.join(".meta").join(".tmp-abc.json-41-1"),
+            paths.root.join("config").join("app.json.tmp"),
+            paths.root.join("config").join("secret.key.tmp"),
+            paths.root.join("config").join("auth-token.tmp"),
+        ];
+        let kept = [
+            paths.avatars.join("mine.vrm"),
+            paths.avatars.join(".hidden-by-hand.vrm"),
+            paths.audio.join("abc.wav"),
+            paths.audio.join(".meta").join("abc.json"),
+        ];
+        fs::create_dir_all(paths.audio.join(".meta")).unwrap();
+        for f in left.iter().chain(&kept) {
+            fs::write(f, b"x").unwrap();
+        }
+        assert_eq!(sweep_temp_files(&paths), left.len());
+        // Through preflight itself too, as a restart would.
+        for f in &left {
+            fs::write(f, b"x").unwrap();
+        }
+        let ready = run(&root).await.unwrap();
+        for f in &left {
+            assert!(!f.exists(), "{} is left", f.display());
+        }
+        for f in &kept {
+            assert!(f.exists(), "{} was removed", f.display());
+        }
+        assert!(ready.paths.config_file.is_file());
+        assert!(ready.paths.avatars.join("default.vrm").is_file());
     }
 
     #[tokio::test]

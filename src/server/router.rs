@@ -2,8 +2,9 @@
 //! rendered app. Tests drive [`app`] in-process.
 
 use super::{
-    files, routes,
+    compression, files, limits, routes,
     security::{auth, headers, host, origin},
+    site,
     state::AppState,
     telemetry,
 };
@@ -46,8 +47,11 @@ pub fn app(state: AppState) -> Router {
             tracing::info!(status = res.status().as_u16(), latency_ms, "done");
         });
     let guard = state.security.clone();
+    // Inside the access rules: a request they refuse costs its client no quota, and only
+    // clients let in take a place in the limiter's table.
+    let api = limits::rate_limited(routes::api(), &state.config.get().limits);
     let router = Router::new()
-        .merge(routes::api())
+        .merge(api)
         .merge(auth::routes())
         .route("/metrics", get(telemetry::metrics))
         .nest_service(
@@ -59,7 +63,8 @@ pub fn app(state: AppState) -> Router {
             files::serve::<()>(state.paths.audio.clone(), files::Caching::Immutable),
         )
         .leptos_routes(&state, routes, move || shell(options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback_service(site::serve(&state))
+        .layer(compression::layer())
         .layer(middleware::from_fn(cache_headers))
         .layer(middleware::from_fn(head_renders_fully))
         // The request rules (see `security`), innermost first: the token, then cross-site

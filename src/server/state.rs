@@ -1,12 +1,15 @@
 //! The state every handler and server function shares.
 
-use super::{preflight::Ready, security::Security};
+use super::{limits::Gates, preflight::Ready, security::Security, site::Site};
 use crate::{config::ConfigStore, llm::LlmRegistry, shared::AppError, tts::TtsService};
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::SqlitePool;
-use std::{path::PathBuf, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 /// Where everything lives inside the data folder.
 #[derive(Debug, Clone)]
@@ -60,6 +63,13 @@ pub struct AppState {
     pub tts: Arc<TtsService>,
     /// Who may send requests: host names, other origins, the access token.
     pub security: Arc<Security>,
+    /// Cancelled when the server begins to shut down: chat turns in progress store what they
+    /// have and end their streams, so that the server can stop.
+    pub shutdown: tokio_util::sync::CancellationToken,
+    /// The built front end, read once at start-up (the viewer bundle's hashed address).
+    pub site: Arc<Site>,
+    /// Chat turns and uploads under way, against `limits.*`.
+    pub gates: Gates,
     /// Renders `GET /metrics` from the process-wide recorder (shared by every state).
     pub metrics: PrometheusHandle,
 }
@@ -75,22 +85,36 @@ impl AppState {
             ready.paths.tools.clone(),
         )
         .context("the HTTP client for the voice providers could not be set up")?;
+        let llm = Arc::new(LlmRegistry::new(&ready.paths.models, {
+            let config = config.clone();
+            move || crate::limits::places(config.get().limits.model_queue)
+        }));
         Ok(Self {
             security: Arc::new(Security::loopback(leptos_options.site_addr.port())),
+            site: Arc::new(Site::open(Path::new(leptos_options.site_root.as_ref()))),
             metrics: crate::metrics::handle(),
             leptos_options,
             config,
             db: ready.db,
-            llm: Arc::new(LlmRegistry::new(&ready.paths.models)),
+            llm,
             tts: Arc::new(tts),
             paths: Arc::new(ready.paths),
             warnings: Arc::new(ready.warnings),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+            gates: Gates::default(),
         })
     }
 
     /// The same state with other request rules (the command line's, or a test's).
     pub fn with_security(mut self, security: Security) -> Self {
         self.security = Arc::new(security);
+        self
+    }
+
+    /// The same state serving the front end built into another folder (a test's).
+    pub fn with_site_root(mut self, root: &Path) -> Self {
+        self.leptos_options.site_root = root.to_string_lossy().as_ref().into();
+        self.site = Arc::new(Site::open(root));
         self
     }
 

@@ -38,6 +38,14 @@ pub struct Timings {
     pub response_complete: Option<u64>,
 }
 
+/// `event: accepted`, always first: the message is stored under `message_id`, so it survives
+/// whatever happens to the reply (a crash, a restart).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AcceptedEvent {
+    pub message_id: i64,
+    pub session_id: i64,
+}
+
 /// `event: status`: the built-in model is loading before it can answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StatusEvent {
@@ -107,6 +115,7 @@ pub struct ErrorEvent {
 /// One event of the stream, by its SSE name.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ChatStreamEvent {
+    Accepted(AcceptedEvent),
     Status(StatusEvent),
     Token(TokenEvent),
     Sentence(SentenceEvent),
@@ -119,6 +128,7 @@ pub enum ChatStreamEvent {
 impl ChatStreamEvent {
     pub fn name(&self) -> &'static str {
         match self {
+            Self::Accepted(_) => "accepted",
             Self::Status(_) => "status",
             Self::Token(_) => "token",
             Self::Sentence(_) => "sentence",
@@ -132,6 +142,7 @@ impl ChatStreamEvent {
     /// The event's `data:` JSON.
     pub fn data(&self) -> String {
         let json = match self {
+            Self::Accepted(e) => serde_json::to_string(e),
             Self::Status(e) => serde_json::to_string(e),
             Self::Token(e) => serde_json::to_string(e),
             Self::Sentence(e) => serde_json::to_string(e),
@@ -147,6 +158,7 @@ impl ChatStreamEvent {
     /// Decodes a received event (the browser's side). Unknown names give `None`.
     pub fn decode(name: &str, data: &str) -> Option<Result<Self, serde_json::Error>> {
         Some(match name {
+            "accepted" => serde_json::from_str(data).map(Self::Accepted),
             "status" => serde_json::from_str(data).map(Self::Status),
             "token" => serde_json::from_str(data).map(Self::Token),
             "sentence" => serde_json::from_str(data).map(Self::Sentence),
@@ -241,6 +253,13 @@ mod tests {
         let e = ChatStreamEvent::Token(TokenEvent {
             text: "a\"b".into(),
         });
+        let back = ChatStreamEvent::decode(e.name(), &e.data());
+        assert_eq!(back.and_then(Result::ok), Some(e));
+        let e = ChatStreamEvent::Accepted(AcceptedEvent {
+            message_id: 7,
+            session_id: 3,
+        });
+        assert_eq!(e.data(), r#"{"message_id":7,"session_id":3}"#);
         let back = ChatStreamEvent::decode(e.name(), &e.data());
         assert_eq!(back.and_then(Result::ok), Some(e));
         assert!(ChatStreamEvent::decode("ping", "{}").is_none());

@@ -221,6 +221,7 @@ pub struct AppConfig {
     pub asr: AsrConfig,
     pub memory: MemoryConfig,
     pub avatar: AvatarConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -236,7 +237,12 @@ pub struct LlmConfig {
     pub temperature: f32,
     pub max_tokens: u32,
     pub connect_timeout_ms: u64,
+    /// How long the model may take to send its first token (remote servers).
     pub first_token_timeout_ms: u64,
+    /// Once the reply has begun: seconds without a token before the turn ends (`llm_timeout`).
+    pub idle_timeout_s: u64,
+    /// Seconds the whole reply may take, from the request to its last token (`llm_timeout`).
+    pub total_timeout_s: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -337,6 +343,29 @@ pub struct AvatarConfig {
     /// File name of the active avatar in the avatars folder.
     pub active: String,
     pub max_upload_mb: u64,
+    /// What the whole avatars folder may hold; an upload that would pass it is refused.
+    pub max_total_mb: u64,
+}
+
+/// How much work the server takes on at once. Work beyond a limit is refused at once (503, or
+/// 429 for the request rate) with `Retry-After`, never queued. The in-flight limits apply to
+/// the next request after a change; the request rate applies from the next start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Chat turns (streamed or not) running at once, from the stored message to the last voice event.
+    pub chat_turns: u32,
+    /// Syntheses running at once across the server: at most this many voice programs or voice
+    /// requests (each eSpeak or one-shot Piper call is one process).
+    pub syntheses: u32,
+    /// Avatar uploads being received at once.
+    pub uploads: u32,
+    /// Requests waiting for the built-in model, which answers one at a time.
+    pub model_queue: u32,
+    /// `/api` requests per second from one client address, on average.
+    pub requests_per_second: u32,
+    /// How many `/api` requests one client address may send in a burst above that rate.
+    pub request_burst: u32,
 }
 
 impl Default for AppConfig {
@@ -350,6 +379,7 @@ impl Default for AppConfig {
             asr: AsrConfig::default(),
             memory: MemoryConfig::default(),
             avatar: AvatarConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -366,6 +396,9 @@ impl Default for LlmConfig {
             max_tokens: 512,
             connect_timeout_ms: 3_000,
             first_token_timeout_ms: 60_000,
+            idle_timeout_s: 60,
+            // A 512-token reply from a slow local model (a few tokens a second) fits.
+            total_timeout_s: 300,
         }
     }
 }
@@ -447,6 +480,22 @@ impl Default for AvatarConfig {
         Self {
             active: "default.vrm".into(),
             max_upload_mb: 100,
+            max_total_mb: 1024,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            chat_turns: 8,
+            syntheses: 4,
+            uploads: 2,
+            model_queue: 8,
+            // A page polling health and history sends a few requests a second; tens a second
+            // with a burst of hundreds is far above any person's use and still bounds a script.
+            requests_per_second: 50,
+            request_burst: 500,
         }
     }
 }

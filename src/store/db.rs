@@ -19,6 +19,19 @@ pub enum StoreError {
     BadQuery(String),
 }
 
+impl StoreError {
+    /// The database refused a write because the disk is full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Db(e) => crate::disk::sqlite_is_full(e),
+            StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => {
+                crate::disk::sqlite_is_full(e)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Opens (creating if needed) the SQLite database at `path` and brings its schema up to date.
 pub async fn open(path: &Path) -> Result<SqlitePool, StoreError> {
     let options = SqliteConnectOptions::new()

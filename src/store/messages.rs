@@ -89,6 +89,33 @@ pub async fn add(pool: &SqlitePool, m: &NewMessage<'_>) -> Result<Message, Store
         .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
 }
 
+/// Rewrites a reply stored while it was still arriving: its text so far, reasoning, emotion,
+/// whether it is still partial, and its timings (kept when `m.timings` is `None`). The search
+/// index follows the text through the update trigger. Returns false when there is no such
+/// message (deleted meanwhile).
+pub async fn update_reply(
+    pool: &SqlitePool,
+    id: i64,
+    m: &NewMessage<'_>,
+) -> Result<bool, StoreError> {
+    // Queued with the inserts (see `add`): replies in progress are rewritten every second.
+    let _write = super::WRITE.lock().await;
+    let done = sqlx::query(
+        "UPDATE messages SET text = ?, reasoning = ?, emotion = ?, partial = ?, \
+         timings = coalesce(?, timings) WHERE id = ? AND session_id = ?",
+    )
+    .bind(m.text)
+    .bind(m.reasoning)
+    .bind(m.emotion)
+    .bind(m.partial)
+    .bind(m.timings)
+    .bind(id)
+    .bind(m.session_id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Stores many messages in one transaction (imports, benchmarks). Returns how many were stored.
 /// Rows go in as multi-row INSERTs: one statement per row would spend most of the time passing
 /// statements to the database thread.

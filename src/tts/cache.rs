@@ -4,7 +4,7 @@
 //! - What is known about each file (provider, duration, timings) sits in `<audio>/.meta/<sha256>.json`,
 //!   hidden from `/files/audio`. The audio file appears last, so its presence means complete.
 //! - Writes go to a hidden temp file and are renamed into place; a guard removes the temp file
-//!   on every exit path.
+//!   on every exit path. A full disk is [`TtsError::DiskFull`]: the file that was there stays.
 //! - Single flight: identical requests that arrive together share one synthesis, which runs in a
 //!   task of its own, so a caller that goes away neither cancels it for the others nor leaves its
 //!   entry behind.
@@ -89,6 +89,12 @@ impl AudioCache {
 
     /// The cached file, if complete. A hit counts as a use for eviction.
     pub async fn lookup(&self, hash: &str, kind: OutputKind) -> Option<Entry> {
+        let found = self.find(hash, kind).await;
+        crate::metrics::audio_cache(found.is_some());
+        found
+    }
+
+    async fn find(&self, hash: &str, kind: OutputKind) -> Option<Entry> {
         let name = format!("{hash}.{}", kind.ext);
         let path = self.dir.join(&name);
         let meta = tokio::fs::read(self.meta_dir.join(format!("{hash}.json")))
@@ -120,9 +126,7 @@ impl AudioCache {
     where
         F: Future<Output = Result<Audio, TtsError>> + Send + 'static,
     {
-        let found = self.lookup(hash, kind).await;
-        crate::metrics::audio_cache(found.is_some());
-        if let Some(hit) = found {
+        if let Some(hit) = self.lookup(hash, kind).await {
             return Ok((hit, true));
         }
         self.create(hash, kind, provider, max_bytes, make).await
@@ -198,6 +202,12 @@ impl AudioCache {
         max_bytes: u64,
     ) -> Result<Entry, TtsError> {
         let io = |what: &str, e: std::io::Error| {
+            if crate::disk::is_full(&e) {
+                return TtsError::DiskFull(format!(
+                    "the disk is full: the audio could not be saved in {} ({what})",
+                    self.dir.display()
+                ));
+            }
             TtsError::Server(format!(
                 "the audio could not be saved ({what}: {e}); check free disk space in {}",
                 self.dir.display()
@@ -258,20 +268,12 @@ impl AudioCache {
         }
         self.evicting.store(false, Ordering::Release);
     }
+}
 
-    /// Removes temp files a crash may have left.
-    pub fn clean_temp_files(&self) {
-        for dir in [&self.dir, &self.meta_dir] {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with(".tmp-") {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
-    }
+/// Whether a name in the cache folder or its `.meta` is one of [`atomic_write`]'s temp files (left
+/// behind only by a crash; start-up removes them).
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with(".tmp-")
 }
 
 /// Removes the entry from the single-flight map however the task ends.

@@ -7,6 +7,7 @@ use super::{
     cache, engine_for, locked, sanitize, EngineContext, SpeakOptions, SynthRequest, TtsError,
 };
 use super::{cache::AudioCache, service::Spoken};
+use crate::limits::{places, Gate};
 use crate::shared::{
     config::{AppConfig, TtsProvider, TtsProviderSettings},
     health::{LastError, LastSuccess},
@@ -15,7 +16,10 @@ use crate::shared::{
 use sha2::{Digest, Sha256};
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, Instant},
 };
 
@@ -28,6 +32,13 @@ pub enum ChainError {
     NothingToSay,
     #[error("no voice could speak: {}", summary(.0))]
     AllFailed(Vec<FellBack>),
+    /// A voice spoke but its audio could not be saved. The chain stops there: every other voice's
+    /// audio would meet the same full disk, and a paid one would be charged for nothing.
+    #[error("{0}")]
+    DiskFull(String),
+    /// Every place among the running syntheses (`limits.syntheses`) was taken.
+    #[error("the voices are busy: {0} syntheses are already running; try again in a moment")]
+    Busy(u32),
 }
 
 fn summary(failures: &[FellBack]) -> String {
@@ -42,23 +53,29 @@ impl ChainError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::NothingToSay => "empty_text",
+            Self::DiskFull(_) => crate::disk::FULL,
+            Self::Busy(_) => "tts_busy",
             Self::AllFailed(f) if all_timeouts(f) => "tts_timeout",
+            Self::AllFailed(f) if all_busy(f) => "tts_busy",
             Self::AllFailed(_) => "tts_failed",
         }
     }
 
-    /// 400 for nothing to say, 504 when every provider timed out, else 502.
+    /// 400 for nothing to say, 507 for a full disk, 504 when every provider timed out, else 502.
     pub fn status(&self) -> u16 {
         match self {
             Self::NothingToSay => 400,
+            Self::DiskFull(_) => 507,
+            Self::Busy(_) => 503,
             Self::AllFailed(f) if all_timeouts(f) => 504,
+            Self::AllFailed(f) if all_busy(f) => 503,
             Self::AllFailed(_) => 502,
         }
     }
 
     pub fn failures(&self) -> &[FellBack] {
         match self {
-            Self::NothingToSay => &[],
+            Self::NothingToSay | Self::DiskFull(_) | Self::Busy(_) => &[],
             Self::AllFailed(f) => f,
         }
     }
@@ -66,6 +83,10 @@ impl ChainError {
 
 fn all_timeouts(f: &[FellBack]) -> bool {
     !f.is_empty() && f.iter().all(|f| f.code == "timeout")
+}
+
+fn all_busy(f: &[FellBack]) -> bool {
+    !f.is_empty() && f.iter().all(|f| f.code == "busy")
 }
 
 /// Providers sitting out after an auth or quota failure.
@@ -158,6 +179,7 @@ pub struct Chain<'a> {
     pub cache: &'a Arc<AudioCache>,
     pub cooldowns: &'a Cooldowns,
     pub outcomes: &'a Outcomes,
+    pub syntheses: &'a Arc<Gate>,
 }
 
 impl Chain<'_> {
@@ -211,20 +233,48 @@ impl Chain<'_> {
                 &req.text,
             ]);
             let timeout = Duration::from_millis(settings.timeout_ms.max(1));
-            let make = async move {
-                tokio::time::timeout(timeout, engine.synthesize(&req))
-                    .await
-                    .unwrap_or(Err(TtsError::Timeout(timeout.as_millis() as u64)))
+            let hit = match opts.fresh {
+                true => None,
+                false => self.cache.lookup(&hash, kind).await,
             };
             let tried = Instant::now();
-            let made = if opts.fresh {
-                self.cache
-                    .create(&hash, kind, provider.name(), max_bytes, make)
-                    .await
-            } else {
-                self.cache
-                    .get_or_create(&hash, kind, provider.name(), max_bytes, make)
-                    .await
+            let made = match hit {
+                Some(entry) => Ok((entry, true)),
+                None => {
+                    // The place is taken by the synthesis itself, which runs in a task of its
+                    // own (see `cache`): identical requests that join it need none, and it is
+                    // given back when the program or request has ended, even if every caller
+                    // went away before.
+                    let limit = self.cfg.limits.syntheses;
+                    let (gate, wait) = (self.syntheses.clone(), opts.wait);
+                    let refused = Arc::new(AtomicBool::new(false));
+                    let refusal = refused.clone();
+                    let make = async move {
+                        let _place = if wait {
+                            gate.enter(|| places(limit)).await
+                        } else {
+                            let Some(place) = gate.try_enter(places(limit)) else {
+                                refusal.store(true, Ordering::Relaxed);
+                                return Err(TtsError::Busy("no synthesis place".into()));
+                            };
+                            place
+                        };
+                        if engine.times_itself() {
+                            return engine.synthesize(&req).await;
+                        }
+                        tokio::time::timeout(timeout, engine.synthesize(&req))
+                            .await
+                            .unwrap_or(Err(TtsError::Timeout(timeout.as_millis() as u64)))
+                    };
+                    let made = self
+                        .cache
+                        .create(&hash, kind, provider.name(), max_bytes, make)
+                        .await;
+                    if refused.load(Ordering::Relaxed) {
+                        return Err(ChainError::Busy(limit));
+                    }
+                    made
+                }
             };
             match made {
                 Ok((entry, cached)) => {
@@ -242,6 +292,10 @@ impl Chain<'_> {
                         fell_back_from,
                         timings: entry.meta.timings,
                     });
+                }
+                Err(TtsError::DiskFull(why)) => {
+                    tracing::error!(provider = provider.name(), "speech not saved: {why}");
+                    return Err(ChainError::DiskFull(why));
                 }
                 Err(e) => {
                     tracing::warn!(

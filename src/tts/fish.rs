@@ -131,10 +131,11 @@ impl TtsEngine for Fish {
         };
         match http::probe_status(res, &self.c.key).await {
             Ok(res) => {
-                let credit = res
-                    .json::<serde_json::Value>()
+                let limit = crate::outbound::ERROR_BODY_LIMIT;
+                let credit = http::body_within(res, "Fish Audio", Duration::from_secs(2), limit)
                     .await
                     .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
                     .and_then(|v| v.get("credit").map(|c| c.to_string()));
                 ProbeResult::ok(match credit {
                     Some(c) => format!("The key works; API credit: {}.", c.trim_matches('"')),

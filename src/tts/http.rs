@@ -8,7 +8,7 @@ use reqwest::{Response, StatusCode};
 use std::time::Duration;
 
 /// Audio answers larger than this are refused rather than held in memory.
-const MAX_BODY: usize = 64 * 1024 * 1024;
+pub const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// Sends a request, mapping connection and timeout failures. `what` names the server in messages.
 pub async fn send(
@@ -32,19 +32,43 @@ pub fn transport(e: reqwest::Error, what: &str, timeout: Duration) -> TtsError {
     }
 }
 
-/// Reads the body of a successful answer.
+/// Reads the body of a successful answer, at most [`MAX_BODY`] bytes whether or not the server
+/// says how long it is.
 pub async fn body(res: Response, what: &str, timeout: Duration) -> Result<Bytes, TtsError> {
-    if res.content_length().is_some_and(|n| n as usize > MAX_BODY) {
-        return Err(TtsError::BadResponse(format!(
-            "{what} sent more than {} MB",
-            MAX_BODY / 1024 / 1024
-        )));
-    }
-    let bytes = res.bytes().await.map_err(|e| transport(e, what, timeout))?;
+    body_within(res, what, timeout, MAX_BODY).await
+}
+
+/// [`body`] with another limit (small answers such as a probe's).
+pub async fn body_within(
+    res: Response,
+    what: &str,
+    timeout: Duration,
+    limit: usize,
+) -> Result<Bytes, TtsError> {
+    use crate::outbound::{read_limited, BodyError};
+    let bytes = match read_limited(res, limit).await {
+        Ok(bytes) => bytes,
+        Err(BodyError::Transport(e)) => return Err(transport(e, what, timeout)),
+        Err(BodyError::TooLarge(limit)) => {
+            return Err(TtsError::BadResponse(format!(
+                "{what} sent more than {}; the answer was refused",
+                size(limit)
+            )))
+        }
+    };
     if bytes.is_empty() {
         return Err(TtsError::BadResponse(format!("{what} sent no audio")));
     }
-    Ok(bytes)
+    Ok(Bytes::from(bytes))
+}
+
+/// A limit in the unit people read it in.
+fn size(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 {
+        format!("{} MB", bytes / 1024 / 1024)
+    } else {
+        format!("{} KB", bytes / 1024)
+    }
 }
 
 /// The gist of an error body: a JSON `message`/`detail`/`msg` where there is one, else the start

@@ -22,8 +22,9 @@ pub mod voice_id;
 pub mod wav;
 mod xtts;
 
-pub use cache::AudioCache;
+pub use cache::{is_temp_name as is_cache_temp_name, AudioCache};
 pub use chain::ChainError;
+pub(crate) use piper::remove_stale_output_dirs;
 pub use sanitize::sanitize;
 pub use service::{SpeakOptions, Spoken, TtsService};
 
@@ -128,6 +129,11 @@ pub trait TtsEngine: Send + Sync {
     /// The file kind a request will produce.
     fn output(&self, req: &SynthRequest) -> OutputKind;
     async fn synthesize(&self, req: &SynthRequest) -> Result<Audio, TtsError>;
+    /// Whether the engine keeps its own time limit (`timeout_ms`) for a request, so the chain
+    /// must not put one around the whole call (Piper counts from when its worker takes it).
+    fn times_itself(&self) -> bool {
+        false
+    }
     /// A cheap check that costs nothing: no paid synthesis.
     async fn probe(&self) -> ProbeResult;
 }
@@ -155,6 +161,13 @@ pub enum TtsError {
     BadResponse(String),
     #[error("{0}")]
     Misconfigured(String),
+    /// The audio was made but could not be saved: the disk is full. No other voice would do better.
+    #[error("{0}")]
+    DiskFull(String),
+    #[error(
+        "too busy ({0}); the next voice in the chain speaks meanwhile, or try again in a moment"
+    )]
+    Busy(String),
 }
 
 impl TtsError {
@@ -171,6 +184,8 @@ impl TtsError {
             Self::MissingVoice(_) => "missing_voice",
             Self::BadResponse(_) => "bad_response",
             Self::Misconfigured(_) => "misconfigured",
+            Self::DiskFull(_) => crate::disk::FULL,
+            Self::Busy(_) => "busy",
         }
     }
 
@@ -195,7 +210,11 @@ impl TtsError {
             Self::MissingBinary(_) | Self::MissingVoice(_) | Self::Misconfigured(_) => {
                 ProviderState::Misconfigured
             }
-            Self::BadRequest(_) | Self::Server(_) | Self::BadResponse(_) => ProviderState::Error,
+            Self::BadRequest(_) | Self::Server(_) | Self::BadResponse(_) | Self::DiskFull(_) => {
+                ProviderState::Error
+            }
+            // Working, only full: not a fault of the provider.
+            Self::Busy(_) => ProviderState::Ok,
         }
     }
 }

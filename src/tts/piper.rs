@@ -5,7 +5,10 @@
 //! process in Piper's own virtualenv running `piper_worker.py` (shipped in this folder), which
 //! reads JSON lines on stdin and answers with length-prefixed WAV on stdout. One task owns each
 //! worker and serves requests in turn, so a caller that gives up never leaves the pipe half read;
-//! a worker that dies or hangs is killed and started again on the next request.
+//! a worker that dies or hangs is killed and started again on the next request. A request's time
+//! (`timeout_ms`) starts when the worker takes it, so time spent queued behind other sentences
+//! never counts against it and a healthy worker is never killed for a backlog; a full queue is
+//! refused at once.
 //!
 //! When there is no Python beside the Piper program (a user's own C++ build) or the worker cannot
 //! start, the portable one-shot call is used: `piper -m <abs.onnx> -f <out.wav>` with the text on
@@ -47,6 +50,9 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(60);
 const RESPAWN_BACKOFF: Duration = Duration::from_secs(60);
 /// Largest WAV a worker may announce (about 25 minutes of 22 kHz speech).
 const MAX_WAV: usize = 64 * 1024 * 1024;
+/// Requests that may wait for one worker. The service-wide synthesis limit (`limits.syntheses`)
+/// keeps the queue far shorter in practice; this bounds it even so.
+const MAX_QUEUED: usize = 64;
 
 /// Where Piper's program, Python and voice are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,6 +129,12 @@ impl TtsEngine for Piper {
         OutputKind::WAV
     }
 
+    /// The worker times each request from when it takes it (and the one-shot call times its
+    /// process): a deadline set by the caller would count the time spent queued.
+    fn times_itself(&self) -> bool {
+        true
+    }
+
     async fn synthesize(&self, req: &SynthRequest) -> Result<Audio, TtsError> {
         let voice = match req.voice.as_str() {
             "" => &self.voice,
@@ -137,6 +149,8 @@ impl TtsEngine for Piper {
                 // The time is spent; a cold start now would only be later.
                 Err(e @ TtsError::Timeout(_)) => return Err(e),
                 Err(e @ TtsError::BadRequest(_)) => return Err(e),
+                // A one-shot process beside a busy worker would only add to the load.
+                Err(e @ TtsError::Busy(_)) => return Err(e),
                 Err(e) => {
                     tracing::warn!("the warm Piper worker failed ({e}); using the one-shot CLI")
                 }
@@ -161,11 +175,61 @@ impl TtsEngine for Piper {
     }
 }
 
+/// How the one-shot call's output folders start; start-up removes old ones a crash left.
+const TEMP_DIR_PREFIX: &str = "waifu-piper-";
+
+/// Removes output folders of the one-shot call that a crash left in the system's temp folder.
+/// That folder is shared: another instance (another data folder, another user) may be using
+/// one of them right now, so only this user's folders untouched for an hour go (a call is
+/// never allowed that long). Returns how many went.
+pub(crate) fn remove_stale_output_dirs() -> usize {
+    remove_stale_output_dirs_in(&std::env::temp_dir(), Duration::from_secs(3600))
+}
+
+fn remove_stale_output_dirs_in(temp: &Path, older_than: Duration) -> usize {
+    #[cfg(unix)]
+    let me = {
+        use std::os::unix::fs::MetadataExt;
+        // The owner of `/proc/self` is this process's user; without /proc nothing is removed.
+        match std::fs::metadata("/proc/self") {
+            Ok(m) => m.uid(),
+            Err(_) => return 0,
+        }
+    };
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(TEMP_DIR_PREFIX)
+        {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        #[cfg(unix)]
+        if std::os::unix::fs::MetadataExt::uid(&meta) != me {
+            continue;
+        }
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= older_than);
+        if meta.is_dir() && old && std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// A new folder in the system's temp folder, mode 0700, with a random name; removed with its
 /// contents when dropped.
 fn private_temp_dir() -> Result<tempfile::TempDir, TtsError> {
     let mut builder = tempfile::Builder::new();
-    builder.prefix("waifu-piper-");
+    builder.prefix(TEMP_DIR_PREFIX);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -308,8 +372,8 @@ enum Job {
     Speak {
         text: String,
         speaker: Option<u32>,
-        deadline: tokio::time::Instant,
-        timeout_ms: u64,
+        /// Counted from when the worker takes the job.
+        timeout: Duration,
         reply: oneshot::Sender<Result<Bytes, TtsError>>,
     },
 }
@@ -324,7 +388,11 @@ struct WorkerHandle {
 
 impl WorkerHandle {
     fn start(tools: PathBuf, python: PathBuf, model: PathBuf) -> Self {
-        let (tx, rx) = mpsc::channel(64);
+        Self::with_queue(tools, python, model, MAX_QUEUED)
+    }
+
+    fn with_queue(tools: PathBuf, python: PathBuf, model: PathBuf, queue: usize) -> Self {
+        let (tx, rx) = mpsc::channel(queue);
         let running = Arc::new(AtomicU64::new(0));
         tokio::spawn(serve(tools, python, model, rx, running.clone()));
         Self { tx, running }
@@ -341,12 +409,16 @@ impl WorkerHandle {
         let job = Job::Speak {
             text: text.to_string(),
             speaker,
-            deadline: tokio::time::Instant::now() + timeout,
-            timeout_ms: timeout.as_millis() as u64,
+            timeout,
             reply,
         };
         let gone = || TtsError::Server("the Piper worker stopped".into());
-        self.tx.send(job).await.map_err(|_| gone())?;
+        self.tx.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => TtsError::Busy(format!(
+                "{MAX_QUEUED} sentences are already waiting for the Piper worker"
+            )),
+            mpsc::error::TrySendError::Closed(_) => gone(),
+        })?;
         answer.await.map_err(|_| gone())?
     }
 }
@@ -399,15 +471,15 @@ async fn serve(
         let Job::Speak {
             text,
             speaker,
-            deadline,
-            timeout_ms,
+            timeout,
             reply,
         } = job
         else {
             continue;
         };
         let Some(w) = worker.as_mut() else { continue };
-        let answer = match tokio::time::timeout_at(deadline, w.exchange(&text, speaker)).await {
+        // The job's time starts now that the worker is ready for it (loading has its own limit).
+        let answer = match tokio::time::timeout(timeout, w.exchange(&text, speaker)).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => {
                 // The pipe is out of step or the process died: start afresh next time.
@@ -416,7 +488,7 @@ async fn serve(
             }
             Err(_) => {
                 worker = None;
-                Err(TtsError::Timeout(timeout_ms))
+                Err(TtsError::Timeout(timeout.as_millis() as u64))
             }
         };
         if worker.is_none() {
@@ -566,5 +638,100 @@ async fn keep_stderr(stderr: tokio::process::ChildStderr, tail: Arc<Mutex<VecDeq
             }
             t.push_back(line);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_old_output_folders_of_this_user_are_removed() {
+        let temp = tempfile::tempdir().unwrap();
+        let old = temp.path().join(format!("{TEMP_DIR_PREFIX}old"));
+        let fresh = temp.path().join(format!("{TEMP_DIR_PREFIX}fresh"));
+        let other = temp.path().join("someone-else");
+        for d in [&old, &fresh, &other] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("speech.wav"), b"RIFF").unwrap();
+        }
+        let over_an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3700);
+        for d in [&old, &other] {
+            std::fs::File::open(d)
+                .unwrap()
+                .set_modified(over_an_hour_ago)
+                .unwrap();
+        }
+        let removed = remove_stale_output_dirs_in(temp.path(), Duration::from_secs(3600));
+        if std::fs::metadata("/proc/self").is_err() {
+            assert_eq!(removed, 0, "without /proc nothing is removed");
+            return;
+        }
+        assert_eq!(removed, 1);
+        assert!(!old.exists());
+        assert!(fresh.is_dir() && other.is_dir());
+    }
+
+    /// A stand-in for Piper's Python: it says it is ready, then answers each request after
+    /// `delay` seconds with four bytes.
+    fn stand_in(dir: &Path, delay: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("python3");
+        let script = format!(
+            "#!/bin/sh\necho '{{\"ready\": true}}'\nwhile read -r line; do\n  sleep {delay}\n  printf '{{\"ok\": true, \"bytes\": 4}}\\n'\n  printf 'RIFF'\ndone\n"
+        );
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// Four requests at once, each taking 0.4 s and each allowed 1 s: the last waits 1.2 s in
+    /// the queue, which must not count against it, and the worker is never restarted.
+    #[tokio::test]
+    async fn a_queued_request_is_not_timed_out_by_its_time_in_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let python = stand_in(dir.path(), "0.4");
+        let worker = WorkerHandle::start(dir.path().into(), python, dir.path().join("voice.onnx"));
+        let timeout = Duration::from_secs(1);
+        let texts: Vec<String> = (0..4).map(|i| format!("sentence {i}")).collect();
+        let answers =
+            futures::future::join_all(texts.iter().map(|t| worker.speak(t, None, timeout))).await;
+        for (i, a) in answers.iter().enumerate() {
+            assert_eq!(a.as_deref().ok(), Some(&b"RIFF"[..]), "request {i}: {a:?}");
+        }
+        assert_eq!(
+            worker.running.load(Ordering::Relaxed),
+            1,
+            "the worker was kept"
+        );
+    }
+
+    /// A full queue is refused at once with a busy error, and the worker goes on serving.
+    #[tokio::test]
+    async fn a_full_queue_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let python = stand_in(dir.path(), "0.3");
+        let worker =
+            WorkerHandle::with_queue(dir.path().into(), python, dir.path().join("voice.onnx"), 1);
+        let timeout = Duration::from_secs(10);
+        let first = worker.speak("one", None, timeout);
+        let second = worker.speak("two", None, timeout);
+        let third = worker.speak("three", None, timeout);
+        let refused = async {
+            // Let the first two take the worker and the queue's one place.
+            tokio::task::yield_now().await;
+            worker.speak("four", None, timeout).await
+        };
+        let (a, b, c, d) = tokio::join!(first, second, third, refused);
+        let results = [a, b, c, d];
+        let busy = results
+            .iter()
+            .filter(|r| matches!(r, Err(TtsError::Busy(_))))
+            .count();
+        assert!(busy >= 1, "{results:?}");
+        assert!(results.iter().any(|r| r.is_ok()), "{results:?}");
+        assert!(results
+            .iter()
+            .all(|r| r.is_ok() || matches!(r, Err(TtsError::Busy(_)))));
     }
 }

@@ -10,6 +10,7 @@ use super::{
 };
 use crate::{
     config::ConfigStore,
+    limits::Gate,
     shared::{
         config::{AudioFormat, TtsProvider},
         health::{ProviderHealth, ProviderState},
@@ -41,6 +42,15 @@ pub struct SpeakOptions {
     pub only: bool,
     /// Ask the provider even when the text is cached (a test must reach the provider).
     pub fresh: bool,
+    /// Wait for a place among the `limits.syntheses` running syntheses instead of being refused
+    /// ([`ChainError::Busy`]) when all are taken.
+    ///
+    /// A chat turn's segments wait: the turn was admitted under `limits.chat_turns`, it asks for
+    /// at most `PARALLEL_SYNTHESES` segments at a time, and a segment refused midway would leave
+    /// a hole in the spoken reply. Everything else (`POST /api/tts`, the Setup and System tabs'
+    /// tests) is a request of its own and is refused at once, so the number of voice processes
+    /// never exceeds the limit either way.
+    pub wait: bool,
 }
 
 /// Spoken text: where the audio is and what it is.
@@ -83,6 +93,8 @@ pub struct TtsService {
     ctx: Arc<EngineContext>,
     cooldowns: Cooldowns,
     outcomes: Outcomes,
+    /// Syntheses under way (provider calls; cache hits take no place), at most `limits.syntheses`.
+    syntheses: Arc<Gate>,
 }
 
 /// Health probes give up after this, so the health report answers in time.
@@ -100,7 +112,6 @@ impl TtsService {
             .user_agent(concat!("waifu-rt3d/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let cache = AudioCache::new(audio);
-        cache.clean_temp_files();
         Ok(Self {
             config,
             cache: Arc::new(cache),
@@ -111,6 +122,7 @@ impl TtsService {
             }),
             cooldowns: Cooldowns::default(),
             outcomes: Outcomes::default(),
+            syntheses: Gate::new(),
         })
     }
 
@@ -123,6 +135,7 @@ impl TtsService {
             cache: &self.cache,
             cooldowns: &self.cooldowns,
             outcomes: &self.outcomes,
+            syntheses: &self.syntheses,
         }
         .speak(text, &opts)
         .await
@@ -142,6 +155,11 @@ impl TtsService {
     /// How many syntheses did real work since start (cache hits and shared flights excluded).
     pub fn synthesis_count(&self) -> u64 {
         self.cache.syntheses.load(Ordering::Relaxed)
+    }
+
+    /// How many syntheses are running now.
+    pub fn syntheses_running(&self) -> usize {
+        self.syntheses.in_use()
     }
 
     /// One health entry per provider in the chain, probed in parallel with a short timeout.

@@ -2,7 +2,7 @@
 //! dynamic `import()`, so the WASM does not depend on the file at build time and pages without a
 //! viewer never download three.js.
 
-use super::{ViewerError, ViewerEvent, BRIDGE_URL, MODULE_LOADER};
+use super::{ViewerError, ViewerEvent, BRIDGE_URL, BUNDLE_META, MODULE_LOADER};
 use wasm_bindgen::{prelude::*, JsCast};
 
 #[wasm_bindgen]
@@ -52,14 +52,15 @@ pub async fn mount(
                 "the page has no module loader ({MODULE_LOADER}); reload the page"
             ))
         })?;
+    let url = bundle_url();
     let promise = import
-        .call1(&JsValue::NULL, &JsValue::from_str(BRIDGE_URL))
+        .call1(&JsValue::NULL, &JsValue::from_str(&url))
         .map_err(|e| ViewerError::Start(describe(&e)))?;
     let module = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(promise))
         .await
         .map_err(|e| {
             ViewerError::Start(format!(
-                "the viewer bundle {BRIDGE_URL} did not load ({}); build it with `make build`",
+                "the viewer bundle {url} did not load ({}); build it with `make build`",
                 describe(&e)
             ))
         })?
@@ -75,6 +76,20 @@ pub async fn mount(
         bridge,
         _emit: emit,
     })
+}
+
+/// The bundle's address as the page names it (content-hashed), else the plain one.
+fn bundle_url() -> String {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| {
+            d.query_selector(&format!("meta[name=\"{BUNDLE_META}\"]"))
+                .ok()
+                .flatten()
+        })
+        .and_then(|meta| meta.get_attribute("content"))
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| BRIDGE_URL.to_string())
 }
 
 fn describe(e: &JsValue) -> String {

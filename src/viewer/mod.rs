@@ -17,8 +17,12 @@ pub use avatar::Avatar;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// Where the built bundle is served (`make` builds it into `public/viewer/`).
+/// The built bundle's plain address (`make` builds it into `public/viewer/`). Pages name its
+/// content-hashed address, which the server knows, in the `<meta>` [`BUNDLE_META`].
 pub const BRIDGE_URL: &str = "/viewer/viewer-bridge.js";
+
+/// The `name` of the page's `<meta>` whose `content` is the address to load the bundle from.
+pub const BUNDLE_META: &str = "waifu-viewer-bundle";
 
 /// The page's `import()` wrapper (a global function defined by [`MODULE_LOADER_SCRIPT`]): the
 /// Content-Security-Policy allows no `eval`, so WebAssembly cannot build one itself.

@@ -17,7 +17,7 @@ use waifu_rt3d::server::{app, preflight, AppState};
 pub struct Harness {
     pub app: Router,
     pub state: AppState,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 pub async fn harness() -> Harness {
@@ -27,7 +27,17 @@ pub async fn harness() -> Harness {
 /// The harness with changed state, such as other request rules (`AppState::with_security`).
 pub async fn harness_with(change: impl FnOnce(AppState) -> AppState) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let ready = preflight::run(&dir.path().join("data")).await.unwrap();
+    let mut h = harness_in(&dir.path().join("data"), change).await;
+    h._dir = Some(dir);
+    h
+}
+
+/// The harness on a data folder the caller owns (on a small disk, say).
+pub async fn harness_in(
+    data: &std::path::Path,
+    change: impl FnOnce(AppState) -> AppState,
+) -> Harness {
+    let ready = preflight::run(data).await.unwrap();
     let options = leptos::config::LeptosOptions::builder()
         .output_name("waifu-rt3d")
         .build();
@@ -35,7 +45,7 @@ pub async fn harness_with(change: impl FnOnce(AppState) -> AppState) -> Harness 
     Harness {
         app: app(state.clone()),
         state,
-        _dir: dir,
+        _dir: None,
     }
 }
 
@@ -49,6 +59,19 @@ impl Reply {
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    /// Checks an error answer's status and code; returns its message.
+    pub fn error_message(&self, status: StatusCode, code: &str) -> String {
+        assert_eq!(
+            self.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        let j = self.json();
+        assert_eq!(j["ok"], false, "{j}");
+        assert_eq!(j["code"], code, "{j}");
+        j["error"].as_str().unwrap_or_default().to_string()
     }
     pub fn header(&self, name: header::HeaderName) -> &str {
         self.headers

@@ -3,8 +3,10 @@
 //!
 //! The request's `model` picks the case, so one server covers a whole suite:
 //! `ok`, `crlf`, `pings`, `think`, `reasoning`, `midstream_error`, `cut`, `slow`, `no_model`,
-//! `missing`, `rate`, `plain_json`, `tokens:<n>:<ms>` (n tokens, one every ms),
-//! `story:<n>:<ms>` (an emotion tag, then n sentences of five word tokens, one token every ms).
+//! `missing`, `rate`, `plain_json`, `endless_json` (a completion sent whole, without
+//! `Content-Length`, that never ends), `tokens:<n>:<ms>` (n tokens, one every ms),
+//! `story:<n>:<ms>` (an emotion tag, then n sentences of five word tokens, one token every ms),
+//! `stall:<n>` (n tokens at once, then silence with the connection open).
 
 use axum::{
     body::Body,
@@ -14,6 +16,7 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
+use futures::StreamExt;
 use serde_json::{json, Value};
 use std::{
     sync::{Arc, Mutex},
@@ -265,6 +268,30 @@ async fn chat(State(mock): State<Mock>, headers: HeaderMap, Json(body): Json<Val
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! How can I assist you today?"}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 30, "completion_tokens": 10, "total_tokens": 40}}))
         .into_response(),
+        "endless_json" => {
+            let chunk = bytes::Bytes::from(vec![b' '; 64 * 1024]);
+            let body = futures::stream::once(async {
+                Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{\"id\": \"chatcmpl-1\","))
+            })
+            .chain(futures::stream::repeat_with(move || Ok(chunk.clone())));
+            Response::builder()
+                .header("content-type", "application/json")
+                .body(Body::from_stream(body))
+                .unwrap()
+        }
+        other if other.starts_with("stall:") => match other[6..].parse::<usize>() {
+            Ok(n) => {
+                let words: Vec<String> = (0..n).map(|i| format!("word{i} ")).collect();
+                let mut frames = vec![chunk(&mock, json!({"role": "assistant", "content": ""}), None)];
+                frames.extend(words.iter().map(|w| content(&mock, w)));
+                let body = async_stream(frames, Duration::ZERO).chain(futures::stream::pending());
+                Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .body(Body::from_stream(body))
+                    .unwrap()
+            }
+            Err(_) => (StatusCode::BAD_REQUEST, "bad stall case").into_response(),
+        },
         other if other.starts_with("story:") => match parse_tokens(&other.replacen("story", "tokens", 1)) {
             Some((n, ms)) => {
                 let words = story_tokens(n);

@@ -119,6 +119,8 @@ impl LiveTurn {
 
     fn apply(self, event: ChatStreamEvent) {
         match event {
+            // The message is stored; the page shows it already.
+            ChatStreamEvent::Accepted(_) => {}
             ChatStreamEvent::Status(s) => self
                 .phase
                 .set(Phase::LoadingModel((s.progress * 100.0).round() as u8)),

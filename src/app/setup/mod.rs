@@ -220,6 +220,14 @@ fn LlmFields(cfg: LlmConfig, errors: Signal<Option<AppError>>) -> impl IntoView 
                 <TextField label="Temperature" path="llm.temperature" value=cfg.temperature.to_string() errors kind="number" step="0.05"/>
                 <TextField label="Longest reply (tokens)" path="llm.max_tokens" value=cfg.max_tokens.to_string() errors kind="number"/>
             </div>
+            <div class="row">
+                <TextField label="Connect timeout (ms)" path="llm.connect_timeout_ms" value=cfg.connect_timeout_ms.to_string() errors kind="number" step="1" hint="How long reaching the server may take."/>
+                <TextField label="First-token timeout (ms)" path="llm.first_token_timeout_ms" value=cfg.first_token_timeout_ms.to_string() errors kind="number" step="1" hint="From the request to the reply's first word (a model still loading needs more)."/>
+            </div>
+            <div class="row">
+                <TextField label="Silence limit (s)" path="llm.idle_timeout_s" value=cfg.idle_timeout_s.to_string() errors kind="number" step="1" hint="Once the reply has begun: the longest pause between two words."/>
+                <TextField label="Reply time limit (s)" path="llm.total_timeout_s" value=cfg.total_timeout_s.to_string() errors kind="number" step="1" hint="From the request to the reply's last word."/>
+            </div>
         </fieldset>
     }
 }

@@ -24,8 +24,8 @@ use crate::{
     llm::{ChatEvent, ChatRequest, LlmError},
     shared::{
         chat::{
-            AudioErrorEvent, AudioEvent, ChatInput, ChatStreamEvent, DoneEvent, ErrorEvent,
-            SentenceEvent, StatusEvent, Timings, TokenEvent,
+            AcceptedEvent, AudioErrorEvent, AudioEvent, ChatInput, ChatStreamEvent, DoneEvent,
+            ErrorEvent, SentenceEvent, StatusEvent, Timings, TokenEvent,
         },
         config::TtsProvider,
         history::{Character, Role},
@@ -37,11 +37,15 @@ use futures::StreamExt;
 use prompt::PromptParts;
 use reply::ReplyFilter;
 use segment::Segmenter;
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 use tokio::{
     sync::{mpsc, Semaphore},
     task::JoinSet,
 };
+use tokio_util::sync::CancellationToken;
 
 /// The longest message accepted, in characters.
 pub const MAX_INPUT_CHARS: usize = 8_000;
@@ -52,6 +56,14 @@ pub const MAX_INPUT_CHARS: usize = 8_000;
 /// serves one request at a time anyway, and more parallel requests only bring cloud voices nearer
 /// their rate limits while taking CPU from the model that is still writing on a small machine.
 pub const PARALLEL_SYNTHESES: usize = 2;
+
+/// A reply in progress is rewritten in its row at least this often, so that a crash loses at
+/// most this much of what was streamed.
+pub const DRAFT_EVERY: Duration = Duration::from_secs(1);
+/// ...or after this many visible tokens, whichever comes first. With many turns at once the
+/// time bound alone keeps the writes to about one per turn a second; this bound only matters
+/// for a fast model, whose second holds many tokens.
+pub const DRAFT_TOKENS: u32 = 32;
 
 /// A running turn: its events, in order, ending with `done` or `error`.
 pub struct Turn {
@@ -86,6 +98,9 @@ pub async fn start(state: &AppState, session_id: i64, input: ChatInput) -> Resul
     }
 
     let cfg = state.config.get();
+    // A place among the turns under way, before anything is stored: a refused turn leaves no
+    // trace. The runner holds it until the turn's last event, its voice included.
+    let place = state.gates.chat_turn(&cfg.limits)?;
     // Independent reads, on pooled connections at once. Recall runs before the message is
     // stored, so it can never find the message it was asked about.
     let max_history = i64::from(cfg.memory.max_history);
@@ -129,11 +144,17 @@ pub async fn start(state: &AppState, session_id: i64, input: ChatInput) -> Resul
         recall,
     );
     let (character, history): (Character, _) = (character?, history?);
-    messages::add(&state.db, &NewMessage::new(session_id, Role::User, text)).await?;
+    let stored = messages::add(&state.db, &NewMessage::new(session_id, Role::User, text)).await?;
 
     let voice = voice_of(&character);
     let (tx, rx) = mpsc::channel(256);
+    // The acknowledgement leads the stream; the channel is new and empty, so it cannot be full.
+    let _ = tx.try_send(ChatStreamEvent::Accepted(AcceptedEvent {
+        message_id: stored.id,
+        session_id,
+    }));
     let runner = Runner {
+        place: Some(place),
         db: state.db.clone(),
         session_id,
         received,
@@ -142,6 +163,13 @@ pub async fn start(state: &AppState, session_id: i64, input: ChatInput) -> Resul
         speech: input
             .speak
             .then(|| Speech::new(state.tts.clone(), voice.clone())),
+        limits: Limits {
+            provider: cfg.llm.provider.label(),
+            idle: Duration::from_secs(cfg.llm.idle_timeout_s.max(1)),
+            total: Duration::from_secs(cfg.llm.total_timeout_s.max(1)),
+        },
+        shutdown: state.shutdown.clone(),
+        draft: Draft::default(),
     };
     match state.llm.get(&cfg.llm) {
         Ok(model) => {
@@ -183,11 +211,16 @@ fn voice_of(character: &Character) -> SpeakOptions {
             .as_deref()
             .and_then(TtsProvider::from_name),
         voice_id: character.voice_id.clone().filter(|v| !v.trim().is_empty()),
+        // The turn was admitted: its speech waits for a synthesis place (see `SpeakOptions`).
+        wait: true,
         ..SpeakOptions::default()
     }
 }
 
 struct Runner {
+    /// The turn's place in `limits.chat_turns`, given back just before the last event (so a
+    /// client that sends its next message on `done` finds it free) or when the runner ends.
+    place: Option<crate::limits::Pass>,
     db: sqlx::SqlitePool,
     session_id: i64,
     received: Instant,
@@ -195,6 +228,53 @@ struct Runner {
     timings: Timings,
     /// The voice pipeline, when the reply is spoken.
     speech: Option<Speech>,
+    /// When the turn gives up on the model.
+    limits: Limits,
+    /// Cancelled when the server shuts down: the turn keeps what arrived and says so.
+    shutdown: CancellationToken,
+    /// The reply's row, written while the reply streams.
+    draft: Draft,
+}
+
+/// `llm.idle_timeout_s` and `llm.total_timeout_s`, and whom to name when one runs out.
+struct Limits {
+    provider: &'static str,
+    /// Between two events of the model, once its first token has come (before it, the
+    /// adapter's first-token timeout applies).
+    idle: Duration,
+    /// From the request to the model until its last token.
+    total: Duration,
+}
+
+/// The reply's row while the reply streams: inserted (flagged partial) with the first visible
+/// text, then rewritten at least every [`DRAFT_EVERY`] or [`DRAFT_TOKENS`] tokens, so that a
+/// reply that was streamed survives a crash of the server. The end of the turn rewrites it a
+/// last time, as complete or partial.
+struct Draft {
+    id: Option<i64>,
+    /// Whether there is text or reasoning the row does not have yet.
+    behind: bool,
+    /// Visible tokens since the last write.
+    tokens: u32,
+    written: tokio::time::Instant,
+}
+
+impl Default for Draft {
+    fn default() -> Self {
+        Self {
+            id: None,
+            behind: false,
+            tokens: 0,
+            written: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Draft {
+    /// When the row must next be written, if it is behind.
+    fn due(&self) -> tokio::time::Instant {
+        self.written + DRAFT_EVERY
+    }
 }
 
 /// The spoken side of a turn: segments on their way through the voice chain.
@@ -302,6 +382,24 @@ enum End {
     /// The receiver went away: the person stopped it.
     Stopped,
     Failed(LlmError),
+    /// The server is shutting down.
+    ShuttingDown,
+}
+
+/// How waiting for the voice after the text ended.
+enum SpeechEnd {
+    Finished,
+    Stopped,
+    ShuttingDown,
+}
+
+/// The `error` event of a turn cut by the server shutting down.
+fn shutting_down(message_id: Option<i64>) -> ChatStreamEvent {
+    ChatStreamEvent::Error(ErrorEvent {
+        code: "shutting_down".into(),
+        message: "The server is shutting down; what arrived of the reply is kept. Send again once it is back.".into(),
+        message_id,
+    })
 }
 
 impl End {
@@ -310,6 +408,7 @@ impl End {
             End::Complete => TurnEnd::Complete,
             End::Stopped => TurnEnd::Stopped,
             End::Failed(e) => TurnEnd::Failed(e.code()),
+            End::ShuttingDown => TurnEnd::Failed("shutting_down"),
         }
     }
 }
@@ -319,9 +418,10 @@ impl Runner {
         ms_since(self.received)
     }
 
-    async fn fail_early(self, e: LlmError) {
+    async fn fail_early(mut self, e: LlmError) {
         tracing::warn!(code = e.code(), error = %e, "the language model failed");
         metrics::chat_turn(TurnEnd::Failed(e.code()), self.timings.first_token);
+        self.place = None;
         let _ = self
             .tx
             .send(ChatStreamEvent::Error(ErrorEvent {
@@ -334,9 +434,16 @@ impl Runner {
 
     async fn run(mut self, model: std::sync::Arc<dyn crate::llm::ChatModel>, request: ChatRequest) {
         self.timings.llm_request_started = Some(self.ms());
+        let total_deadline = tokio::time::Instant::now() + self.limits.total;
         let stream = tokio::select! {
             s = model.chat(request) => s,
             () = self.tx.closed() => return metrics::chat_turn(TurnEnd::Stopped, None),
+            () = tokio::time::sleep_until(total_deadline) => Err(self.total_timeout()),
+            () = self.shutdown.cancelled() => {
+                metrics::chat_turn(TurnEnd::Failed("shutting_down"), None);
+                let _ = self.send(shutting_down(None)).await;
+                return;
+            }
         };
         let mut stream = match stream {
             Ok(s) => s,
@@ -344,7 +451,14 @@ impl Runner {
         };
         let mut filter = ReplyFilter::new();
         let mut speech = self.speech.take();
+        // Set by the model's first token: from then on, silence is limited too.
+        let mut last_event: Option<tokio::time::Instant> = None;
         let mut end = loop {
+            let deadline = match last_event {
+                Some(at) => total_deadline.min(at + self.limits.idle),
+                None => total_deadline,
+            };
+            let draft_due = self.draft.behind && !filter.visible().is_empty();
             let next = tokio::select! {
                 next = stream.next() => next,
                 Some(joined) = next_synthesis(&mut speech) => {
@@ -355,7 +469,22 @@ impl Runner {
                     }
                     continue;
                 }
+                () = tokio::time::sleep_until(self.draft.due()), if draft_due => {
+                    self.save_draft(&filter).await;
+                    continue;
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    break End::Failed(if deadline == total_deadline {
+                        self.total_timeout()
+                    } else {
+                        LlmError::IdleTimeout {
+                            provider: self.limits.provider,
+                            after: self.limits.idle,
+                        }
+                    });
+                }
                 () = self.tx.closed() => break End::Stopped,
+                () = self.shutdown.cancelled() => break End::ShuttingDown,
             };
             let event = match next {
                 None => {
@@ -366,6 +495,9 @@ impl Runner {
                 Some(Err(e)) => break End::Failed(e),
                 Some(Ok(e)) => e,
             };
+            if last_event.is_some() {
+                last_event = Some(tokio::time::Instant::now());
+            }
             let visible = match event {
                 ChatEvent::Loading(progress) => {
                     let status = StatusEvent {
@@ -380,11 +512,14 @@ impl Runner {
                 ChatEvent::Finished { .. } => break End::Complete,
                 ChatEvent::Reasoning(r) => {
                     self.timings.first_token.get_or_insert(self.ms());
+                    last_event = Some(tokio::time::Instant::now());
                     filter.add_reasoning(&r);
+                    self.draft.behind = true;
                     continue;
                 }
                 ChatEvent::Content(c) => {
                     self.timings.first_token.get_or_insert(self.ms());
+                    last_event = Some(tokio::time::Instant::now());
                     filter.push(&c)
                 }
             };
@@ -403,6 +538,14 @@ impl Runner {
                     .is_err()
             {
                 break End::Stopped;
+            }
+            self.draft.behind = true;
+            self.draft.tokens += 1;
+            if self.draft.id.is_none()
+                || self.draft.tokens >= DRAFT_TOKENS
+                || tokio::time::Instant::now() >= self.draft.due()
+            {
+                self.save_draft(&filter).await;
             }
         };
         // Stop the model before storing: nothing more is wanted.
@@ -424,7 +567,8 @@ impl Runner {
                 end = End::Stopped;
             }
         } else {
-            // Stopped or failed: the syntheses still waiting or running are not wanted.
+            // Stopped, failed or shutting down: the syntheses still waiting or running are not
+            // wanted.
             speech = None;
         }
         self.timings.response_complete = Some(self.ms());
@@ -440,6 +584,13 @@ impl Runner {
                 );
                 return;
             }
+            End::ShuttingDown => {
+                tracing::info!(
+                    session_id = self.session_id,
+                    "the server is shutting down; the reply was kept as partial"
+                );
+                shutting_down(stored)
+            }
             End::Failed(e) => {
                 tracing::warn!(code = e.code(), error = %e, "the language model failed mid-reply");
                 ChatStreamEvent::Error(ErrorEvent {
@@ -449,10 +600,24 @@ impl Runner {
                 })
             }
             End::Complete => {
-                if let Some(sp) = speech {
-                    let stopped = self.finish_speech(sp).await;
-                    self.save_timings(stored).await;
-                    if stopped {
+                let voice = match speech {
+                    Some(sp) => {
+                        let voice = self.finish_speech(sp).await;
+                        self.save_timings(stored).await;
+                        voice
+                    }
+                    None => SpeechEnd::Finished,
+                };
+                match voice {
+                    SpeechEnd::Finished => ChatStreamEvent::Done(DoneEvent {
+                        message_id: stored.unwrap_or_default(),
+                        session_id: self.session_id,
+                        reply: filter.visible().to_string(),
+                        emotion: filter.emotion().map(str::to_string),
+                        timings: self.timings.clone(),
+                    }),
+                    SpeechEnd::ShuttingDown => shutting_down(stored),
+                    SpeechEnd::Stopped => {
                         tracing::info!(
                             session_id = self.session_id,
                             "the voice was stopped after the text completed"
@@ -460,16 +625,47 @@ impl Runner {
                         return;
                     }
                 }
-                ChatStreamEvent::Done(DoneEvent {
-                    message_id: stored.unwrap_or_default(),
-                    session_id: self.session_id,
-                    reply: filter.visible().to_string(),
-                    emotion: filter.emotion().map(str::to_string),
-                    timings: self.timings.clone(),
-                })
             }
         };
+        self.place = None;
         let _ = self.send(last).await;
+    }
+
+    fn total_timeout(&self) -> LlmError {
+        LlmError::TotalTimeout {
+            provider: self.limits.provider,
+            after: self.limits.total,
+        }
+    }
+
+    /// Writes the reply so far to its row (inserting it the first time), flagged partial. A
+    /// failure is logged and the reply goes on: the end of the turn tries again, and says so
+    /// when that fails too.
+    async fn save_draft(&mut self, filter: &ReplyFilter) {
+        let reply = filter.visible();
+        if reply.is_empty() {
+            return;
+        }
+        let message = NewMessage {
+            reasoning: filter.reasoning(),
+            emotion: filter.emotion(),
+            partial: true,
+            ..NewMessage::new(self.session_id, Role::Assistant, reply)
+        };
+        let written = match self.draft.id {
+            None => messages::add(&self.db, &message).await.map(|m| {
+                self.draft.id = Some(m.id);
+            }),
+            Some(id) => messages::update_reply(&self.db, id, &message)
+                .await
+                .map(|_| ()),
+        };
+        if let Err(e) = written {
+            tracing::warn!(error = %e, session_id = self.session_id, "saving the reply in progress failed");
+        }
+        self.draft.behind = false;
+        self.draft.tokens = 0;
+        self.draft.written = tokio::time::Instant::now();
     }
 
     async fn send(&self, event: ChatStreamEvent) -> Result<(), ()> {
@@ -567,19 +763,20 @@ impl Runner {
         Ok(())
     }
 
-    /// Waits for every segment's voice after the text is complete. True when the person stopped
-    /// meanwhile (the rest is then cancelled).
-    async fn finish_speech(&mut self, mut sp: Speech) -> bool {
+    /// Waits for every segment's voice after the text is complete; the person stopping or the
+    /// server shutting down meanwhile cancels the rest.
+    async fn finish_speech(&mut self, mut sp: Speech) -> SpeechEnd {
         while !sp.tasks.is_empty() {
             let joined = tokio::select! {
                 Some(joined) = sp.tasks.join_next_with_id() => joined,
-                () = self.tx.closed() => return true,
+                () = self.tx.closed() => return SpeechEnd::Stopped,
+                () = self.shutdown.cancelled() => return SpeechEnd::ShuttingDown,
             };
             if self.on_synthesis(&mut sp, joined).await.is_err() {
-                return true;
+                return SpeechEnd::Stopped;
             }
         }
-        false
+        SpeechEnd::Finished
     }
 
     /// Completes the stored timings with the voice stages.
@@ -593,8 +790,9 @@ impl Runner {
         }
     }
 
-    /// Stores the reply (flagged partial unless it completed). `Err` when storing failed; the
-    /// `error` event has then been sent.
+    /// Stores the reply (flagged partial unless it completed): rewrites its row when it was
+    /// written while streaming, else adds it. `Err` when storing failed; the `error` event has
+    /// then been sent.
     async fn store(&self, end: &End, filter: &ReplyFilter) -> Result<Option<i64>, ()> {
         let reply = filter.visible();
         let partial = !matches!(end, End::Complete);
@@ -610,8 +808,17 @@ impl Runner {
             timings: timings.as_deref(),
             ..NewMessage::new(self.session_id, Role::Assistant, reply)
         };
-        match messages::add(&self.db, &message).await {
-            Ok(m) => Ok(Some(m.id)),
+        let stored = match self.draft.id {
+            Some(id) => match messages::update_reply(&self.db, id, &message).await {
+                Ok(true) => Ok(Some(id)),
+                // Deleted while it was streaming: as the person wished, it stays deleted.
+                Ok(false) => Ok(None),
+                Err(e) => Err(e),
+            },
+            None => messages::add(&self.db, &message).await.map(|m| Some(m.id)),
+        };
+        match stored {
+            Ok(id) => Ok(id),
             Err(e) => {
                 tracing::error!(error = %e, session_id = self.session_id, "storing the reply failed");
                 let _ = self
@@ -656,7 +863,9 @@ pub fn status_for(code: &str) -> u16 {
     match code {
         "llm_timeout" => 504,
         "llm_rate_limited" => 429,
+        "llm_busy" => 503,
         "store_failed" => 500,
+        "shutting_down" => 503,
         _ => 502,
     }
 }

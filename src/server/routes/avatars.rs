@@ -1,11 +1,12 @@
-//! `/api/avatars…`: list, upload (streamed to a temporary file with the size cap enforced while
-//! reading), delete.
+//! `/api/avatars…`: list, upload (streamed to a temporary file with the caps enforced while
+//! reading, and removed whatever happens unless installed), delete.
 
 use crate::avatars::{self, AvatarError};
 use crate::server::{
     error::{ApiError, ApiQuery},
     state::AppState,
 };
+use crate::shared::avatars::AvatarKind;
 use axum::{
     extract::{Multipart, Path, State},
     http::{header, HeaderMap, StatusCode},
@@ -37,12 +38,9 @@ pub async fn upload(
     headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let cap = s
-        .config
-        .get()
-        .avatar
-        .max_upload_mb
-        .saturating_mul(1024 * 1024);
+    // Refused before a byte of the body is read; the place is held until the upload is done.
+    let _place = s.gates.upload(&s.config.get().limits)?;
+    let cap = Limits::now(&s).file;
     // A declared length over the cap is refused before a byte is read.
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -75,60 +73,24 @@ pub async fn upload(
         let name = avatars::sanitize_upload_name(&raw_name)?;
         let ext = avatars::extension(&name).unwrap_or_default();
         let dir = s.paths.avatars.clone();
-        let tmp = avatars::temp_path(&dir);
-        let written = async {
-            let mut file = tokio::fs::File::create(&tmp)
-                .await
-                .map_err(AvatarError::io("creating the upload file"))?;
-            let mut size: u64 = 0;
-            while let Some(chunk) = field.chunk().await.map_err(multipart_error(cap))? {
-                size += chunk.len() as u64;
-                if size > cap {
-                    return Err(too_large(cap));
-                }
-                file.write_all(&chunk)
-                    .await
-                    .map_err(AvatarError::io("writing the upload"))?;
-            }
-            file.flush()
-                .await
-                .map_err(AvatarError::io("writing the upload"))?;
-            Ok::<u64, ApiError>(size)
-        }
-        .await;
-        if let Err(e) = written {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(e);
-        }
-        let (tmp2, dir2, name2) = (tmp.clone(), dir.clone(), name.clone());
-        let installed = tokio::task::spawn_blocking(move || {
-            let bytes = std::fs::read(&tmp2).map_err(AvatarError::io("reading the upload"))?;
-            let kind = avatars::inspect(&ext, &bytes);
-            match kind {
-                Ok(kind) => avatars::install(&tmp2, &dir2, &name2, q.overwrite).map(|()| kind),
-                Err(e) => {
-                    let _ = std::fs::remove_file(&tmp2);
-                    Err(e)
-                }
+        let limits = Limits::now(&s);
+        // Removed when dropped: on any refusal below, and when the client goes away mid-upload.
+        let tmp = avatars::TempFile::new(&dir);
+        let overwrite = q.overwrite;
+        let used = blocking({
+            let (dir, target) = (dir.clone(), dir.join(&name));
+            move || {
+                let replaced = overwrite.then_some(target.as_path());
+                Ok(avatars::folder_usage(&dir, replaced.as_slice())?)
             }
         })
-        .await
-        .map_err(|e| {
-            tracing::error!("the upload check stopped: {e}");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "The upload could not be checked; try again.",
-            )
-        });
-        let kind = match installed {
-            Ok(Ok(kind)) => kind,
-            Ok(Err(e)) => return Err(e.into()),
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(e);
-            }
-        };
+        .await?;
+        let size = receive(&mut field, &tmp, &ext, limits, used).await?;
+        let kind = blocking({
+            let name = name.clone();
+            move || check_and_install(tmp, &dir, &name, &ext, overwrite, size, limits)
+        })
+        .await?;
         tracing::info!(name = %name, kind = ?kind, "avatar uploaded");
         return Ok(Json(json!({
             "ok": true,
@@ -145,6 +107,122 @@ pub async fn delete(
 ) -> Result<Json<Value>, ApiError> {
     crate::server::avatars::delete(&s, &name).await?;
     Ok(Json(json!({ "ok": true })))
+}
+
+/// The caps an upload is held to, read once per upload.
+#[derive(Clone, Copy)]
+struct Limits {
+    /// `avatar.max_upload_mb`, in bytes.
+    file: u64,
+    /// `avatar.max_total_mb`, in bytes.
+    folder: u64,
+    folder_mb: u64,
+}
+
+impl Limits {
+    fn now(s: &AppState) -> Self {
+        let avatar = &s.config.get().avatar;
+        Self {
+            file: avatar.max_upload_mb.saturating_mul(MB),
+            folder: avatar.max_total_mb.saturating_mul(MB),
+            folder_mb: avatar.max_total_mb,
+        }
+    }
+
+    /// Refuses once `size` bytes of upload would take a folder holding `used` past its cap.
+    fn check_room(&self, used: u64, size: u64) -> Result<(), ApiError> {
+        if used.saturating_add(size) > self.folder {
+            return Err(AvatarError::folder_full(used, size, self.folder_mb).into());
+        }
+        Ok(())
+    }
+}
+
+const MB: u64 = 1024 * 1024;
+
+/// Streams the `file` field into `tmp`, refusing as soon as the bytes so far break a rule: the
+/// file cap, the folder cap (`used` is what the folder holds without this upload), or a binary
+/// glTF whose first 20 bytes declare a JSON chunk over 32 MB (the rest is then never read).
+async fn receive(
+    field: &mut axum::extract::multipart::Field<'_>,
+    tmp: &avatars::TempFile,
+    ext: &str,
+    limits: Limits,
+    used: u64,
+) -> Result<u64, ApiError> {
+    let binary = ext == "glb" || ext == "vrm";
+    let mut file = tokio::fs::File::create(tmp.path())
+        .await
+        .map_err(AvatarError::io("creating the upload file"))?;
+    let mut head = Vec::with_capacity(avatars::GLB_HEAD_LEN);
+    let mut size: u64 = 0;
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error(limits.file))? {
+        size += chunk.len() as u64;
+        if size > limits.file {
+            return Err(too_large(limits.file));
+        }
+        limits.check_room(used, size)?;
+        if binary && head.len() < avatars::GLB_HEAD_LEN {
+            let want = avatars::GLB_HEAD_LEN - head.len();
+            head.extend_from_slice(&chunk[..want.min(chunk.len())]);
+            if head.len() == avatars::GLB_HEAD_LEN {
+                avatars::check_glb_head(&head)?;
+            }
+        } else if !binary && size > avatars::MAX_JSON_BYTES {
+            // A .gltf file is all JSON.
+            return Err(AvatarError::JsonTooLarge {
+                declared_mb: size.div_ceil(MB),
+                limit_mb: avatars::MAX_JSON_BYTES / MB,
+            }
+            .into());
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(AvatarError::io("writing the upload"))?;
+    }
+    file.flush()
+        .await
+        .map_err(AvatarError::io("writing the upload"))?;
+    Ok(size)
+}
+
+/// Validates the received file and moves it to its name, checking the folder cap once more
+/// (another upload may have finished meanwhile). Runs on a blocking thread that owns `tmp`, so
+/// the temporary file goes when this ends, even if the request was dropped meanwhile.
+fn check_and_install(
+    tmp: avatars::TempFile,
+    dir: &std::path::Path,
+    name: &str,
+    ext: &str,
+    overwrite: bool,
+    size: u64,
+    limits: Limits,
+) -> Result<AvatarKind, ApiError> {
+    let bytes = std::fs::read(tmp.path()).map_err(AvatarError::io("reading the upload"))?;
+    let kind = avatars::inspect(ext, &bytes)?;
+    let target = dir.join(name);
+    let mut skip = vec![tmp.path()];
+    if overwrite {
+        skip.push(&target);
+    }
+    limits.check_room(avatars::folder_usage(dir, &skip)?, size)?;
+    avatars::install(tmp.path(), dir, name, overwrite)?;
+    tmp.installed();
+    Ok(kind)
+}
+
+/// Runs file work on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        tracing::error!("the upload check stopped: {e}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "The upload could not be checked; try again.",
+        )
+    })?
 }
 
 fn too_large(cap: u64) -> ApiError {

@@ -3,6 +3,7 @@
 use crate::server::{
     chat,
     error::{ApiError, ApiJson, ApiQuery},
+    limits,
     state::AppState,
 };
 use crate::shared::chat::{ChatInput, ChatStreamEvent};
@@ -36,8 +37,10 @@ pub async fn chat(
     // One file for the whole reply, not one per sentence: the pipeline is for streams.
     let speak = std::mem::take(&mut input.speak);
     let mut turn = chat::start(&s, q.session_id.unwrap_or(1), input).await?;
+    let mut user_message_id = None;
     while let Some(event) = turn.events.recv().await {
         match event {
+            ChatStreamEvent::Accepted(a) => user_message_id = Some(a.message_id),
             ChatStreamEvent::Done(done) => {
                 let audio = if speak {
                     chat::speak_whole(&s, &done.reply, turn.voice.clone()).await
@@ -50,6 +53,7 @@ pub async fn chat(
                     "audio": audio,
                     "session_id": done.session_id,
                     "message_id": done.message_id,
+                    "user_message_id": user_message_id,
                     "emotion": done.emotion,
                     "timings": done.timings,
                 })));
@@ -57,7 +61,11 @@ pub async fn chat(
             ChatStreamEvent::Error(e) => {
                 let status = StatusCode::from_u16(chat::status_for(&e.code))
                     .unwrap_or(StatusCode::BAD_GATEWAY);
-                return Err(ApiError::new(status, &e.code, e.message));
+                let error = ApiError::new(status, &e.code, e.message);
+                return Err(match status {
+                    StatusCode::SERVICE_UNAVAILABLE => error.retry_after(limits::RETRY_AFTER_S),
+                    _ => error,
+                });
             }
             _ => {}
         }
@@ -69,8 +77,8 @@ pub async fn chat(
     ))
 }
 
-/// The streaming endpoint: named SSE events `status`, `token`, `sentence`, `audio`,
-/// `audio_error`, `done`, `error`. Closing the connection stops the reply; what arrived is kept as a partial message.
+/// The streaming endpoint: named SSE events `accepted` (first), `status`, `token`, `sentence`,
+/// `audio`, `audio_error`, `done`, `error`. Closing the connection stops the reply; what arrived is kept as a partial message.
 pub async fn stream(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<SessionQuery>,
