@@ -3,15 +3,21 @@
 use clap::Parser;
 use std::{process::ExitCode, time::Duration};
 use tracing_subscriber::EnvFilter;
+use waifu_rt3d::server::LogFormat;
 
 fn main() -> ExitCode {
     let cli = waifu_rt3d::server::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("WAIFU_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,leptos=warn")),
-        )
-        .init();
+    let format = cli.log_format;
+    let logs = tracing_subscriber::fmt().with_env_filter(
+        EnvFilter::try_from_env("WAIFU_LOG")
+            .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,leptos=warn")),
+    );
+    match format {
+        LogFormat::Text => logs.init(),
+        // Each line an object: time, level, target, the event's fields, and the request's span
+        // (its method, path and request id).
+        LogFormat::Json => logs.json().init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -29,7 +35,12 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("\nwaifu-rt3d could not start: {e:#}\n");
+            match format {
+                LogFormat::Text => eprintln!("\nwaifu-rt3d could not start: {e:#}\n"),
+                LogFormat::Json => {
+                    tracing::error!(error = format!("{e:#}"), "waifu-rt3d could not start")
+                }
+            }
             ExitCode::FAILURE
         }
     }

@@ -386,6 +386,7 @@ async fn a_busy_port_gives_a_clear_message() {
         allowed_hosts: vec![],
         cors_origins: vec![],
         auth_token: None,
+        log_format: waifu_rt3d::server::LogFormat::Text,
     };
     let err = waifu_rt3d::server::run(cli).await.unwrap_err().to_string();
     assert!(err.contains("already in use"), "{err}");

@@ -8,35 +8,15 @@ use axum::{
     body::Body,
     http::{header, Method, Request, StatusCode},
 };
-use common::{harness, harness_with, send, Harness};
+use common::{harness, harness_with, request as req, send, Harness};
 use serde_json::json;
-use waifu_rt3d::server::security::{AuthToken, Security};
+use waifu_rt3d::server::security::Security;
 
 const OWN: &str = "127.0.0.1:3000";
 const TOKEN: &str = "a-test-token-of-some-length";
 
-fn req(method: Method, uri: &str, headers: &[(&str, &str)], body: &str) -> Request<Body> {
-    let mut b = Request::builder().method(method).uri(uri);
-    for (k, v) in headers {
-        b = b.header(*k, *v);
-    }
-    b.body(Body::from(body.to_string())).unwrap()
-}
-
 async fn with_token() -> Harness {
-    harness_with(|s| {
-        s.with_security(
-            Security::new(
-                "0.0.0.0".parse().unwrap(),
-                3000,
-                &[],
-                &[],
-                Some(AuthToken::parse(TOKEN).unwrap()),
-            )
-            .unwrap(),
-        )
-    })
-    .await
+    common::harness_with_token(TOKEN).await
 }
 
 // ------------------------------------------------------------------ 1. cross-site writes

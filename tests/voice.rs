@@ -5,7 +5,7 @@ mod common;
 
 use common::openai_mock::{story_text, Flavor, MockLlm};
 use common::tts_mock::VoiceMock;
-use common::{get, harness, post_json, put_json, send, sse_events, Harness};
+use common::{get, harness, post_json, put_json, send, spoken_stream, Harness};
 use serde_json::{json, Value};
 use std::{collections::BTreeMap, time::Duration};
 use waifu_rt3d::{server::chat::PARALLEL_SYNTHESES, shared::chat::ChatInput};
@@ -27,19 +27,6 @@ async fn voice_harness(case: &str, tts: Value) -> (Harness, MockLlm) {
 fn xtts_only(voice: &VoiceMock) -> Value {
     json!({"provider": "xtts_server", "fallback_chain": [],
            "providers": {"xtts_server": voice.xtts_settings()}})
-}
-
-async fn spoken_stream(h: &Harness, session: i64) -> Vec<(String, Value)> {
-    let r = send(
-        &h.app,
-        post_json(
-            &format!("/api/chat/stream?session_id={session}"),
-            r#"{"text":"tell me something","speak":true}"#,
-        ),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    sse_events(&r.body)
 }
 
 fn named<'a>(events: &'a [(String, Value)], name: &str) -> Vec<&'a Value> {

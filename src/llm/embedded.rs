@@ -206,6 +206,7 @@ impl Embedded {
     /// anything (loading the model first if needed). For checking how prompts are read.
     pub async fn prompt_tokens(&self, request: ChatRequest) -> Result<Vec<PromptToken>, LlmError> {
         self.check_file()?;
+        let _queued = crate::metrics::Queued::enter(crate::metrics::Queue::LlmEmbedded);
         let (reply, answer) = oneshot::channel();
         self.submit(Job::Tokens { request, reply })?;
         answer
@@ -244,7 +245,8 @@ impl ChatModel for Embedded {
             request,
             events: tx,
         })?;
-        Ok(ReceiverStream::new(rx).boxed())
+        let stream = ReceiverStream::new(rx);
+        Ok(crate::metrics::queued_stream(crate::metrics::Queue::LlmEmbedded, stream).boxed())
     }
 
     async fn list_models(&self) -> Result<Vec<String>, LlmError> {

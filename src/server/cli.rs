@@ -53,4 +53,33 @@ pub struct Cli {
         value_parser = AuthToken::parse
     )]
     pub auth_token: Option<AuthToken>,
+
+    /// How log lines look: `text` for people, or `json`, one JSON object per line for a log
+    /// collector. Which lines are written is set by WAIFU_LOG.
+    #[arg(
+        long,
+        env = "WAIFU_LOG_FORMAT",
+        default_value = "text",
+        value_parser = LogFormat::parse
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "text" | "" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err(
+                "WAIFU_LOG_FORMAT (or --log-format) must be `text` (the default) or `json` (one JSON object per line)"
+                    .into(),
+            ),
+        }
+    }
 }

@@ -17,8 +17,9 @@ pub mod routes;
 pub mod security;
 pub mod site;
 pub mod state;
+pub mod telemetry;
 
-pub use cli::Cli;
+pub use cli::{Cli, LogFormat};
 pub use router::app;
 pub use state::AppState;
 
@@ -66,7 +67,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         state.paths.root.display()
     );
-    announce_access(addr, &token_source, token.as_ref());
+    announce_access(addr, &token_source, token.as_ref(), cli.log_format);
     let db = state.db.clone();
     let shutdown = state.shutdown.clone();
     let signalled = shutdown.clone();
@@ -117,6 +118,7 @@ fn announce_access(
     addr: SocketAddr,
     source: &security::TokenSource,
     token: Option<&security::AuthToken>,
+    logs: LogFormat,
 ) {
     use security::TokenSource;
     let host = if addr.ip().is_unspecified() {
@@ -126,12 +128,17 @@ fn announce_access(
     };
     match (source, token) {
         (TokenSource::Generated(file), Some(token)) => {
-            // Printed, not logged: the terminal of the person who started the server.
-            println!(
+            // Printed, not logged: the terminal of the person who started the server. With JSON
+            // logs on standard output it goes to standard error, so the log stays all JSON.
+            let link = format!(
                 "\n    Open this link to sign in (it holds the access token, saved in {}):\n\n        http://{host}/?token={}\n",
                 file.display(),
                 token.expose()
             );
+            match logs {
+                LogFormat::Text => println!("{link}"),
+                LogFormat::Json => eprintln!("{link}"),
+            }
         }
         (TokenSource::Stored(file), Some(_)) => tracing::info!(
             "requests need the access token kept in {} (sign in at http://{host}/)",

@@ -6,6 +6,7 @@ use super::{
     security::{auth, headers, host, origin},
     site,
     state::AppState,
+    telemetry,
 };
 use crate::app::{shell, App};
 use axum::{
@@ -14,11 +15,15 @@ use axum::{
     http::{header, HeaderValue, Method},
     middleware::{self, Next},
     response::Response,
+    routing::get,
     Router,
 };
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::time::Duration;
-use tower_http::trace::TraceLayer;
+use tower_http::{
+    request_id::{PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
 use tracing::Span;
 
 pub fn app(state: AppState) -> Router {
@@ -26,17 +31,20 @@ pub fn app(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &Request| {
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+            tracing::info_span!(
+                "http",
+                method = %req.method(),
+                path = %req.uri().path(),
+                request_id = %telemetry::request_id(req),
+            )
         })
         .on_request(())
         // `on_response` already logs every status, errors included.
         .on_failure(())
         .on_response(|res: &Response, latency: Duration, _span: &Span| {
-            tracing::info!(
-                status = res.status().as_u16(),
-                latency_ms = format!("{:.2}", latency.as_secs_f64() * 1000.0),
-                "done"
-            );
+            // A number to two decimals: plain in the text format, a JSON number in the other.
+            let latency_ms = (latency.as_secs_f64() * 100_000.0).round() / 100.0;
+            tracing::info!(status = res.status().as_u16(), latency_ms, "done");
         });
     let guard = state.security.clone();
     // Inside the access rules: a request they refuse costs its client no quota, and only
@@ -45,6 +53,7 @@ pub fn app(state: AppState) -> Router {
     let router = Router::new()
         .merge(api)
         .merge(auth::routes())
+        .route("/metrics", get(telemetry::metrics))
         .nest_service(
             "/files/avatars",
             files::serve::<()>(state.paths.avatars.clone(), files::Caching::Revalidate),
@@ -69,7 +78,15 @@ pub fn app(state: AppState) -> Router {
     router
         .layer(middleware::from_fn_with_state(guard, host::guard))
         .layer(middleware::from_fn(headers::add))
+        // Observation sits outermost, so requests the rules above refuse are counted, logged and
+        // given an id too. Innermost first: the id is copied to the answer; each request's log
+        // span names it; the request is counted and timed by route; the id is made (or a usable
+        // one a proxy sent is kept).
+        .layer(PropagateRequestIdLayer::x_request_id())
         .layer(trace)
+        .layer(middleware::from_fn(telemetry::record))
+        .layer(SetRequestIdLayer::x_request_id(telemetry::MakeId))
+        .layer(middleware::from_fn(telemetry::keep_usable_request_id))
         .with_state(state)
 }
 

@@ -4,6 +4,7 @@ use super::{limits::Gates, preflight::Ready, security::Security, site::Site};
 use crate::{config::ConfigStore, llm::LlmRegistry, shared::AppError, tts::TtsService};
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
+use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::SqlitePool;
 use std::{
     path::{Path, PathBuf},
@@ -69,6 +70,8 @@ pub struct AppState {
     pub site: Arc<Site>,
     /// Chat turns and uploads under way, against `limits.*`.
     pub gates: Gates,
+    /// Renders `GET /metrics` from the process-wide recorder (shared by every state).
+    pub metrics: PrometheusHandle,
 }
 
 impl AppState {
@@ -89,6 +92,7 @@ impl AppState {
         Ok(Self {
             security: Arc::new(Security::loopback(leptos_options.site_addr.port())),
             site: Arc::new(Site::open(Path::new(leptos_options.site_root.as_ref()))),
+            metrics: crate::metrics::handle(),
             leptos_options,
             config,
             db: ready.db,

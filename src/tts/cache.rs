@@ -89,6 +89,12 @@ impl AudioCache {
 
     /// The cached file, if complete. A hit counts as a use for eviction.
     pub async fn lookup(&self, hash: &str, kind: OutputKind) -> Option<Entry> {
+        let found = self.find(hash, kind).await;
+        crate::metrics::audio_cache(found.is_some());
+        found
+    }
+
+    async fn find(&self, hash: &str, kind: OutputKind) -> Option<Entry> {
         let name = format!("{hash}.{}", kind.ext);
         let path = self.dir.join(&name);
         let meta = tokio::fs::read(self.meta_dir.join(format!("{hash}.json")))
@@ -155,7 +161,11 @@ impl AudioCache {
                             cache: &cache,
                             name: &name,
                         };
-                        let outcome = match make.await {
+                        let started = std::time::Instant::now();
+                        let made = make.await;
+                        let result = made.as_ref().map(|_| ()).map_err(TtsError::code);
+                        crate::metrics::synthesis(&provider, result, started.elapsed());
+                        let outcome = match made {
                             Ok(audio) => {
                                 cache.syntheses.fetch_add(1, Ordering::Relaxed);
                                 cache.store(&hash, &provider, audio, max_bytes).await

@@ -404,6 +404,7 @@ impl WorkerHandle {
         speaker: Option<u32>,
         timeout: Duration,
     ) -> Result<Bytes, TtsError> {
+        let _queued = crate::metrics::Queued::enter(crate::metrics::Queue::TtsPiper);
         let (reply, answer) = oneshot::channel();
         let job = Job::Speak {
             text: text.to_string(),

@@ -93,6 +93,48 @@ pub async fn send(app: &Router, req: Request<Body>) -> Reply {
     }
 }
 
+/// The harness of a server on the network: every request needs `token`.
+pub async fn harness_with_token(token: &str) -> Harness {
+    use waifu_rt3d::server::security::{AuthToken, Security};
+    let rules = Security::new(
+        "0.0.0.0".parse().unwrap(),
+        3000,
+        &[],
+        &[],
+        Some(AuthToken::parse(token).unwrap()),
+    )
+    .unwrap();
+    harness_with(|s| s.with_security(rules)).await
+}
+
+/// A request with `headers` and a text body.
+pub fn request(
+    method: axum::http::Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Request<Body> {
+    let mut b = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Body::from(body.to_string())).unwrap()
+}
+
+/// A spoken turn through `POST /api/chat/stream` (`speak: true`), as its events.
+pub async fn spoken_stream(h: &Harness, session: i64) -> Vec<(String, Value)> {
+    let r = send(
+        &h.app,
+        post_json(
+            &format!("/api/chat/stream?session_id={session}"),
+            r#"{"text":"tell me something","speak":true}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    sse_events(&r.body)
+}
+
 pub fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }

@@ -19,6 +19,7 @@ pub mod reply;
 pub mod segment;
 
 use super::{error::ApiError, state::AppState};
+use crate::metrics::{self, TurnEnd};
 use crate::{
     llm::{ChatEvent, ChatRequest, LlmError},
     shared::{
@@ -401,6 +402,17 @@ fn shutting_down(message_id: Option<i64>) -> ChatStreamEvent {
     })
 }
 
+impl End {
+    fn metric(&self) -> TurnEnd {
+        match self {
+            End::Complete => TurnEnd::Complete,
+            End::Stopped => TurnEnd::Stopped,
+            End::Failed(e) => TurnEnd::Failed(e.code()),
+            End::ShuttingDown => TurnEnd::Failed("shutting_down"),
+        }
+    }
+}
+
 impl Runner {
     fn ms(&self) -> u64 {
         ms_since(self.received)
@@ -408,6 +420,7 @@ impl Runner {
 
     async fn fail_early(mut self, e: LlmError) {
         tracing::warn!(code = e.code(), error = %e, "the language model failed");
+        metrics::chat_turn(TurnEnd::Failed(e.code()), self.timings.first_token);
         self.place = None;
         let _ = self
             .tx
@@ -424,9 +437,10 @@ impl Runner {
         let total_deadline = tokio::time::Instant::now() + self.limits.total;
         let stream = tokio::select! {
             s = model.chat(request) => s,
-            () = self.tx.closed() => return,
+            () = self.tx.closed() => return metrics::chat_turn(TurnEnd::Stopped, None),
             () = tokio::time::sleep_until(total_deadline) => Err(self.total_timeout()),
             () = self.shutdown.cancelled() => {
+                metrics::chat_turn(TurnEnd::Failed("shutting_down"), None);
                 let _ = self.send(shutting_down(None)).await;
                 return;
             }
@@ -558,6 +572,7 @@ impl Runner {
             speech = None;
         }
         self.timings.response_complete = Some(self.ms());
+        metrics::chat_turn(end.metric(), self.timings.first_token);
         let Ok(stored) = self.store(&end, &filter).await else {
             return;
         };
@@ -743,7 +758,7 @@ impl Runner {
         let first_playable = sp.answer(index, has_audio);
         self.send(event).await?;
         if first_playable {
-            self.timings.first_audio_sent.get_or_insert(self.ms());
+            metrics::first_audio(*self.timings.first_audio_sent.get_or_insert(self.ms()));
         }
         Ok(())
     }

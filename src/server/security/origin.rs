@@ -29,12 +29,14 @@ pub fn parse_cors_origin(raw: &str) -> Result<HeaderValue, String> {
 }
 
 /// Whether this request is one the origin rules look at: anything that can change state (every
-/// method but GET, HEAD and OPTIONS, anywhere) and every API or server-function call.
+/// method but GET, HEAD and OPTIONS, anywhere) and every API or server-function call, and the
+/// metrics.
 fn is_guarded(method: &Method, path: &str) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
         || path == "/api"
         || path.starts_with("/api/")
         || path.starts_with("/sfn/")
+        || path == "/metrics"
 }
 
 /// Why a request must be refused as cross-site, or `None`. `cors` lists the origins allowed with
