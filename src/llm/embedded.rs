@@ -357,14 +357,40 @@ fn worker(path: &Path, shared: &Arc<Shared>, jobs: std_mpsc::Receiver<Queued>) {
 }
 
 struct Engine {
-    backend: LlamaBackend,
+    backend: Arc<LlamaBackend>,
     model: LlamaModel,
     template: LlamaChatTemplate,
 }
 
-fn load(path: &Path, shared: &Arc<Shared>) -> Result<Engine, String> {
-    let mut backend = LlamaBackend::init().map_err(|e| format!("llama.cpp did not start ({e})"))?;
+/// llama.cpp's backend, which a process may start only once at a time: every loaded model (a
+/// worker restarted after its model file changed, or two models in one process, as in the
+/// tests) shares it, and the last one to go frees it.
+fn shared_backend() -> Result<Arc<LlamaBackend>, String> {
+    static BACKEND: Mutex<std::sync::Weak<LlamaBackend>> = Mutex::new(std::sync::Weak::new());
+    let mut slot = lock(&BACKEND);
+    if let Some(backend) = slot.upgrade() {
+        return Ok(backend);
+    }
+    // The last holder may be dropping its backend right now: wait for it to finish.
+    let mut tries = 0;
+    let mut backend = loop {
+        match LlamaBackend::init() {
+            Ok(backend) => break backend,
+            Err(llama_cpp_2::LlamaCppError::BackendAlreadyInitialized) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(format!("llama.cpp did not start ({e})")),
+        }
+    };
     backend.void_logs();
+    let backend = Arc::new(backend);
+    *slot = Arc::downgrade(&backend);
+    Ok(backend)
+}
+
+fn load(path: &Path, shared: &Arc<Shared>) -> Result<Engine, String> {
+    let backend = shared_backend()?;
     let progress = shared.clone();
     let params = LlamaModelParams::default().with_progress_callback(move |p| {
         *lock(&progress.state) = LoadState::Loading(p);
