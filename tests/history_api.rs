@@ -1,4 +1,4 @@
-//! Router tests for the history endpoints: every route and status code of API.md.
+//! Router tests for the history endpoints: every route and status code of docs/api.md.
 #![cfg(feature = "ssr")]
 
 mod common;

@@ -1,5 +1,5 @@
 //! Speech: each provider adapter against a mock server that speaks the vendor's wire format and
-//! fails the way the vendor does (PROVIDERS.md §5.9), Piper's CLI contract through a stand-in
+//! fails the way the vendor does, Piper's CLI contract through a stand-in
 //! program, real Piper with the real voice, the fallback chain, and the audio cache.
 
 mod common;

@@ -1,5 +1,5 @@
 //! The history service: sessions, messages, search, export and characters, with the checks and
-//! status codes of API.md. The REST routes and the UI's server functions both call these.
+//! status codes of docs/api.md. The REST routes and the UI's server functions both call these.
 
 use super::error::ApiError;
 use crate::{

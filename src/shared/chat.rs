@@ -1,5 +1,5 @@
 //! The chat wire types: the request body of `/api/chat` and `/api/chat/stream`, and the named
-//! events of the stream (API.md). The browser decodes the same types it is sent.
+//! events of the stream (docs/api.md). The browser decodes the same types it is sent.
 
 use serde::{Deserialize, Serialize};
 

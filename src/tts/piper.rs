@@ -12,7 +12,7 @@
 //!
 //! When there is no Python beside the Piper program (a user's own C++ build) or the worker cannot
 //! start, the portable one-shot call is used: `piper -m <abs.onnx> -f <out.wav>` with the text on
-//! stdin (never `-t`, never an argument: see PROVIDERS.md §5.7).
+//! stdin (never `-t`, never an argument: see docs/providers.md).
 //!
 //! With empty settings, Piper and the bundled voice are found where `make setup` put them:
 //! `<data>/tools/piper/venv`, or `./data/tools/piper/venv` when the server runs on another data

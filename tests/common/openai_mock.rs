@@ -1,5 +1,5 @@
 //! A mock OpenAI-compatible server on a loopback port, speaking the wire format of LM Studio,
-//! Ollama or OpenAI (PROVIDERS.md §5.1–5.3) and failing the ways they fail (§5.9).
+//! Ollama or OpenAI and failing the ways they fail.
 //!
 //! The request's `model` picks the case, so one server covers a whole suite:
 //! `ok`, `crlf`, `pings`, `think`, `reasoning`, `midstream_error`, `cut`, `slow`, `no_model`,

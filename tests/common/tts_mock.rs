@@ -1,4 +1,4 @@
-//! Mock voice servers on loopback ports, in the vendors' wire formats (PROVIDERS.md): the XTTS
+//! Mock voice servers on loopback ports, in the vendors' wire formats (docs/providers.md): the XTTS
 //! API server (`POST /tts_to_audio/` with a JSON body, WAV back) and Fish Audio (`POST /v1/tts`
 //! with a Bearer key and a `model` header, audio back). Each answers after a set delay, can be
 //! told to fail, and counts what it was asked, including how many requests ran at once.

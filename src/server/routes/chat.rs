@@ -1,4 +1,4 @@
-//! `POST /api/chat` and `POST /api/chat/stream` (API.md, Chat).
+//! `POST /api/chat` and `POST /api/chat/stream` (docs/api.md, Chat).
 
 use crate::server::{
     chat,

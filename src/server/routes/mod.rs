@@ -1,4 +1,4 @@
-//! The REST API for outside clients (API.md). Thin: each handler calls a service.
+//! The REST API for outside clients (docs/api.md). Thin: each handler calls a service.
 
 mod avatars;
 mod characters;

@@ -1,4 +1,4 @@
-//! `POST /api/tts`: say a text with the configured voice chain (API.md).
+//! `POST /api/tts`: say a text with the configured voice chain (docs/api.md).
 
 use crate::{
     server::{error::ApiError, error::ApiJson, state::AppState},
