@@ -185,8 +185,15 @@ impl Segmenter {
     /// Where to cut text that has run past [`MAX_SEGMENT_CHARS`] without a boundary.
     fn overlong(&self) -> Option<usize> {
         let start = self.buf.len() - self.buf.trim_start().len();
-        let (limit, _) = self.buf[start..].char_indices().nth(MAX_SEGMENT_CHARS)?;
-        let head = &self.buf[..start + limit];
+        let (limit, next) = self.buf[start..].char_indices().nth(MAX_SEGMENT_CHARS)?;
+        // A space right after the limit ends a piece of exactly MAX_SEGMENT_CHARS: cut after it,
+        // as the whole text would have been cut at the sentence end before it.
+        let reach = if next.is_whitespace() {
+            next.len_utf8()
+        } else {
+            0
+        };
+        let head = &self.buf[..start + limit + reach];
         head.char_indices()
             .rev()
             .find(|&(_, c)| c.is_whitespace())
@@ -635,6 +642,16 @@ mod tests {
             }
             proptest::prop_assert!(!rest.chars().any(char::is_alphanumeric), "{rest:?} was dropped");
         }
+    }
+
+    #[test]
+    fn a_sentence_of_exactly_the_longest_length_is_cut_the_same_however_it_arrives() {
+        let first = format!("{} aaaaaaaa...", "a".repeat(MAX_SEGMENT_CHARS - 12));
+        assert_eq!(first.chars().count(), MAX_SEGMENT_CHARS);
+        let text = format!("{first} Then we left.");
+        let expected = [first.as_str(), "Then we left."];
+        check(&text, &expected);
+        assert_eq!(feed(&[&format!("{first} "), "Then we left."]), expected);
     }
 
     #[test]
