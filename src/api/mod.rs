@@ -107,6 +107,9 @@ fn saved<T>(result: Result<T, crate::config::ConfigError>) -> Result<T, AppError
     result.map_err(|e| {
         tracing::warn!(error = %e, "settings not saved");
         let status = match e {
+            crate::config::ConfigError::Write { .. } if e.is_disk_full() => {
+                axum::http::StatusCode::INSUFFICIENT_STORAGE
+            }
             crate::config::ConfigError::Write { .. } => {
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR
             }
