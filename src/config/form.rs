@@ -1,9 +1,13 @@
 //! The Setup tab's form, as `(name, value)` pairs named by dotted config paths, turned into a merge
 //! patch. Empty key fields mean "keep the stored key"; a ticked `<path>.clear` box removes it.
 
-use crate::shared::{config::TtsProvider, FieldError};
+use crate::shared::{
+    config_form::{form_field, FieldKind},
+    FieldError,
+};
 use serde_json::{Map, Value};
 
+/// How one form entry is read.
 #[derive(Clone, Copy)]
 enum Kind {
     Text,
@@ -14,45 +18,22 @@ enum Kind {
     List,
 }
 
-const TOP_FIELDS: [(&str, Kind); 15] = [
-    ("llm.provider", Kind::Text),
-    ("llm.endpoint", Kind::Text),
-    ("llm.model", Kind::Text),
-    ("llm.temperature", Kind::Decimal),
-    ("llm.max_tokens", Kind::Whole),
-    ("llm.connect_timeout_ms", Kind::Whole),
-    ("llm.first_token_timeout_ms", Kind::Whole),
-    ("llm.idle_timeout_s", Kind::Whole),
-    ("llm.total_timeout_s", Kind::Whole),
-    ("llm.api_key", Kind::Secret),
-    ("tts.provider", Kind::Text),
-    ("tts.format", Kind::Text),
-    ("tts.sample_rate", Kind::Whole),
-    ("tts.fallback_chain", Kind::List),
-    ("memory.max_history", Kind::Whole),
-];
-
+/// How the entry named `path` is read, from the one table of settings
+/// ([`crate::shared::config_form`]); `None` for anything the form may not change.
 fn classify(path: &str) -> Option<Kind> {
-    if path == "llm.api_key.clear" {
-        return Some(Kind::Clear);
+    if let Some(key) = path.strip_suffix(".clear") {
+        return (form_field(key)?.kind == FieldKind::Secret).then_some(Kind::Clear);
     }
-    if let Some((_, kind)) = TOP_FIELDS.iter().find(|(p, _)| *p == path) {
-        return Some(*kind);
-    }
-    let rest = path.strip_prefix("tts.providers.")?;
-    let (provider, field) = rest.split_once('.')?;
-    TtsProvider::from_name(provider)?;
-    match field {
-        // `binary` and `voice_path` are read here like any text, so that a page sending back the
-        // stored value still saves; a change is refused by `ConfigStore::update_from_client`,
-        // with the same message the REST API gives.
-        "endpoint" | "voice_id" | "model" | "flavor" | "language" | "binary" | "voice_path" => {
-            Some(Kind::Text)
-        }
-        "timeout_ms" => Some(Kind::Whole),
-        "api_key" => Some(Kind::Secret),
-        "api_key.clear" => Some(Kind::Clear),
-        _ => None,
+    match form_field(path)?.kind {
+        // A read-only setting is read like any text, so that a page sending back the stored
+        // value still saves; a change is refused by `ConfigStore::update_from_client`, with the
+        // same message the REST API gives.
+        FieldKind::Text | FieldKind::ReadOnly => Some(Kind::Text),
+        FieldKind::Whole => Some(Kind::Whole),
+        FieldKind::Decimal => Some(Kind::Decimal),
+        FieldKind::Secret => Some(Kind::Secret),
+        FieldKind::List => Some(Kind::List),
+        FieldKind::NotOnForm => None,
     }
 }
 
@@ -179,6 +160,26 @@ mod tests {
     }
 
     #[test]
+    fn the_form_reads_what_the_table_puts_on_it_and_nothing_else() {
+        use crate::shared::{config::TtsProvider, config_form::FORM_FIELDS};
+        for field in FORM_FIELDS {
+            for provider in TtsProvider::ALL {
+                let path = field.path_for(Some(provider));
+                assert_eq!(
+                    classify(&path).is_some(),
+                    field.kind != FieldKind::NotOnForm,
+                    "{path}"
+                );
+                assert_eq!(
+                    classify(&format!("{path}.clear")).is_some(),
+                    field.kind == FieldKind::Secret,
+                    "{path}.clear"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn empty_chain_marker_clears_the_chain() {
         let patch = patch_from_form(&e(&[("tts.fallback_chain", "")])).unwrap();
         assert_eq!(patch, json!({"tts": {"fallback_chain": []}}));
@@ -198,6 +199,9 @@ mod tests {
             ("llm.temperature", "NaN"),
             ("llm.secret_backdoor", "x"),
             ("tts.providers.nope.endpoint", "x"),
+            ("limits.chat_turns", "1"),
+            ("llm.api_key_set", "true"),
+            ("asr.api_key.clear", "on"),
         ]))
         .unwrap_err();
         let paths: Vec<_> = errs.iter().map(|f| f.path.as_str()).collect();
@@ -207,7 +211,10 @@ mod tests {
                 "memory.max_history",
                 "llm.temperature",
                 "llm.secret_backdoor",
-                "tts.providers.nope.endpoint"
+                "tts.providers.nope.endpoint",
+                "limits.chat_turns",
+                "llm.api_key_set",
+                "asr.api_key.clear"
             ]
         );
     }

@@ -69,7 +69,7 @@ pub struct MessagePage {
     pub has_more_after: bool,
 }
 
-/// A search hit. `snippet` is safe HTML: escaped text with the matches wrapped in `<mark>`.
+/// A search hit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SearchHit {
     pub message_id: i64,
@@ -77,8 +77,21 @@ pub struct SearchHit {
     pub session_title: String,
     pub role: Role,
     pub ts: f64,
+    /// The snippet as safe HTML: escaped text with the matches wrapped in `<mark>`. Kept for
+    /// clients that came before `snippet_parts`.
     pub snippet: String,
+    /// The same snippet as plain text pieces, each a match or not: nothing to parse or escape.
+    #[serde(default)]
+    pub snippet_parts: Vec<SnippetPart>,
     pub rank: f64,
+}
+
+/// A piece of a search snippet: text as the message has it, and whether it is a match.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnippetPart {
+    pub text: String,
+    #[serde(default)]
+    pub mark: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 pub mod avatars;
 pub mod chat;
 pub mod config;
+pub mod config_form;
 pub mod error;
 pub mod health;
 pub mod history;

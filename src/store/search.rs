@@ -5,7 +5,7 @@
 //! text. A trailing `*` keeps its meaning (prefix search).
 
 use super::StoreError;
-use crate::shared::history::{Role, SearchHit};
+use crate::shared::history::{Role, SearchHit, SnippetPart};
 use sqlx::{FromRow, SqlitePool};
 
 /// Longest search text accepted, in characters.
@@ -52,36 +52,91 @@ pub fn fts_query(input: &str) -> Result<String, QueryProblem> {
     Ok(terms.join(" "))
 }
 
-// Private-use characters mark the matches inside snippet() output; they are turned into <mark>
-// after the text around them is escaped.
+// Markers FTS5 puts around the matches in snippet() output. A message may hold these very
+// characters, so the snippet is taken twice with two different pairs (`SNIPPETS`): FTS5 picks the
+// same excerpt both times, so a character the two copies agree on is the message's own text and a
+// place where they differ is a marker. Nothing a person writes can forge a match.
 const OPEN: char = '\u{E000}';
 const CLOSE: char = '\u{E001}';
+const OPEN_CHECK: char = '\u{E002}';
+const CLOSE_CHECK: char = '\u{E003}';
+/// The two snippet() calls of the hit query, with the markers above.
+const SNIPPETS: &str = "snippet(messages_fts, 0, char(57344), char(57345), '…', 16) AS snip, \
+     snippet(messages_fts, 0, char(57346), char(57347), '…', 16) AS snip_check";
 
-/// Escapes a snippet for HTML and turns the match markers into balanced `<mark>` elements.
-pub fn snippet_html(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len() + 16);
-    let mut open = false;
-    for c in raw.chars() {
-        match c {
-            OPEN if !open => {
-                out.push_str("<mark>");
-                open = true;
+/// The snippet as text pieces, from the two copies FTS5 made of it (`SNIPPETS`). Matches never
+/// nest and are always closed; empty pieces are left out. Should the copies ever disagree on the
+/// text, the snippet comes back as one piece with no match rather than a guessed one.
+pub fn snippet_parts(marked: &str, check: &str) -> Vec<SnippetPart> {
+    let mut parts: Vec<SnippetPart> = Vec::new();
+    let mut current = SnippetPart {
+        text: String::new(),
+        mark: false,
+    };
+    let mut a = marked.chars();
+    let mut b = check.chars();
+    loop {
+        let mark = match (a.next(), b.next()) {
+            (None, None) => break,
+            (Some(x), Some(y)) if x == y => {
+                current.text.push(x);
+                continue;
             }
-            CLOSE if open => {
-                out.push_str("</mark>");
-                open = false;
+            (Some(OPEN), Some(OPEN_CHECK)) => true,
+            (Some(CLOSE), Some(CLOSE_CHECK)) => false,
+            _ => return unmarked(marked),
+        };
+        if mark != current.mark {
+            let done = std::mem::replace(
+                &mut current,
+                SnippetPart {
+                    text: String::new(),
+                    mark,
+                },
+            );
+            if !done.text.is_empty() {
+                parts.push(done);
             }
-            OPEN | CLOSE => {}
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
         }
     }
-    if open {
-        out.push_str("</mark>");
+    if !current.text.is_empty() {
+        parts.push(current);
+    }
+    parts
+}
+
+/// The snippet's text with no match, for copies that do not line up (which FTS5 never makes).
+fn unmarked(marked: &str) -> Vec<SnippetPart> {
+    let text: String = marked
+        .chars()
+        .filter(|&c| c != OPEN && c != CLOSE)
+        .collect();
+    if text.is_empty() {
+        return Vec::new();
+    }
+    vec![SnippetPart { text, mark: false }]
+}
+
+/// The pieces as HTML, for the `snippet` string: every piece escaped, the matches in `<mark>`.
+pub fn snippet_html(parts: &[SnippetPart]) -> String {
+    let mut out = String::new();
+    for part in parts {
+        if part.mark {
+            out.push_str("<mark>");
+        }
+        for c in part.text.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '"' => out.push_str("&quot;"),
+                '\'' => out.push_str("&#39;"),
+                c => out.push(c),
+            }
+        }
+        if part.mark {
+            out.push_str("</mark>");
+        }
     }
     out
 }
@@ -94,6 +149,7 @@ struct HitRow {
     role: String,
     ts: f64,
     snip: String,
+    snip_check: String,
 }
 
 /// The best matches for `input`, best first, optionally within one session.
@@ -174,15 +230,14 @@ pub async fn search(
     // Snippets for the page alone; the rowid range keeps FTS5 from walking every match again.
     let ids =
         serde_json::to_string(&page.iter().map(|p| p.0).collect::<Vec<_>>()).unwrap_or_default();
-    let rows: Vec<HitRow> = sqlx::query_as(
-        "SELECT m.id, m.session_id, s.title, m.role, m.ts, \
-                snippet(messages_fts, 0, char(57344), char(57345), '…', 16) AS snip \
+    let rows: Vec<HitRow> = sqlx::query_as(&format!(
+        "SELECT m.id, m.session_id, s.title, m.role, m.ts, {SNIPPETS} \
          FROM messages_fts \
          JOIN messages m ON m.id = messages_fts.rowid \
          JOIN sessions s ON s.id = m.session_id \
          WHERE messages_fts MATCH ?1 AND messages_fts.rowid BETWEEN ?2 AND ?3 \
-           AND messages_fts.rowid IN (SELECT value FROM json_each(?4))",
-    )
+           AND messages_fts.rowid IN (SELECT value FROM json_each(?4))"
+    ))
     .bind(&query)
     .bind(lo)
     .bind(hi)
@@ -194,13 +249,15 @@ pub async fn search(
         .into_iter()
         .filter_map(|r| {
             let rank = page.iter().find(|p| p.0 == r.id)?.1;
+            let parts = snippet_parts(&r.snip, &r.snip_check);
             Some(SearchHit {
                 message_id: r.id,
                 session_id: r.session_id,
                 session_title: r.title,
                 role: Role::from_name(&r.role).unwrap_or(Role::System),
                 ts: r.ts,
-                snippet: snippet_html(&r.snip),
+                snippet: snippet_html(&parts),
+                snippet_parts: parts,
                 rank,
             })
         })
@@ -346,14 +403,116 @@ mod tests {
         assert_eq!(fts_query(&"ab ".repeat(40)), Err(QueryProblem::TooLong));
     }
 
+    fn part(text: &str, mark: bool) -> SnippetPart {
+        SnippetPart {
+            text: text.to_string(),
+            mark,
+        }
+    }
+
+    /// What FTS5 would make of `text` with `[` and `]` around the matches, in both copies.
+    fn copies(text: &str) -> (String, String) {
+        let with = |open: &str, close: &str| text.replace('[', open).replace(']', close);
+        (
+            with(&OPEN.to_string(), &CLOSE.to_string()),
+            with(&OPEN_CHECK.to_string(), &CLOSE_CHECK.to_string()),
+        )
+    }
+
     #[test]
-    fn snippets_escape_everything_but_the_marks() {
-        let raw =
-            format!("<script>alert('x')</script> {OPEN}hello{CLOSE} & {CLOSE}stray {OPEN}open");
+    fn the_two_copies_give_the_matches() {
+        let (a, b) = copies("…the quick [fox] jumps [over]…");
         assert_eq!(
-            snippet_html(&raw),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; <mark>hello</mark> &amp; stray <mark>open</mark>"
+            snippet_parts(&a, &b),
+            vec![
+                part("…the quick ", false),
+                part("fox", true),
+                part(" jumps ", false),
+                part("over", true),
+                part("…", false),
+            ]
         );
+        assert_eq!(snippet_parts("", ""), vec![]);
+        let (a, b) = copies("[all]");
+        assert_eq!(snippet_parts(&a, &b), vec![part("all", true)]);
+    }
+
+    #[test]
+    fn markup_and_marker_characters_in_a_message_are_text() {
+        // The message itself holds <mark>, <script> and every marker character FTS5 is given.
+        let own = format!(
+            "<mark>x</mark> <script>alert('x')</script> {OPEN}a{CLOSE}{OPEN_CHECK}b{CLOSE_CHECK}"
+        );
+        let (a, b) = copies(&format!("{own} [hit] {CLOSE}"));
+        let parts = snippet_parts(&a, &b);
+        assert_eq!(
+            parts,
+            vec![
+                part(&format!("{own} "), false),
+                part("hit", true),
+                part(&format!(" {CLOSE}"), false)
+            ]
+        );
+        assert_eq!(parts.iter().filter(|p| p.mark).count(), 1);
+        assert_eq!(
+            snippet_html(&parts),
+            format!(
+                "&lt;mark&gt;x&lt;/mark&gt; &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; \
+                 {OPEN}a{CLOSE}{OPEN_CHECK}b{CLOSE_CHECK} <mark>hit</mark> {CLOSE}"
+            )
+        );
+    }
+
+    #[test]
+    fn copies_that_disagree_give_no_match() {
+        // A marker in one copy where the other has the message's text: nothing is guessed.
+        let forged = format!("{OPEN}x{CLOSE}");
+        assert_eq!(snippet_parts(&forged, "axb"), vec![part("x", false)]);
+        assert_eq!(snippet_parts("ab", "abc"), vec![part("ab", false)]);
+        assert_eq!(snippet_parts(&forged, &forged), vec![part(&forged, false)]);
+    }
+
+    /// Through real FTS5: a message full of markup and marker characters comes back with its
+    /// text intact and only the searched word marked.
+    #[tokio::test]
+    async fn hostile_text_in_a_real_index_cannot_forge_a_match() {
+        use crate::store::messages::{add, NewMessage};
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::store::open(&dir.path().join("t.db")).await.unwrap();
+        crate::store::sessions::ensure(&pool, 1).await.unwrap();
+        let text = format!(
+            "<mark>fake</mark> {OPEN} forged {CLOSE}{OPEN_CHECK}also{CLOSE_CHECK} <script>x</script> needle"
+        );
+        add(&pool, &NewMessage::new(1, Role::User, &text))
+            .await
+            .unwrap();
+        let hits = search(&pool, "needle", None, 10, 0).await.unwrap();
+        assert_eq!(hits.len(), 1);
+        let marked: Vec<&str> = hits[0]
+            .snippet_parts
+            .iter()
+            .filter(|p| p.mark)
+            .map(|p| p.text.as_str())
+            .collect();
+        assert_eq!(marked, vec!["needle"]);
+        let text_back: String = hits[0]
+            .snippet_parts
+            .iter()
+            .map(|p| p.text.as_str())
+            .collect();
+        assert_eq!(text_back, text);
+        assert_eq!(hits[0].snippet.matches("<mark>").count(), 1);
+        assert!(!hits[0].snippet.contains("<script>"));
+        // The word between markers (the tokenizer counts private-use characters as letters, so
+        // they stand apart here) is found, and only it is marked.
+        let hits = search(&pool, "forged", None, 10, 0).await.unwrap();
+        let marked: Vec<&str> = hits[0]
+            .snippet_parts
+            .iter()
+            .filter(|p| p.mark)
+            .map(|p| p.text.as_str())
+            .collect();
+        assert_eq!(marked, vec!["forged"]);
     }
 
     mod props {

@@ -4,7 +4,7 @@
 //! Server functions answer once, so the stream is read with `fetch` and a stream reader. Model
 //! output is only ever set as text, never as HTML.
 
-use super::voice::Voice;
+use super::{request::json_init, voice::Voice};
 use crate::shared::{
     chat::{ChatInput, ChatStreamEvent, SseSplitter},
     AppError,
@@ -223,17 +223,6 @@ async fn stream_chat(
             }
         }
     }
-}
-
-/// A `fetch` request init that sends `body` (JSON) with `method`.
-pub(super) fn json_init(method: &str, body: &str) -> Result<web_sys::RequestInit, JsValue> {
-    let init = web_sys::RequestInit::new();
-    init.set_method(method);
-    let headers = web_sys::Headers::new()?;
-    headers.set("content-type", "application/json")?;
-    init.set_headers(&headers);
-    init.set_body(&JsValue::from_str(body));
-    Ok(init)
 }
 
 /// The REST error body `{"ok": false, "error", "code"}` as an [`AppError`].

@@ -4,6 +4,8 @@
 
 mod conversation;
 mod live;
+mod playlist;
+mod request;
 mod sidebar;
 mod voice;
 

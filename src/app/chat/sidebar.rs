@@ -239,8 +239,19 @@ fn SearchResults(hits: Vec<SearchHit>) -> impl IntoView {
                             <a class="hit" href=format!("/chat?session={}&message={}", h.session_id, h.message_id) data-message-id=h.message_id>
                                 <span class="session-title">{h.session_title}</span>
                                 <span class="session-meta">{format_ts(h.ts)}</span>
-                                // The snippet is escaped on the server; only <mark> is markup.
-                                <span class="snippet" inner_html=h.snippet></span>
+                                <span class="snippet">
+                                    {h
+                                        .snippet_parts
+                                        .into_iter()
+                                        .map(|p| {
+                                            if p.mark {
+                                                view! { <mark>{p.text}</mark> }.into_any()
+                                            } else {
+                                                p.text.into_any()
+                                            }
+                                        })
+                                        .collect_view()}
+                                </span>
                             </a>
                         </li>
                     }

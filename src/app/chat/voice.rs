@@ -6,13 +6,15 @@
 //! Browsers only allow sound after a user gesture: until the page had one, the voice is
 //! `locked` and the Chat tab shows a button to enable it. Sending a message is such a gesture.
 //!
-//! Every browser object lives in the hydrate build only; on the server the methods do nothing.
+//! What plays next, when the reply is done and how the face changes is decided by
+//! [`Playlist`](super::playlist::Playlist) and [`expression_change`]; this file does it with
+//! Web Audio and the viewer. Every browser object lives in the hydrate build only; on the server
+//! the methods do nothing.
 
+use super::playlist::expression_change;
 use crate::{shared::tts::Timings, viewer::ViewerHandle};
 use leptos::prelude::*;
 
-/// The avatar's expressions a reply may carry (the default character asks for one of these).
-const EXPRESSIONS: [&str; 5] = ["happy", "angry", "sad", "relaxed", "surprised"];
 /// How strongly, how fast, and for how long after the reply the face keeps its emotion.
 const EXPRESSION_WEIGHT: f32 = 0.8;
 const EXPRESSION_FADE_IN_MS: u32 = 400;
@@ -116,24 +118,23 @@ impl Voice {
         self.speaking.set(false);
     }
 
-    /// Fades the face to `emotion` (one of [`EXPRESSIONS`]; anything else, `neutral` included,
-    /// just lets the previous one go).
+    /// Fades the face to `emotion` (see [`expression_change`]).
     fn show_emotion(self, emotion: &str) {
-        let emotion = emotion.to_ascii_lowercase();
-        let previous = self.emotion.get_untracked();
-        if previous.as_deref() == Some(emotion.as_str()) {
+        let Some(change) = self
+            .emotion
+            .with_untracked(|e| expression_change(e.as_deref(), emotion))
+        else {
             return;
-        }
-        if let Some(p) = &previous {
+        };
+        if let Some(p) = &change.release {
             let _ = self.viewer.set_expression(p, 0.0, EXPRESSION_FADE_IN_MS);
         }
-        let shown = EXPRESSIONS.contains(&emotion.as_str()).then_some(emotion);
-        if let Some(e) = &shown {
+        if let Some(e) = &change.show {
             let _ = self
                 .viewer
                 .set_expression(e, EXPRESSION_WEIGHT, EXPRESSION_FADE_IN_MS);
         }
-        self.emotion.set(shown);
+        self.emotion.set(change.show);
     }
 
     /// A moment after the reply (spoken or not), the face goes back to neutral, unless a new
@@ -165,12 +166,15 @@ mod engine {
     //! The Web Audio side, one per page (thread-local: browser objects are not `Send`).
 
     use super::*;
-    use crate::viewer::{
-        lipsync::{from_timings, visemes, Smoother},
-        Mouth,
+    use crate::{
+        app::chat::{playlist::Playlist, request::json_init},
+        viewer::{
+            lipsync::{from_timings, visemes, Smoother},
+            Mouth,
+        },
     };
     use leptos::leptos_dom::helpers::IntervalHandle;
-    use std::{cell::RefCell, collections::BTreeMap, time::Duration};
+    use std::{cell::RefCell, time::Duration};
     use wasm_bindgen::{JsCast, JsValue};
     use wasm_bindgen_futures::JsFuture;
     use web_sys::{
@@ -179,39 +183,14 @@ mod engine {
 
     /// How often the mouth follows the sound (the viewer draws at 20–30 frames a second).
     const LIPSYNC_TICK: Duration = Duration::from_millis(33);
-    /// Scheduling slack: a source started "now" would clip its first milliseconds.
-    const START_AHEAD_S: f64 = 0.03;
 
     struct Engine {
         ctx: AudioContext,
         analyser: AnalyserNode,
         bins: Vec<u8>,
-        /// Bumped by every cut: decodes that finish for an earlier turn are dropped.
-        turn: u32,
-        /// The next sentence index to schedule, and what has arrived for later ones (None:
-        /// that sentence has no voice).
-        next: u32,
-        arrived: BTreeMap<u32, Option<(AudioBuffer, Option<Timings>)>>,
-        /// Sentences announced so far, and whether the reply is complete.
-        sentences: u32,
-        complete: bool,
-        /// Audio-clock time at which the scheduled audio ends.
-        cursor: f64,
-        playing: Vec<Playing>,
-        sent_at: f64,
-        playback_started: Option<u64>,
-        message_id: Option<i64>,
-        reported: bool,
+        playlist: Playlist<AudioBuffer, AudioBufferSourceNode>,
         smoother: Smoother,
         ticker: Option<IntervalHandle>,
-    }
-
-    /// A scheduled sentence: it sounds from `start` to `end` (audio clock, seconds).
-    struct Playing {
-        source: AudioBufferSourceNode,
-        start: f64,
-        end: f64,
-        timings: Option<Timings>,
     }
 
     thread_local! {
@@ -240,17 +219,7 @@ mod engine {
             ctx,
             analyser,
             bins,
-            turn: 0,
-            next: 0,
-            arrived: BTreeMap::new(),
-            sentences: 0,
-            complete: false,
-            cursor: 0.0,
-            playing: Vec::new(),
-            sent_at: 0.0,
-            playback_started: None,
-            message_id: None,
-            reported: false,
+            playlist: Playlist::default(),
             smoother: Smoother::default(),
             ticker: None,
         })
@@ -294,20 +263,17 @@ mod engine {
             return;
         }
         ensure(voice);
-        with(|e| {
-            e.sent_at = sent_at;
-            e.playback_started = None;
-            e.message_id = None;
-            e.reported = false;
-        });
+        with(|e| e.playlist.begin(sent_at));
     }
 
     pub fn sentence(index: u32) {
-        with(|e| e.sentences = e.sentences.max(index + 1));
+        with(|e| e.playlist.sentence(index));
     }
 
     pub fn audio(voice: Voice, index: u32, url: String, timings: Option<Timings>) {
-        let Some(turn) = with(|e| e.turn) else { return };
+        let Some(turn) = with(|e| e.playlist.turn()) else {
+            return;
+        };
         voice.speaking.set(true);
         leptos::task::spawn_local(async move {
             let buffer = match fetch_and_decode(&url).await {
@@ -317,48 +283,31 @@ mod engine {
                     None
                 }
             };
-            let current = with(|e| {
-                if e.turn != turn {
-                    return false;
-                }
-                e.arrived.insert(index, buffer.map(|b| (b, timings)));
-                true
-            });
-            if current == Some(true) {
+            let kept = with(|e| e.playlist.arrive(turn, index, buffer.map(|b| (b, timings))));
+            if kept == Some(true) {
                 pump(voice);
             }
         });
     }
 
     pub fn skip(voice: Voice, index: u32) {
-        with(|e| {
-            e.arrived.insert(index, None);
-        });
+        with(|e| e.playlist.skip(index));
         pump(voice);
     }
 
     pub fn done(voice: Voice, message_id: i64) {
-        with(|e| {
-            e.complete = true;
-            e.message_id = Some(message_id);
-        });
+        with(|e| e.playlist.done(message_id));
         report();
         pump(voice);
     }
 
     pub fn cut(voice: Voice) {
         with(|e| {
-            e.turn = e.turn.wrapping_add(1);
-            for p in e.playing.drain(..) {
+            for source in e.playlist.cut() {
                 #[allow(deprecated)]
-                let _ = p.source.stop();
-                let _ = p.source.disconnect();
+                let _ = source.stop();
+                let _ = source.disconnect();
             }
-            e.arrived.clear();
-            e.next = 0;
-            e.sentences = 0;
-            e.complete = false;
-            e.cursor = 0.0;
             e.smoother = Smoother::default();
         });
         rest(voice);
@@ -379,11 +328,7 @@ mod engine {
                 return false;
             }
             let mut started = false;
-            while let Some(slot) = e.arrived.remove(&e.next) {
-                e.next += 1;
-                let Some((buffer, timings)) = slot else {
-                    continue;
-                };
+            while let Some((buffer, timings)) = e.playlist.next_ready() {
                 match schedule(e, &buffer, timings) {
                     Ok(()) => started = true,
                     Err(err) => leptos::logging::warn!("playback failed: {err:?}"),
@@ -411,32 +356,16 @@ mod engine {
         src.set_buffer(Some(buffer));
         src.connect_with_audio_node(&e.analyser)?;
         let now = e.ctx.current_time();
-        let start = e.cursor.max(now + START_AHEAD_S);
+        let start = e.playlist.start_at(now);
         src.start_with_when(start)?;
-        e.cursor = start + buffer.duration();
-        e.playing.retain(|p| p.end > now);
-        e.playing.push(Playing {
-            source: src,
-            start,
-            end: e.cursor,
-            timings,
-        });
-        if e.playback_started.is_none() {
-            let at = now_ms() + (start - now) * 1000.0 - e.sent_at;
-            e.playback_started = Some(at.max(0.0) as u64);
-        }
+        e.playlist
+            .scheduled(src, start, buffer.duration(), timings, now, now_ms());
         Ok(())
     }
 
-    /// The reply is complete, every sentence was handled, and the last sound has ended.
+    /// The reply has finished speaking (see [`Playlist::finished`]).
     fn finished() -> bool {
-        with(|e| {
-            e.complete
-                && e.next >= e.sentences
-                && e.arrived.is_empty()
-                && e.ctx.current_time() >= e.cursor
-        })
-        .unwrap_or(true)
+        with(|e| e.playlist.finished(e.ctx.current_time())).unwrap_or(true)
     }
 
     fn finish(voice: Voice) {
@@ -458,13 +387,7 @@ mod engine {
                 let dt = ((now - last.replace(now)) / 1000.0) as f32;
                 let mouth = with(|e| {
                     // The voice's own timings when it gave them, else the sound itself.
-                    let at = e.ctx.current_time();
-                    let timed = e
-                        .playing
-                        .iter()
-                        .find(|p| p.start <= at && at < p.end)
-                        .and_then(|p| Some((p.timings.as_ref()?, (at - p.start) * 1000.0)));
-                    let target = match timed {
+                    let target = match e.playlist.timed_at(e.ctx.current_time()) {
                         Some((t, ms)) => from_timings(t, ms),
                         None => {
                             e.analyser.get_byte_frequency_data(&mut e.bins);
@@ -493,13 +416,7 @@ mod engine {
 
     /// Tells the server when the first sound played, once the message id is known.
     fn report() {
-        let Some(Some((id, ms))) = with(|e| match (e.message_id, e.playback_started, e.reported) {
-            (Some(id), Some(ms), false) => {
-                e.reported = true;
-                Some((id, ms))
-            }
-            _ => None,
-        }) else {
+        let Some(Some((id, ms))) = with(|e| e.playlist.report()) else {
             return;
         };
         leptos::task::spawn_local(async move {
@@ -514,7 +431,7 @@ mod engine {
             playback_started: ms,
         })
         .map_err(|e| JsValue::from_str(&e.to_string()))?;
-        let init = super::super::live::json_init("PUT", &body)?;
+        let init = json_init("PUT", &body)?;
         let window = web_sys::window().ok_or("no window")?;
         JsFuture::from(
             window.fetch_with_str_and_init(&format!("/api/messages/{id}/timings"), &init),

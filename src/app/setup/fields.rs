@@ -1,8 +1,13 @@
 //! Form building blocks: a labelled field with its inline error, text and key inputs, and the
-//! per-provider TTS settings.
+//! per-provider TTS settings. Each takes its setting's entry of the one table of settings
+//! ([`crate::shared::config_form`]), which gives its name, label and hint.
 
 use crate::shared::{
     config::{TtsProvider, TtsProviderSettings, XttsFlavor},
+    config_form::{
+        FormField, PROVIDER_API_KEY, PROVIDER_BINARY, PROVIDER_ENDPOINT, PROVIDER_FLAVOR,
+        PROVIDER_LANGUAGE, PROVIDER_MODEL, PROVIDER_VOICE_ID, PROVIDER_VOICE_PATH,
+    },
     AppError,
 };
 use leptos::prelude::*;
@@ -13,14 +18,17 @@ use leptos::prelude::*;
 pub struct Saves(pub RwSignal<u32>);
 
 /// A label, the control, an optional hint and the server's message for this field, if any.
+/// `provider` picks one provider's copy of a `tts.providers.*` setting.
 #[component]
 pub fn Field(
-    label: &'static str,
-    #[prop(into)] path: String,
+    field: &'static FormField,
+    #[prop(optional_no_strip)] provider: Option<TtsProvider>,
     errors: Signal<Option<AppError>>,
-    #[prop(optional)] hint: &'static str,
     children: Children,
 ) -> impl IntoView {
+    let path = field.path_for(provider);
+    let label = field.label_for(provider);
+    let hint = field.hint;
     let message = {
         let path = path.clone();
         move || errors.get().and_then(|e| e.field(&path).map(str::to_owned))
@@ -41,17 +49,17 @@ pub fn Field(
 /// A plain input.
 #[component]
 pub fn TextField(
-    label: &'static str,
-    #[prop(into)] path: String,
+    field: &'static FormField,
+    #[prop(optional_no_strip)] provider: Option<TtsProvider>,
     #[prop(into)] value: String,
     errors: Signal<Option<AppError>>,
     #[prop(default = "text")] kind: &'static str,
-    #[prop(optional)] hint: &'static str,
     #[prop(optional)] placeholder: &'static str,
     #[prop(default = "any")] step: &'static str,
 ) -> impl IntoView {
+    let path = field.path_for(provider);
     view! {
-        <Field label path=path.clone() errors hint>
+        <Field field provider errors>
             <input id=path.clone() name=path type=kind value=value placeholder=placeholder step=step spellcheck="false"/>
         </Field>
     }
@@ -62,15 +70,16 @@ pub fn TextField(
 /// never sends it).
 #[component]
 pub fn FileSetting(
-    label: &'static str,
-    #[prop(into)] path: String,
+    field: &'static FormField,
+    #[prop(optional_no_strip)] provider: Option<TtsProvider>,
     #[prop(into)] value: String,
     errors: Signal<Option<AppError>>,
     /// What an empty value means.
     empty: &'static str,
 ) -> impl IntoView {
+    let path = field.path_for(provider);
     view! {
-        <Field label path=path.clone() errors hint="Set in the config file (config/app.json in the data folder), then restart; it cannot be changed here.">
+        <Field field provider errors>
             <input
                 id=path.clone()
                 type="text"
@@ -90,11 +99,12 @@ pub fn FileSetting(
 /// key, and a box removes it.
 #[component]
 pub fn SecretField(
-    label: &'static str,
-    #[prop(into)] path: String,
+    field: &'static FormField,
+    #[prop(optional_no_strip)] provider: Option<TtsProvider>,
     set: bool,
     errors: Signal<Option<AppError>>,
 ) -> impl IntoView {
+    let path = field.path_for(provider);
     let clear = format!("{path}.clear");
     let saves = use_context::<Saves>();
     let emptied = move || {
@@ -110,7 +120,7 @@ pub fn SecretField(
         false
     };
     view! {
-        <Field label path=path.clone() errors hint="Write-only: kept on this machine, never shown again.">
+        <Field field provider errors>
             <div class="secret">
                 <input
                     id=path.clone()
@@ -144,14 +154,7 @@ pub fn ProviderFields(
     selected: RwSignal<TtsProvider>,
     errors: Signal<Option<AppError>>,
 ) -> impl IntoView {
-    let at = move |field: &str| format!("tts.providers.{}.{field}", provider.name());
-    let voice_label = match provider {
-        TtsProvider::FishAudio => "Voice model id (reference_id)",
-        TtsProvider::Elevenlabs => "Voice id",
-        TtsProvider::XttsServer => "Speaker",
-        TtsProvider::PiperLocal => "Speaker (multi-speaker voices only)",
-        TtsProvider::Espeak => "Voice",
-    };
+    let flavor_path = PROVIDER_FLAVOR.path_for(Some(provider));
     let s = settings;
     view! {
         <details class="provider" data-provider=provider.name() open=move || selected.get() == provider>
@@ -161,33 +164,33 @@ pub fn ProviderFields(
             </summary>
             <div class="provider-body">
                 {provider.uses_endpoint().then(|| view! {
-                    <TextField label="Endpoint" path=at("endpoint") value=s.endpoint.clone() errors kind="url"/>
+                    <TextField field=&PROVIDER_ENDPOINT provider=Some(provider) value=s.endpoint.clone() errors kind="url"/>
                 })}
                 {provider.needs_key().then(|| view! {
-                    <SecretField label="API key" path=at("api_key") set=s.api_key_set errors/>
+                    <SecretField field=&PROVIDER_API_KEY provider=Some(provider) set=s.api_key_set errors/>
                 })}
-                <TextField label=voice_label path=at("voice_id") value=s.voice_id.clone() errors/>
+                <TextField field=&PROVIDER_VOICE_ID provider=Some(provider) value=s.voice_id.clone() errors/>
                 {matches!(provider, TtsProvider::FishAudio | TtsProvider::Elevenlabs).then(|| view! {
-                    <TextField label="Model" path=at("model") value=s.model.clone() errors/>
+                    <TextField field=&PROVIDER_MODEL provider=Some(provider) value=s.model.clone() errors/>
                 })}
                 {(provider == TtsProvider::XttsServer).then(|| {
                     let flavor = s.flavor.unwrap_or(XttsFlavor::XttsApiServer);
                     view! {
-                        <Field label="Server kind" path=at("flavor") errors hint="The two XTTS servers speak different protocols.">
-                            <select id=at("flavor") name=at("flavor")>
+                        <Field field=&PROVIDER_FLAVOR provider=Some(provider) errors>
+                            <select id=flavor_path.clone() name=flavor_path.clone()>
                                 <option value="xtts_api_server" selected=flavor == XttsFlavor::XttsApiServer>"xtts-api-server (port 8020)"</option>
                                 <option value="coqui_server" selected=flavor == XttsFlavor::CoquiServer>"Coqui TTS server (port 5002)"</option>
                             </select>
                         </Field>
-                        <TextField label="Language" path=at("language") value=s.language.clone() errors hint="en, de, fr, ja, zh-cn, …"/>
+                        <TextField field=&PROVIDER_LANGUAGE provider=Some(provider) value=s.language.clone() errors/>
                     }
                 })}
                 {(provider == TtsProvider::PiperLocal).then(|| view! {
-                    <FileSetting label="Piper program" path=at("binary") value=s.binary.clone() errors empty="the one make setup installed"/>
-                    <FileSetting label="Voice file (.onnx)" path=at("voice_path") value=s.voice_path.clone() errors empty="the bundled voice"/>
+                    <FileSetting field=&PROVIDER_BINARY provider=Some(provider) value=s.binary.clone() errors empty="the one make setup installed"/>
+                    <FileSetting field=&PROVIDER_VOICE_PATH provider=Some(provider) value=s.voice_path.clone() errors empty="the bundled voice"/>
                 })}
                 {(provider == TtsProvider::Espeak).then(|| view! {
-                    <FileSetting label="eSpeak program" path=at("binary") value=s.binary.clone() errors empty="espeak-ng"/>
+                    <FileSetting field=&PROVIDER_BINARY provider=Some(provider) value=s.binary.clone() errors empty="espeak-ng"/>
                 })}
             </div>
         </details>

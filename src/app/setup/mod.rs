@@ -11,6 +11,12 @@ use crate::{
         config::{
             AppConfig, AudioFormat, LlmConfig, LlmProvider, MemoryConfig, TtsConfig, TtsProvider,
         },
+        config_form::{
+            LLM_API_KEY, LLM_CONNECT_TIMEOUT_MS, LLM_ENDPOINT, LLM_FIRST_TOKEN_TIMEOUT_MS,
+            LLM_IDLE_TIMEOUT_S, LLM_MAX_TOKENS, LLM_MODEL, LLM_PROVIDER, LLM_TEMPERATURE,
+            LLM_TOTAL_TIMEOUT_S, MEMORY_MAX_HISTORY, TTS_FALLBACK_CHAIN, TTS_FORMAT, TTS_PROVIDER,
+            TTS_SAMPLE_RATE,
+        },
         health::{LlmCheck, ProviderHealth, ProviderState},
         AppError,
     },
@@ -176,7 +182,7 @@ fn LlmFields(cfg: LlmConfig, errors: Signal<Option<AppError>>) -> impl IntoView 
     view! {
         <fieldset class="card" data-testid="llm-settings">
             <legend>"Language model"</legend>
-            <Field label="Provider" path="llm.provider" errors>
+            <Field field=&LLM_PROVIDER errors>
                 <select id="llm.provider" name="llm.provider" on:change=on_provider>
                     {LlmProvider::ALL
                         .map(|p| view! { <option value=p.name() selected=p == cfg.provider>{p.label()}</option> })
@@ -184,7 +190,7 @@ fn LlmFields(cfg: LlmConfig, errors: Signal<Option<AppError>>) -> impl IntoView 
                 </select>
             </Field>
             <div class="group" hidden=move || !provider.get().uses_endpoint()>
-                <Field label="Endpoint" path="llm.endpoint" errors hint="The server's OpenAI-compatible base address, usually ending in /v1.">
+                <Field field=&LLM_ENDPOINT errors>
                     <input
                         id="llm.endpoint"
                         name="llm.endpoint"
@@ -195,9 +201,9 @@ fn LlmFields(cfg: LlmConfig, errors: Signal<Option<AppError>>) -> impl IntoView 
                         on:input=move |ev| endpoint.set(event_target_value(&ev))
                     />
                 </Field>
-                <SecretField label="API key" path="llm.api_key" set=cfg.api_key_set errors/>
+                <SecretField field=&LLM_API_KEY set=cfg.api_key_set errors/>
             </div>
-            <Field label="Model" path="llm.model" errors hint="Empty: the server's loaded model. Test the connection to list what it offers.">
+            <Field field=&LLM_MODEL errors>
                 <input id="llm.model" name="llm.model" list="llm-models" value=cfg.model placeholder="the server's loaded model" spellcheck="false"/>
                 <datalist id="llm-models">
                     {move || models.get().into_iter().map(|m| view! { <option value=m></option> }).collect_view()}
@@ -217,16 +223,16 @@ fn LlmFields(cfg: LlmConfig, errors: Signal<Option<AppError>>) -> impl IntoView 
                 })}
             </div>
             <div class="row">
-                <TextField label="Temperature" path="llm.temperature" value=cfg.temperature.to_string() errors kind="number" step="0.05"/>
-                <TextField label="Longest reply (tokens)" path="llm.max_tokens" value=cfg.max_tokens.to_string() errors kind="number"/>
+                <TextField field=&LLM_TEMPERATURE value=cfg.temperature.to_string() errors kind="number" step="0.05"/>
+                <TextField field=&LLM_MAX_TOKENS value=cfg.max_tokens.to_string() errors kind="number"/>
             </div>
             <div class="row">
-                <TextField label="Connect timeout (ms)" path="llm.connect_timeout_ms" value=cfg.connect_timeout_ms.to_string() errors kind="number" step="1" hint="How long reaching the server may take."/>
-                <TextField label="First-token timeout (ms)" path="llm.first_token_timeout_ms" value=cfg.first_token_timeout_ms.to_string() errors kind="number" step="1" hint="From the request to the reply's first word (a model still loading needs more)."/>
+                <TextField field=&LLM_CONNECT_TIMEOUT_MS value=cfg.connect_timeout_ms.to_string() errors kind="number" step="1"/>
+                <TextField field=&LLM_FIRST_TOKEN_TIMEOUT_MS value=cfg.first_token_timeout_ms.to_string() errors kind="number" step="1"/>
             </div>
             <div class="row">
-                <TextField label="Silence limit (s)" path="llm.idle_timeout_s" value=cfg.idle_timeout_s.to_string() errors kind="number" step="1" hint="Once the reply has begun: the longest pause between two words."/>
-                <TextField label="Reply time limit (s)" path="llm.total_timeout_s" value=cfg.total_timeout_s.to_string() errors kind="number" step="1" hint="From the request to the reply's last word."/>
+                <TextField field=&LLM_IDLE_TIMEOUT_S value=cfg.idle_timeout_s.to_string() errors kind="number" step="1"/>
+                <TextField field=&LLM_TOTAL_TIMEOUT_S value=cfg.total_timeout_s.to_string() errors kind="number" step="1"/>
             </div>
         </fieldset>
     }
@@ -238,7 +244,7 @@ fn TtsFields(cfg: TtsConfig, errors: Signal<Option<AppError>>) -> impl IntoView 
     view! {
         <fieldset class="card" data-testid="tts-settings">
             <legend>"Voice"</legend>
-            <Field label="Voice provider" path="tts.provider" errors>
+            <Field field=&TTS_PROVIDER errors>
                 <select
                     id="tts.provider"
                     name="tts.provider"
@@ -253,18 +259,18 @@ fn TtsFields(cfg: TtsConfig, errors: Signal<Option<AppError>>) -> impl IntoView 
                         .collect_view()}
                 </select>
             </Field>
-            <Field label="Fallbacks, in order" path="tts.fallback_chain" errors hint="When the voice provider fails, the ticked ones speak instead, top first.">
+            <Field field=&TTS_FALLBACK_CHAIN errors>
                 <ChainOrder chain=cfg.fallback_chain.clone()/>
             </Field>
             <div class="row">
-                <Field label="Format" path="tts.format" errors>
+                <Field field=&TTS_FORMAT errors>
                     <select id="tts.format" name="tts.format">
                         {AudioFormat::ALL
                             .map(|f| view! { <option value=f.name() selected=f == cfg.format>{f.name()}</option> })
                             .collect_view()}
                     </select>
                 </Field>
-                <Field label="Sample rate (Hz)" path="tts.sample_rate" errors>
+                <Field field=&TTS_SAMPLE_RATE errors>
                     <select id="tts.sample_rate" name="tts.sample_rate">
                         {[8_000u32, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000]
                             .map(|r| view! { <option value=r.to_string() selected=r == cfg.sample_rate>{r.to_string()}</option> })
@@ -286,14 +292,7 @@ fn MemoryFields(cfg: MemoryConfig, errors: Signal<Option<AppError>>) -> impl Int
     view! {
         <fieldset class="card" data-testid="memory-settings">
             <legend>"Memory"</legend>
-            <TextField
-                label="Recent messages in each prompt"
-                path="memory.max_history"
-                value=cfg.max_history.to_string()
-                errors
-                kind="number"
-                hint="0 to 200. More remembers more but answers slower."
-            />
+            <TextField field=&MEMORY_MAX_HISTORY value=cfg.max_history.to_string() errors kind="number"/>
         </fieldset>
     }
 }
