@@ -7,7 +7,10 @@ use axum::{
     http::{header, Request, StatusCode},
 };
 use common::{delete, get, harness, send};
-use waifu_rt3d::avatars::{default_model, DEFAULT_VRM0, DEFAULT_VRM1};
+use waifu_rt3d::avatars::{DEFAULT_VRM0, DEFAULT_VRM1};
+
+/// A plain glTF binary from Khronos' sample models (tests/fixtures/avatars/PROVENANCE.md).
+const BOX_GLB: &[u8] = include_bytes!("fixtures/avatars/Box.glb");
 
 fn upload(uri: &str, file_name: &str, bytes: &[u8]) -> Request<Body> {
     let (content_type, body) = common::multipart_file(file_name, bytes);
@@ -103,7 +106,7 @@ async fn bad_uploads_get_400_or_415_and_leave_nothing_behind() {
         ),
         (
             "plain.vrm",
-            default_model::plain_glb(),
+            BOX_GLB.to_vec(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ),
         (
@@ -138,7 +141,7 @@ async fn bad_uploads_get_400_or_415_and_leave_nothing_behind() {
         upload(
             "/api/avatars/upload",
             "plain.glb",
-            &default_model::plain_glb(),
+            BOX_GLB,
         ),
     )
     .await;

@@ -1073,7 +1073,6 @@ fn srgb_to_linear(c: u32, shift: u32) -> f32 {
 enum Flavour {
     Vrm1,
     Vrm0,
-    Plain,
 }
 
 fn build(flavour: Flavour) -> Vec<u8> {
@@ -1237,7 +1236,6 @@ fn build(flavour: Flavour) -> Vec<u8> {
             doc["extensionsUsed"] = json!(["VRM"]);
             doc["extensions"] = json!({"VRM": vrm0_extension(1)});
         }
-        Flavour::Plain => {}
     }
     glb(&doc, &w.bin)
 }
@@ -1395,10 +1393,6 @@ pub fn vrm0() -> Vec<u8> {
     build(Flavour::Vrm0)
 }
 
-/// The same model without any VRM extension: a plain glTF binary (a test fixture).
-pub fn plain_glb() -> Vec<u8> {
-    build(Flavour::Plain)
-}
 
 #[cfg(test)]
 mod tests {
@@ -1406,13 +1400,13 @@ mod tests {
 
     #[test]
     fn the_committed_avatars_are_what_the_generator_makes() {
-        // Regenerate with `cargo run --features ssr --bin make_default_avatar`.
+        // Regenerate with `make default-avatar`.
         assert!(
-            vrm1() == crate::avatars::DEFAULT_VRM1,
+            vrm1() == include_bytes!("../../../assets/avatars/default.vrm"),
             "assets/avatars/default.vrm is stale"
         );
         assert!(
-            vrm0() == crate::avatars::DEFAULT_VRM0,
+            vrm0() == include_bytes!("../../../assets/avatars/default-vrm0.vrm"),
             "assets/avatars/default-vrm0.vrm is stale"
         );
         assert!(vrm1() == vrm1(), "the generator is not deterministic");
