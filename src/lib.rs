@@ -33,6 +33,8 @@ pub mod server;
 pub mod store;
 #[cfg(feature = "ssr")]
 pub mod tts;
+#[cfg(feature = "ssr")]
+pub mod turn;
 
 /// Entry points for the `cargo fuzz` targets in `fuzz/`; not an API of the app.
 #[cfg(feature = "ssr")]

@@ -254,6 +254,39 @@ impl From<crate::tts::ChainError> for ApiError {
     }
 }
 
+impl From<crate::turn::TurnError> for ApiError {
+    fn from(e: crate::turn::TurnError) -> Self {
+        use crate::turn::TurnError;
+        // The database's errors answer as they do everywhere (400, 507, 500).
+        let e = match e {
+            TurnError::Store(e) => return e.into(),
+            other => other,
+        };
+        let status = match &e {
+            TurnError::MissingText | TurnError::TextTooLong | TurnError::InvalidSessionId => {
+                StatusCode::BAD_REQUEST
+            }
+            TurnError::NoSuchCharacter(_) | TurnError::NoDefaultCharacter => StatusCode::NOT_FOUND,
+            TurnError::Busy { .. } | TurnError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            TurnError::Llm(e) => {
+                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
+            TurnError::Store(_) | TurnError::StoreFailed | TurnError::NoResult => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        let error = ApiError::new(status, e.code(), e.to_string());
+        match status {
+            // A full gate, the built-in model's full queue, a server on its way down: worth
+            // another try shortly.
+            StatusCode::SERVICE_UNAVAILABLE => {
+                error.retry_after(crate::server::limits::RETRY_AFTER_S)
+            }
+            _ => error,
+        }
+    }
+}
+
 /// A numeric id from a path segment: `abc` is a 400, not a 500 or an empty 404.
 pub fn parse_id(raw: &str, what: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>().map_err(|_| {

@@ -25,7 +25,8 @@ use tower_governor::{
 /// seconds, so a second is a fair first guess.
 pub const RETRY_AFTER_S: u64 = 1;
 
-/// The gates of the work admitted over HTTP, shared by every request.
+/// The gates of the work admitted over HTTP, shared by every request. A chat turn takes its
+/// place through `chat::deps`; the refusal is the turn's `TurnError::Busy`.
 #[derive(Clone, Default)]
 pub struct Gates {
     pub chat_turns: Arc<Gate>,
@@ -33,21 +34,6 @@ pub struct Gates {
 }
 
 impl Gates {
-    /// A place for one chat turn, or the 503 that refuses it.
-    pub fn chat_turn(&self, limits: &LimitsConfig) -> Result<Pass, ApiError> {
-        self.chat_turns
-            .try_enter(places(limits.chat_turns))
-            .ok_or_else(|| {
-                busy(
-                    "busy_chat",
-                    format!(
-                        "The server is already answering {} messages; try again in a moment.",
-                        limits.chat_turns
-                    ),
-                )
-            })
-    }
-
     /// A place for one upload, or the 503 that refuses it.
     pub fn upload(&self, limits: &LimitsConfig) -> Result<Pass, ApiError> {
         self.uploads

@@ -1,15 +1,15 @@
-//! `POST /api/chat` and `POST /api/chat/stream` (docs/api.md, Chat).
+//! `POST /api/chat` and `POST /api/chat/stream` (docs/api.md, Chat): thin adapters of a turn
+//! (`crate::turn`) to JSON and to server-sent events.
 
 use crate::server::{
     chat,
     error::{ApiError, ApiJson, ApiQuery},
-    limits,
     state::AppState,
 };
-use crate::shared::chat::{ChatInput, ChatStreamEvent};
+use crate::shared::chat::ChatInput;
 use axum::{
     extract::State,
-    http::{header, HeaderValue, StatusCode},
+    http::{header, HeaderValue},
     response::{
         sse::{Event, KeepAlive, Sse},
         IntoResponse, Response,
@@ -36,49 +36,32 @@ pub async fn chat(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     // One file for the whole reply, not one per sentence: the pipeline is for streams.
     let speak = std::mem::take(&mut input.speak);
-    let mut turn = chat::start(&s, q.session_id.unwrap_or(1), input).await?;
-    let mut user_message_id = None;
-    while let Some(event) = turn.events.recv().await {
-        match event {
-            ChatStreamEvent::Accepted(a) => user_message_id = Some(a.message_id),
-            ChatStreamEvent::Done(done) => {
-                let audio = if speak {
-                    chat::speak_whole(&s, &done.reply, turn.voice.clone()).await
-                } else {
-                    None
-                };
-                return Ok(Json(json!({
-                    "ok": true,
-                    "reply": done.reply,
-                    "audio": audio,
-                    "session_id": done.session_id,
-                    "message_id": done.message_id,
-                    "user_message_id": user_message_id,
-                    "emotion": done.emotion,
-                    "timings": done.timings,
-                })));
-            }
-            ChatStreamEvent::Error(e) => {
-                let status = StatusCode::from_u16(chat::status_for(&e.code))
-                    .unwrap_or(StatusCode::BAD_GATEWAY);
-                let error = ApiError::new(status, &e.code, e.message);
-                return Err(match status {
-                    StatusCode::SERVICE_UNAVAILABLE => error.retry_after(limits::RETRY_AFTER_S),
-                    _ => error,
-                });
-            }
-            _ => {}
-        }
-    }
-    Err(ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "The reply ended without a result; see the server log.",
-    ))
+    let turn = chat::start(&s, q.session_id.unwrap_or(1), input).await?;
+    let voice = turn.voice.clone();
+    let chat::Finished {
+        done,
+        user_message_id,
+    } = turn.reply().await?;
+    let audio = if speak {
+        chat::speak_whole(&s.tts, &done.reply, voice).await
+    } else {
+        None
+    };
+    Ok(Json(json!({
+        "ok": true,
+        "reply": done.reply,
+        "audio": audio,
+        "session_id": done.session_id,
+        "message_id": done.message_id,
+        "user_message_id": user_message_id,
+        "emotion": done.emotion,
+        "timings": done.timings,
+    })))
 }
 
 /// The streaming endpoint: named SSE events `accepted` (first), `status`, `token`, `sentence`,
-/// `audio`, `audio_error`, `done`, `error`. Closing the connection stops the reply; what arrived is kept as a partial message.
+/// `audio`, `audio_error`, `done`, `error`. Closing the connection stops the reply; what arrived
+/// is kept as a partial message.
 pub async fn stream(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<SessionQuery>,

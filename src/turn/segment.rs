@@ -43,7 +43,7 @@ const CLOSERS: &[char] = &[
     '"', '\'', '”', '’', ')', ']', '»', '」', '』', '）', '》', '】',
 ];
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Segmenter {
     buf: String,
     /// Where scanning resumes: everything before it has been decided as "no boundary".

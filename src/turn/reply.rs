@@ -37,7 +37,7 @@ const THINK_CLOSE: &str = "</think>";
 /// A bracket further than this from its `[` is text, not a tag.
 const MAX_TAG: usize = 16;
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct ReplyFilter {
     pending: String,
     in_think: bool,
