@@ -188,3 +188,36 @@ pub fn sse_events(body: &[u8]) -> Vec<(String, serde_json::Value)> {
         })
         .collect()
 }
+
+/// Set in the child process [`isolated`] starts: the name of the one test it runs.
+const ISOLATED: &str = "WAIFU_TEST_ISOLATED";
+
+/// For a test that must be alone in its process: it counts what is global to the process (the
+/// metrics recorder), which the other tests of this binary move while they run beside it.
+///
+/// In the test run it starts this test binary again, running only the test `name` (its path in
+/// this binary, `telemetry::some_test`), checks that it passed, and returns `false`: the caller
+/// returns. In that child process it returns `true`: the caller does its work there.
+pub fn isolated(name: &str) -> bool {
+    if std::env::var(ISOLATED).is_ok_and(|v| v == name) {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = std::process::Command::new(exe)
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env(ISOLATED, name)
+        .output()
+        .expect("the test binary starts again");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{name}, alone in its process, failed:\n{stdout}\n{stderr}"
+    );
+    // A name that matches no test would pass without running anything.
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "{name} did not run alone in its process:\n{stdout}"
+    );
+    false
+}

@@ -1,7 +1,7 @@
 //! Router tests: the whole HTTP surface driven in-process, on a real data folder.
 #![cfg(feature = "ssr")]
 
-mod common;
+use crate::common;
 
 use axum::{
     body::Body,

@@ -1,7 +1,7 @@
 //! The spoken reply through the router: a mock LLM streaming sentences, mock voice servers in
 //! vendor wire formats, and the latency trace (`/api/messages/{id}/timings`, `/api/latency`).
 
-mod common;
+use crate::common;
 
 use common::openai_mock::{story_text, Flavor, MockLlm};
 use common::tts_mock::VoiceMock;

@@ -2,7 +2,7 @@
 //! fails the way the vendor does, Piper's CLI contract through a stand-in
 //! program, real Piper with the real voice, the fallback chain, and the audio cache.
 
-mod common;
+use crate::common;
 
 use axum::{
     body::{Body, Bytes},

@@ -3,7 +3,7 @@
 //! SIGTERM with streams open (they are told `shutting_down`, their partials are kept, and the
 //! process ends). The model is the OpenAI-compatible mock, streaming slowly.
 
-mod common;
+use crate::common;
 
 use common::openai_mock::{Flavor, MockLlm};
 use futures::StreamExt;
