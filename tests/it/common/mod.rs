@@ -221,3 +221,22 @@ pub fn isolated(name: &str) -> bool {
     );
     false
 }
+
+/// Waits until `check` says yes, asking every 10 ms; fails the test, naming `what`, after 10 s.
+/// For something that happens in a task of its own (a synthesis landing in the cache, a
+/// stopped turn storing its reply): a fixed sleep is either too short on a busy machine or
+/// longer than needed everywhere else.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still waiting after 10 s for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
