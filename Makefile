@@ -146,9 +146,11 @@ build: setup $(VIEWER_BUNDLE)
 	  echo "$$inputs $$(tools/build-stamp.sh outputs)" > "$(BUILD_STAMP)"; \
 	fi
 
+# The built-in model and the local voices are looked up in the data folder first, then in this
+# checkout's, where `make setup` installed them: `ARGS="--data-dir /tmp/w"` finds them too.
 run: build
 	@echo "==> starting the server: http://127.0.0.1:3000 unless ARGS says otherwise (Ctrl-C stops)"
-	exec "$(BIN)" $(ARGS)
+	WAIFU_INSTALL_DIR="$(abspath $(DATA))" exec "$(BIN)" $(ARGS)
 
 # Watch rewrites files under the same names: a release build's compressed twins would be stale.
 dev: setup $(VIEWER_BUNDLE)

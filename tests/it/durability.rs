@@ -41,7 +41,7 @@ impl Server {
             .arg("--data-dir")
             .arg(data)
             .arg("--leptos-config")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Leptos.toml"))
+            .arg(common::fake_site(data.parent().unwrap()))
             .env("WAIFU_LOG", "warn")
             .stdout(Stdio::null())
             .kill_on_drop(true)

@@ -21,6 +21,7 @@ mod limits;
 mod llm;
 mod pages;
 mod security;
+mod startup;
 mod store;
 mod telemetry;
 mod tts;

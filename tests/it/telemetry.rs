@@ -313,6 +313,8 @@ fn start_binary(
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["--port", &port.to_string(), "--data-dir"])
         .arg(dir.join("data"))
+        .arg("--leptos-config")
+        .arg(common::fake_site(dir))
         .env_remove("WAIFU_LOG")
         .env_remove("WAIFU_AUTH_TOKEN")
         .stdin(Stdio::null())

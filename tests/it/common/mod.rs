@@ -240,3 +240,25 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+/// Site settings for a server binary started by a test, naming a front end in `dir` that passes
+/// the start-up check (its script and WebAssembly under plain names; nothing a page could run):
+/// the path to give as `--leptos-config`. The tests that start the binary do not load pages, and
+/// `cargo test` runs before the front end is built.
+pub fn fake_site(dir: &std::path::Path) -> std::path::PathBuf {
+    let site = dir.join("site");
+    let pkg = site.join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(pkg.join("waifu-rt3d.js"), b"").unwrap();
+    std::fs::write(pkg.join("waifu-rt3d_bg.wasm"), b"").unwrap();
+    let settings = dir.join("Leptos.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "[package.metadata.leptos]\noutput-name = \"waifu-rt3d\"\nsite-root = {:?}\nsite-pkg-dir = \"pkg\"\nsite-addr = \"127.0.0.1:3000\"\nreload-port = 3001\nhash-files = false\nenv = \"PROD\"\n",
+            site.display().to_string()
+        ),
+    )
+    .unwrap();
+    settings
+}
