@@ -127,13 +127,30 @@ apt:
 # --split: the tabs other than Chat are separate WASM pieces, loaded when first shown (src/app).
 # Then a brotli and a gzip twin beside each WASM, JS, CSS and SVG file, which the server sends to
 # browsers that take them (a second run compresses only what changed).
-build: setup $(VIEWER_BUNDLE)
-	cargo leptos build --release --split
-	node tools/precompress.mjs $(SITE)
+#
+# Skipped when nothing it reads or writes changed since the last build (tools/build-stamp.sh
+# fingerprints both: file contents, tool versions, the binary and the site folder), so a second
+# `make run` starts serving at once. Any change to an input, or to the built files, rebuilds.
+BUILD_STAMP := $(CARGO_TARGET_DIR)/release/.waifu-build-stamp
 
+build: setup $(VIEWER_BUNDLE)
+	@inputs=$$(tools/build-stamp.sh inputs); \
+	if [ "$$(cat "$(BUILD_STAMP)" 2>/dev/null)" = "$$inputs $$(tools/build-stamp.sh outputs)" ]; then \
+	  echo "==> the release build is up to date (no input changed): not rebuilding"; \
+	else \
+	  rm -f "$(BUILD_STAMP)"; \
+	  echo "cargo leptos build --release --split"; \
+	  cargo leptos build --release --split; \
+	  echo "node tools/precompress.mjs $(SITE)"; \
+	  node tools/precompress.mjs $(SITE); \
+	  echo "$$inputs $$(tools/build-stamp.sh outputs)" > "$(BUILD_STAMP)"; \
+	fi
+
+# The built-in model and the local voices are looked up in the data folder first, then in this
+# checkout's, where `make setup` installed them: `ARGS="--data-dir /tmp/w"` finds them too.
 run: build
 	@echo "==> starting the server: http://127.0.0.1:3000 unless ARGS says otherwise (Ctrl-C stops)"
-	exec "$(BIN)" $(ARGS)
+	WAIFU_INSTALL_DIR="$(abspath $(DATA))" exec "$(BIN)" $(ARGS)
 
 # Watch rewrites files under the same names: a release build's compressed twins would be stale.
 dev: setup $(VIEWER_BUNDLE)
@@ -143,12 +160,20 @@ dev: setup $(VIEWER_BUNDLE)
 ## ---------------------------------------------------------------- test
 LOGS := $(CACHE)/logs
 
+# Each stage prints its time (`==> stage lint: 123 s`), and a table of all of them comes before
+# the runners' totals.
+STAGES := $(LOGS)/stages.tsv
+STAGE = tools/stage.sh $(STAGES)
+
 test: setup-test
 	mkdir -p $(LOGS)
-	$(MAKE) --no-print-directory fmt lint
-	$(MAKE) --no-print-directory unit
-	$(MAKE) --no-print-directory build
-	$(MAKE) --no-print-directory e2e
+	rm -f $(STAGES)
+	$(STAGE) fmt $(MAKE) --no-print-directory fmt
+	$(STAGE) lint $(MAKE) --no-print-directory lint
+	$(STAGE) unit $(MAKE) --no-print-directory unit
+	$(STAGE) build $(MAKE) --no-print-directory build
+	$(STAGE) e2e $(MAKE) --no-print-directory e2e
+	tools/stage.sh --table $(STAGES)
 	.ci/summary $(LOGS)/cargo-test.log end2end/test-results/results.json
 
 fmt:

@@ -6,7 +6,7 @@
 //!
 //! Run with `make bench` (after `make setup`, which installs the model).
 
-#[path = "../tests/common/openai_mock.rs"]
+#[path = "../tests/it/common/openai_mock.rs"]
 #[allow(dead_code)]
 mod openai_mock;
 

@@ -10,7 +10,7 @@
 //! A refused client waits what `Retry-After` says, as a well-behaved one would.
 //! Run with `cargo bench --features ssr --bench load` (`make bench` runs it).
 
-#[path = "../tests/common/openai_mock.rs"]
+#[path = "../tests/it/common/openai_mock.rs"]
 #[allow(dead_code)]
 mod openai_mock;
 

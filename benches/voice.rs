@@ -9,7 +9,7 @@
 //! Figures only, nothing asserted. On a 2-core machine the built-in model and Piper share the
 //! cores, and anything else running (a build) shows in the second part. Run with `make bench`.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use axum::{body::Body, http::Request, Router};

@@ -40,9 +40,10 @@ test("the default avatar reaches ready as VRM 1.0 and is drawn", async ({ page }
   await expect(avatar).toHaveAttribute("data-state", "ready", { timeout: 30_000 });
   await expect(avatar).toHaveAttribute("data-vrm", "1");
   await expect(avatar).toHaveAttribute("data-mouth", /"aa":0/);
-  await page.waitForTimeout(500);
-  const variance = await canvasVariance(page, "[data-testid=avatar] canvas");
-  expect(variance, "the canvas is not blank").toBeGreaterThan(100);
+  // The first frames after "ready" may still be blank: wait for a drawn one, not for a fixed time.
+  await expect
+    .poll(() => canvasVariance(page, "[data-testid=avatar] canvas"), { message: "the canvas is not blank", timeout: 10_000 })
+    .toBeGreaterThan(100);
   await snap(page, "viewer-default");
   await expect(page.getByTestId("avatar-list").locator("li[data-name='default.vrm']")).toContainText("VRM 1.0");
 });
@@ -59,8 +60,7 @@ test("the VRM 0.x twin uploads with the form, loads when chosen, and can be dele
   const avatar = page.getByTestId("avatar");
   await expect(avatar).toHaveAttribute("data-vrm", "0", { timeout: 30_000 });
   await expect(avatar).toHaveAttribute("data-state", "ready");
-  await page.waitForTimeout(500);
-  expect(await canvasVariance(page, "[data-testid=avatar] canvas")).toBeGreaterThan(100);
+  await expect.poll(() => canvasVariance(page, "[data-testid=avatar] canvas"), { timeout: 10_000 }).toBeGreaterThan(100);
   await snap(page, "viewer-vrm0");
   // The choice is saved: a reload shows the same avatar.
   await page.reload();
@@ -84,8 +84,7 @@ test("a broken avatar URL shows the reason and falls back to the default", async
   await expect(page.getByTestId("avatar-error")).toContainText("not found");
   await expect(page.getByTestId("avatar-error")).toContainText("default avatar");
   await expect(avatar).toHaveAttribute("data-vrm", "1", { timeout: 30_000 });
-  await page.waitForTimeout(500);
-  expect(await canvasVariance(page, "[data-testid=avatar] canvas")).toBeGreaterThan(100);
+  await expect.poll(() => canvasVariance(page, "[data-testid=avatar] canvas"), { timeout: 10_000 }).toBeGreaterThan(100);
   await snap(page, "viewer-fallback");
 });
 

@@ -1,13 +1,13 @@
 //! Which model answers: the registry maps the configured provider to its adapter.
 
 use super::{
-    embedded::{Embedded, MODEL_FILE},
+    embedded::Embedded,
     openai::{OpenAiCompatible, OpenAiSettings},
     ChatModel, LlmError,
 };
 use crate::shared::config::{LlmConfig, LlmProvider};
 use std::{
-    path::Path,
+    path::PathBuf,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -31,13 +31,15 @@ pub struct LlmRegistry {
 }
 
 impl LlmRegistry {
-    /// `models_dir` is where `make setup` puts the built-in model; `model_queue` says how many
-    /// requests may wait for it (read at each request).
-    pub fn new(models_dir: &Path, model_queue: impl Fn() -> usize + Send + Sync + 'static) -> Self {
+    /// `model_file` is the built-in model (`make setup` puts it into `models/` as
+    /// [`MODEL_FILE`](super::embedded::MODEL_FILE)); `model_queue` says how many requests may wait for it (read at each
+    /// request).
+    pub fn new(
+        model_file: PathBuf,
+        model_queue: impl Fn() -> usize + Send + Sync + 'static,
+    ) -> Self {
         Self {
-            embedded: Arc::new(
-                Embedded::new(models_dir.join(MODEL_FILE)).with_queue_limit(model_queue),
-            ),
+            embedded: Arc::new(Embedded::new(model_file).with_queue_limit(model_queue)),
             remote: Mutex::new(None),
         }
     }

@@ -21,6 +21,12 @@ pub struct Cli {
     #[arg(long, env = "WAIFU_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 
+    /// Where `make setup` installed the built-in model and the local voices (its `models/` and
+    /// `tools/`), for those the data folder does not have itself: a data folder's own copy comes
+    /// first. `make run` passes the checkout's `data/`.
+    #[arg(long, env = "WAIFU_INSTALL_DIR", default_value = "data")]
+    pub install_dir: PathBuf,
+
     /// Site settings of the built front end (see Leptos.toml).
     #[arg(long, env = "WAIFU_LEPTOS_CONFIG", default_value = "Leptos.toml")]
     pub leptos_config: PathBuf,

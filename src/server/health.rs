@@ -104,6 +104,7 @@ pub async fn report(state: &AppState) -> Health {
     Health {
         ok: db.ok && llm_ok,
         libs,
+        installed: (*state.installed).clone(),
         lmstudio: llm_ok,
         llm,
         tts,

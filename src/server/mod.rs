@@ -11,6 +11,7 @@ pub mod health;
 pub mod history;
 pub mod latency;
 pub mod limits;
+pub mod paths;
 pub mod preflight;
 pub mod router;
 pub mod routes;
@@ -24,7 +25,7 @@ pub use router::app;
 pub use state::AppState;
 
 use anyhow::Context;
-use std::{future::IntoFuture, io, net::SocketAddr, path::PathBuf};
+use std::{future::IntoFuture, io, net::SocketAddr};
 
 /// Boots the server: site settings, preflight, router, then serve until Ctrl-C or SIGTERM.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -32,18 +33,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let addr = SocketAddr::new(cli.bind, cli.port);
     leptos.site_addr = addr;
 
-    let ready = preflight::run(&cli.data_dir)
+    preflight::front_end(&leptos).context("start-up checks failed")?;
+    let mut ready = preflight::run(&cli.data_dir)
         .await
         .context("start-up checks failed")?;
+    ready.paths = ready.paths.with_install_dir(&cli.install_dir);
     for warning in &ready.warnings {
         tracing::warn!("{warning}");
-    }
-    let site_root = PathBuf::from(leptos.site_root.as_ref());
-    if !site_root.join(leptos.site_pkg_dir.as_ref()).is_dir() {
-        tracing::warn!(
-            "the front end was not found in {}: build it with `make run` (or `cargo leptos build --release`) from the repository",
-            site_root.display()
-        );
     }
     let token_file = ready.paths.root.join("config").join("auth-token");
     let (token, token_source) =

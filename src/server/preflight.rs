@@ -1,7 +1,8 @@
-//! Start-up checks: the data folder tree, the config file and the database. Every failure says
-//! what is wrong and how to fix it. Temporary files a crash or `kill -9` left behind go first.
+//! Start-up checks: the built front end, the data folder tree, the config file and the database.
+//! Every failure says what is wrong and how to fix it. Temporary files a crash or `kill -9` left
+//! behind go first.
 
-use super::state::DataPaths;
+use super::paths::DataPaths;
 use crate::{config::ConfigStore, store};
 use anyhow::anyhow;
 use sqlx::SqlitePool;
@@ -104,6 +105,106 @@ fn probe_writable(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What is wrong with the built front end. Without it every page would fail (Leptos reads the
+/// hashed file names on the first page and panics when they are missing), so the server does not
+/// start and says which command builds it.
+#[derive(Debug, thiserror::Error)]
+pub enum FrontEndError {
+    #[error(
+        "the front end is not built: {} is missing. Build it with `make build` (or `make run`, which builds and starts the server) in the repository folder, or point --leptos-config at the settings of a built site",
+        .pkg.display()
+    )]
+    NotBuilt { pkg: PathBuf },
+    #[error(
+        "the front end's file names are unknown: {} is missing (cargo-leptos writes it beside the server binary when it builds the site). Build both with `make build` (or `make run`)",
+        .hash_file.display()
+    )]
+    NoHashFile { hash_file: PathBuf },
+    #[error(
+        "the front end in {} does not belong to this server binary: {} is not there{}. Rebuild both with `make build` (or `make run`)",
+        .pkg.display(),
+        .file,
+        .hash_file.as_ref().map(|h| format!(" (named in {})", h.display())).unwrap_or_default()
+    )]
+    Mismatch {
+        pkg: PathBuf,
+        file: String,
+        hash_file: Option<PathBuf>,
+    },
+    #[error("could not read {}: {source}", .path.display())]
+    Unreadable { path: PathBuf, source: io::Error },
+}
+
+/// Checks that the site folder holds the front end this binary's pages name: its `pkg/` folder
+/// with the script and the WebAssembly, under the hashed names in `hash.txt` when the site is
+/// built with hashed names. Leptos reads that file beside the running binary, so this does too.
+pub fn front_end(options: &leptos::config::LeptosOptions) -> Result<(), FrontEndError> {
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    front_end_beside(options, &exe_dir)
+}
+
+/// [`front_end`] for a binary in `exe_dir`.
+pub fn front_end_beside(
+    options: &leptos::config::LeptosOptions,
+    exe_dir: &Path,
+) -> Result<(), FrontEndError> {
+    let pkg = Path::new(options.site_root.as_ref()).join(options.site_pkg_dir.as_ref());
+    if !pkg.is_dir() {
+        return Err(FrontEndError::NotBuilt { pkg });
+    }
+    let name = options.output_name.as_ref();
+    let mismatch = |file: String, hash_file: Option<&Path>| FrontEndError::Mismatch {
+        pkg: pkg.clone(),
+        file,
+        hash_file: hash_file.map(Path::to_path_buf),
+    };
+    if !options.hash_files {
+        // Without hashes the WebAssembly is `<name>_bg.wasm` from a plain `cargo build`, and
+        // `<name>.wasm` from cargo-leptos.
+        let js = format!("{name}.js");
+        if !pkg.join(&js).is_file() {
+            return Err(mismatch(js, None));
+        }
+        let wasm = [format!("{name}.wasm"), format!("{name}_bg.wasm")];
+        if !wasm.iter().any(|w| pkg.join(w).is_file()) {
+            return Err(mismatch(wasm[0].clone(), None));
+        }
+        return Ok(());
+    }
+    let hash_file = exe_dir.join(options.hash_file.as_ref());
+    let hashes = match fs::read_to_string(&hash_file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(FrontEndError::NoHashFile { hash_file })
+        }
+        Err(source) => {
+            return Err(FrontEndError::Unreadable {
+                path: hash_file,
+                source,
+            })
+        }
+    };
+    let hash_of = |kind: &str| {
+        hashes.lines().find_map(|line| {
+            let (k, v) = line.trim().split_once(':')?;
+            (k.trim() == kind).then(|| v.trim().to_string())
+        })
+    };
+    for ext in ["js", "wasm"] {
+        let file = match hash_of(ext) {
+            Some(hash) => format!("{name}.{hash}.{ext}"),
+            None => format!("{name}.<hash>.{ext}"),
+        };
+        if !pkg.join(&file).is_file() {
+            return Err(mismatch(file, Some(&hash_file)));
+        }
+    }
+    Ok(())
+}
+
 fn io_problem(action: &str, path: &Path, e: &io::Error) -> anyhow::Error {
     let hint = match e.kind() {
         io::ErrorKind::PermissionDenied => {
@@ -124,6 +225,68 @@ fn io_problem(action: &str, path: &Path, e: &io::Error) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn site(root: &Path, hash_files: bool) -> leptos::config::LeptosOptions {
+        leptos::config::LeptosOptions::builder()
+            .output_name("waifu-rt3d")
+            .site_root(root.to_string_lossy().as_ref())
+            .site_pkg_dir("pkg")
+            .hash_files(hash_files)
+            .build()
+    }
+
+    #[test]
+    fn a_missing_front_end_names_the_command_that_builds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = front_end_beside(&site(&dir.path().join("site"), true), dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not built"), "{err}");
+        assert!(err.contains("make build"), "{err}");
+        assert!(err.contains("site/pkg"), "{err}");
+    }
+
+    #[test]
+    fn hashed_names_must_be_known_and_present() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, bin) = (dir.path().join("site"), dir.path().join("release"));
+        let pkg = root.join("pkg");
+        fs::create_dir_all(&pkg).unwrap();
+        fs::create_dir_all(&bin).unwrap();
+        let options = site(&root, true);
+        // No hash.txt beside the binary: the names the pages need are unknown.
+        let err = front_end_beside(&options, &bin).unwrap_err().to_string();
+        assert!(err.contains("hash.txt"), "{err}");
+        assert!(err.contains("make build"), "{err}");
+        // hash.txt from another build than the files in pkg/.
+        fs::write(bin.join("hash.txt"), "js: aaa\nwasm: bbb\ncss: ccc\n").unwrap();
+        fs::write(pkg.join("waifu-rt3d.old.js"), b"").unwrap();
+        fs::write(pkg.join("waifu-rt3d.old.wasm"), b"").unwrap();
+        let err = front_end_beside(&options, &bin).unwrap_err().to_string();
+        assert!(err.contains("waifu-rt3d.aaa.js"), "{err}");
+        assert!(err.contains("does not belong"), "{err}");
+        fs::write(pkg.join("waifu-rt3d.aaa.js"), b"").unwrap();
+        let err = front_end_beside(&options, &bin).unwrap_err().to_string();
+        assert!(err.contains("waifu-rt3d.bbb.wasm"), "{err}");
+        fs::write(pkg.join("waifu-rt3d.bbb.wasm"), b"").unwrap();
+        front_end_beside(&options, &bin).unwrap();
+    }
+
+    #[test]
+    fn plain_names_are_checked_without_a_hash_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let pkg = dir.path().join("pkg");
+        fs::create_dir_all(&pkg).unwrap();
+        let options = site(dir.path(), false);
+        let err = front_end_beside(&options, dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("waifu-rt3d.js"), "{err}");
+        fs::write(pkg.join("waifu-rt3d.js"), b"").unwrap();
+        assert!(front_end_beside(&options, dir.path()).is_err());
+        fs::write(pkg.join("waifu-rt3d_bg.wasm"), b"").unwrap();
+        front_end_beside(&options, dir.path()).unwrap();
+    }
 
     #[tokio::test]
     async fn creates_the_tree_config_and_database() {

@@ -1,53 +1,17 @@
 //! The state every handler and server function shares.
 
-use super::{limits::Gates, preflight::Ready, security::Security, site::Site};
-use crate::{config::ConfigStore, llm::LlmRegistry, shared::AppError, tts::TtsService};
+use super::{limits::Gates, paths::DataPaths, preflight::Ready, security::Security, site::Site};
+use crate::{
+    config::ConfigStore,
+    llm::LlmRegistry,
+    shared::{health::InstalledHealth, AppError},
+    tts::TtsService,
+};
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::SqlitePool;
-use std::{
-    path::{Path, PathBuf},
-    sync::Arc,
-};
-
-/// Where everything lives inside the data folder.
-#[derive(Debug, Clone)]
-pub struct DataPaths {
-    pub root: PathBuf,
-    pub config_file: PathBuf,
-    pub db_file: PathBuf,
-    pub avatars: PathBuf,
-    pub audio: PathBuf,
-    pub models: PathBuf,
-    /// Programs `make setup` installs for the app (Piper's virtualenv).
-    pub tools: PathBuf,
-}
-
-impl DataPaths {
-    pub fn new(root: PathBuf) -> Self {
-        Self {
-            config_file: root.join("config").join("app.json"),
-            db_file: root.join("db").join("app.db"),
-            avatars: root.join("avatars"),
-            audio: root.join("audio"),
-            models: root.join("models"),
-            tools: root.join("tools"),
-            root,
-        }
-    }
-
-    /// The folders preflight creates.
-    pub fn dirs(&self) -> [PathBuf; 5] {
-        [
-            self.root.join("config"),
-            self.root.join("db"),
-            self.avatars.clone(),
-            self.audio.clone(),
-            self.models.clone(),
-        ]
-    }
-}
+use std::{path::Path, sync::Arc};
 
 #[derive(Clone, FromRef)]
 pub struct AppState {
@@ -72,6 +36,8 @@ pub struct AppState {
     pub gates: Gates,
     /// Renders `GET /metrics` from the process-wide recorder (shared by every state).
     pub metrics: PrometheusHandle,
+    /// The built-in model and the Piper program in use, and where they were found.
+    pub installed: Arc<InstalledHealth>,
 }
 
 impl AppState {
@@ -79,13 +45,15 @@ impl AppState {
     pub fn new(leptos_options: LeptosOptions, ready: Ready) -> anyhow::Result<Self> {
         use anyhow::Context;
         let config = Arc::new(ready.config);
+        // Looked up once: the data folder's own copies, else the install folder's.
+        let (model, piper) = (ready.paths.model(), ready.paths.piper());
         let tts = TtsService::new(
             config.clone(),
             ready.paths.audio.clone(),
-            ready.paths.tools.clone(),
+            ready.paths.voice_tools(),
         )
         .context("the HTTP client for the voice providers could not be set up")?;
-        let llm = Arc::new(LlmRegistry::new(&ready.paths.models, {
+        let llm = Arc::new(LlmRegistry::new(model.path.clone(), {
             let config = config.clone();
             move || crate::limits::places(config.get().limits.model_queue)
         }));
@@ -102,6 +70,10 @@ impl AppState {
             warnings: Arc::new(ready.warnings),
             shutdown: tokio_util::sync::CancellationToken::new(),
             gates: Gates::default(),
+            installed: Arc::new(InstalledHealth {
+                model: model.report(),
+                piper: piper.report(),
+            }),
         })
     }
 

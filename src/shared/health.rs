@@ -85,10 +85,61 @@ pub struct LibsHealth {
     pub default_avatar: bool,
 }
 
+/// Where a file that `make setup` installs was found: the data folder is asked first, then the
+/// install folder (the checkout's `data/` under `make run`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstallSource {
+    DataFolder,
+    InstallFolder,
+    /// In neither; the path is where it belongs in the data folder.
+    #[default]
+    Missing,
+}
+
+impl InstallSource {
+    /// The name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::DataFolder => "data_folder",
+            Self::InstallFolder => "install_folder",
+            Self::Missing => "missing",
+        }
+    }
+
+    /// How the System tab says it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::DataFolder => "from the data folder",
+            Self::InstallFolder => "from the install folder",
+            Self::Missing => "not installed: run `make setup`",
+        }
+    }
+}
+
+/// One installed file: the path used and where it was found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InstalledFile {
+    pub path: String,
+    pub source: InstallSource,
+}
+
+/// The files `make setup` installs, as the server found them at start-up.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InstalledHealth {
+    /// The built-in language model.
+    pub model: InstalledFile,
+    /// The Piper program (the local neural voice), unless the settings name another.
+    pub piper: InstalledFile,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Health {
     pub ok: bool,
     pub libs: LibsHealth,
+    /// Which built-in model and which Piper this server uses, and from which folder.
+    #[serde(default)]
+    pub installed: InstalledHealth,
     /// Kept for the earlier server's clients: whether the configured LLM answered.
     pub lmstudio: bool,
     pub llm: ProviderHealth,

@@ -10,7 +10,7 @@ use crate::{
     shared::{
         chat::{LatencyReport, StageStats},
         config::{LlmProvider, TtsProvider},
-        health::{Health, ProviderHealth},
+        health::{Health, InstallSource, InstalledFile, InstalledHealth, ProviderHealth},
         history::format_ts,
     },
 };
@@ -51,6 +51,7 @@ fn HealthView(health: Health) -> impl IntoView {
     let Health {
         ok,
         libs,
+        installed,
         llm,
         tts,
         db,
@@ -86,11 +87,37 @@ fn HealthView(health: Health) -> impl IntoView {
                     <dt>"Default avatar"</dt><dd>{yes_no(libs.default_avatar)}</dd>
                 </dl>
             </article>
+            <InstalledCard installed=installed/>
             <article class="card health" data-testid="health-card" data-kind="version" data-state="ok">
                 <h2>"Version"</h2>
                 <p class="big" data-testid="version">{version}</p>
             </article>
         </div>
+    }
+}
+
+/// Which built-in model and which Piper the server uses, and whether they came from the data
+/// folder or the install folder (the checkout's `data/` that `make setup` filled).
+#[component]
+fn InstalledCard(installed: InstalledHealth) -> impl IntoView {
+    let found = installed.model.source != InstallSource::Missing
+        && installed.piper.source != InstallSource::Missing;
+    let row = |what: &'static str, id: &'static str, file: InstalledFile| {
+        view! {
+            <dt>{what}</dt>
+            <dd data-testid=id data-source=file.source.name()>
+                <code>{file.path}</code>" "<span class="muted">"("{file.source.label()}")"</span>
+            </dd>
+        }
+    };
+    view! {
+        <article class="card health" data-testid="health-card" data-kind="installed" data-state=if found { "ok" } else { "misconfigured" }>
+            <h2>"Installed files"</h2>
+            <dl>
+                {row("Built-in model", "installed-model", installed.model)}
+                {row("Piper", "installed-piper", installed.piper)}
+            </dl>
+        </article>
     }
 }
 

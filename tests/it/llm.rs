@@ -1,7 +1,7 @@
 //! The OpenAI-compatible adapter against a mock server in LM Studio, Ollama and OpenAI modes
 //! (one conformance suite), and the chat endpoints end to end through the router.
 
-mod common;
+use crate::common;
 
 use common::openai_mock::{Flavor, MockLlm, KEY};
 use common::{get, harness, post_json, put_json, send, sse_events, Harness};

@@ -188,3 +188,77 @@ pub fn sse_events(body: &[u8]) -> Vec<(String, serde_json::Value)> {
         })
         .collect()
 }
+
+/// Set in the child process [`isolated`] starts: the name of the one test it runs.
+const ISOLATED: &str = "WAIFU_TEST_ISOLATED";
+
+/// For a test that must be alone in its process: it counts what is global to the process (the
+/// metrics recorder), which the other tests of this binary move while they run beside it.
+///
+/// In the test run it starts this test binary again, running only the test `name` (its path in
+/// this binary, `telemetry::some_test`), checks that it passed, and returns `false`: the caller
+/// returns. In that child process it returns `true`: the caller does its work there.
+pub fn isolated(name: &str) -> bool {
+    if std::env::var(ISOLATED).is_ok_and(|v| v == name) {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = std::process::Command::new(exe)
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env(ISOLATED, name)
+        .output()
+        .expect("the test binary starts again");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{name}, alone in its process, failed:\n{stdout}\n{stderr}"
+    );
+    // A name that matches no test would pass without running anything.
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "{name} did not run alone in its process:\n{stdout}"
+    );
+    false
+}
+
+/// Waits until `check` says yes, asking every 10 ms; fails the test, naming `what`, after 10 s.
+/// For something that happens in a task of its own (a synthesis landing in the cache, a
+/// stopped turn storing its reply): a fixed sleep is either too short on a busy machine or
+/// longer than needed everywhere else.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still waiting after 10 s for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Site settings for a server binary started by a test, naming a front end in `dir` that passes
+/// the start-up check (its script and WebAssembly under plain names; nothing a page could run):
+/// the path to give as `--leptos-config`. The tests that start the binary do not load pages, and
+/// `cargo test` runs before the front end is built.
+pub fn fake_site(dir: &std::path::Path) -> std::path::PathBuf {
+    let site = dir.join("site");
+    let pkg = site.join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(pkg.join("waifu-rt3d.js"), b"").unwrap();
+    std::fs::write(pkg.join("waifu-rt3d_bg.wasm"), b"").unwrap();
+    let settings = dir.join("Leptos.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "[package.metadata.leptos]\noutput-name = \"waifu-rt3d\"\nsite-root = {:?}\nsite-pkg-dir = \"pkg\"\nsite-addr = \"127.0.0.1:3000\"\nreload-port = 3001\nhash-files = false\nenv = \"PROD\"\n",
+            site.display().to_string()
+        ),
+    )
+    .unwrap();
+    settings
+}

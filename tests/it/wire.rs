@@ -3,7 +3,7 @@
 //! models, small answers). Its own test binary: it renders pages (see `pages.rs`).
 #![cfg(feature = "ssr")]
 
-mod common;
+use crate::common;
 
 use axum::{
     body::Body,

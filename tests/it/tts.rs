@@ -2,7 +2,7 @@
 //! fails the way the vendor does, Piper's CLI contract through a stand-in
 //! program, real Piper with the real voice, the fallback chain, and the audio cache.
 
-mod common;
+use crate::common;
 
 use axum::{
     body::{Body, Bytes},
@@ -1041,8 +1041,19 @@ async fn a_caller_that_gives_up_leaves_no_temp_file_and_no_stuck_entry() {
     )
     .await;
     assert!(gave_up.is_err());
-    // The shared synthesis finishes on its own and lands in the cache.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The shared synthesis finishes on its own and lands in the cache (the audio file is written
+    // after its metadata, so once it is there a lookup finds the entry).
+    let audio = h.state.paths.audio.clone();
+    common::eventually("the synthesis to land in the cache", || {
+        let audio = audio.clone();
+        async move {
+            std::fs::read_dir(&audio).unwrap().flatten().any(|e| {
+                e.file_type().is_ok_and(|t| t.is_file())
+                    && !e.file_name().to_string_lossy().starts_with(".tmp-")
+            })
+        }
+    })
+    .await;
     let j = tts(&h, json!({"text": "Dropped halfway."})).await.json();
     assert_eq!(j["meta"]["cached"], true, "{j}");
     assert_eq!(mock.calls(), 1);
@@ -1081,15 +1092,25 @@ async fn the_cache_evicts_least_recently_used_files_over_its_cap() {
             )
             .await
             .unwrap();
+        // The next file must be newer: eviction goes by modification time.
+        let written = std::fs::metadata(&e.path).unwrap().modified().unwrap();
         names.push(e.path);
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        common::eventually("the clock to pass the last write", || async move {
+            std::time::SystemTime::now() > written
+        })
+        .await;
     }
     // Use the oldest, so the second is now the least recently used.
     assert!(cache
         .lookup(&format!("{:064}", 0), OutputKind::MP3)
         .await
         .is_some());
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A hit marks its file as used from a task of its own.
+    let modified = |p: &std::path::Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    common::eventually("the hit to mark the oldest file as used", || async {
+        modified(&names[0]) > modified(&names[2])
+    })
+    .await;
     let (e, _) = cache
         .get_or_create(
             &format!("{:064}", 3),

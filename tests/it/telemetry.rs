@@ -2,7 +2,7 @@
 //! the audio cache, the token), request ids, and the real binary's JSON log lines.
 #![cfg(feature = "ssr")]
 
-mod common;
+use crate::common;
 
 use axum::{
     body::Body,
@@ -123,9 +123,13 @@ async fn spoken_turn(h: &Harness, session: i64) {
     assert_eq!(events.last().unwrap().0, "done", "{events:?}");
 }
 
-/// The only test here that chats, so the turn and voice counts move by exactly its own.
+/// Counts exactly: it runs in its own process, where the turn and voice counts move by its own
+/// turns alone (the other tests of this binary chat and speak too).
 #[tokio::test]
 async fn turns_voices_and_the_cache_are_counted() {
+    if !common::isolated("telemetry::turns_voices_and_the_cache_are_counted") {
+        return;
+    }
     let voice = VoiceMock::xtts(5).await;
     let chain = json!({"provider": "xtts_server", "fallback_chain": [],
         "providers": {"xtts_server": voice.xtts_settings()}});
@@ -309,6 +313,8 @@ fn start_binary(
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["--port", &port.to_string(), "--data-dir"])
         .arg(dir.join("data"))
+        .arg("--leptos-config")
+        .arg(common::fake_site(dir))
         .env_remove("WAIFU_LOG")
         .env_remove("WAIFU_AUTH_TOKEN")
         .stdin(Stdio::null())

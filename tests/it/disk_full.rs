@@ -3,7 +3,7 @@
 //! before is intact. The disk is a small tmpfs, really filled; where mounting one is not
 //! permitted the tests say so and skip.
 
-mod common;
+use crate::common;
 
 use axum::{
     body::Body,

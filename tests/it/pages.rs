@@ -1,10 +1,9 @@
-//! Rendering the app's pages on the server. Its own test binary: Leptos keeps one reactive
-//! runtime per process, and page renders from several test runtimes at once (one per
-//! `#[tokio::test]`) can stall one another. The server runs a single runtime, which the test
-//! below loads with concurrent renders.
+//! Rendering the app's pages on the server. Leptos keeps one reactive runtime per process; the
+//! test renders on a multi-threaded runtime, as the server does, and loads it with concurrent
+//! renders while the other tests of this binary run beside it.
 #![cfg(feature = "ssr")]
 
-mod common;
+use crate::common;
 
 use axum::{
     body::Body,

@@ -2,7 +2,7 @@
 //! security headers, through the whole router.
 #![cfg(feature = "ssr")]
 
-mod common;
+use crate::common;
 
 use axum::{
     body::Body,

@@ -2,7 +2,7 @@
 //! refused at once with 503 and `Retry-After`, requests over the per-client rate with 429, and a
 //! refused turn stores nothing.
 
-mod common;
+use crate::common;
 
 use axum::{
     body::Body,

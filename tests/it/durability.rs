@@ -3,7 +3,7 @@
 //! SIGTERM with streams open (they are told `shutting_down`, their partials are kept, and the
 //! process ends). The model is the OpenAI-compatible mock, streaming slowly.
 
-mod common;
+use crate::common;
 
 use common::openai_mock::{Flavor, MockLlm};
 use futures::StreamExt;
@@ -41,7 +41,7 @@ impl Server {
             .arg("--data-dir")
             .arg(data)
             .arg("--leptos-config")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Leptos.toml"))
+            .arg(common::fake_site(data.parent().unwrap()))
             .env("WAIFU_LOG", "warn")
             .stdout(Stdio::null())
             .kill_on_drop(true)

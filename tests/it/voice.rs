@@ -1,13 +1,13 @@
 //! The spoken reply through the router: a mock LLM streaming sentences, mock voice servers in
 //! vendor wire formats, and the latency trace (`/api/messages/{id}/timings`, `/api/latency`).
 
-mod common;
+use crate::common;
 
 use common::openai_mock::{story_text, Flavor, MockLlm};
 use common::tts_mock::VoiceMock;
 use common::{get, harness, post_json, put_json, send, spoken_stream, Harness};
 use serde_json::{json, Value};
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 use waifu_rt3d::{server::chat::PARALLEL_SYNTHESES, shared::chat::ChatInput};
 
 /// A harness whose model is the mock (`case` picks the reply) and whose voice chain is `tts`.
@@ -205,8 +205,19 @@ async fn stop_mid_reply_cancels_waiting_syntheses_and_keeps_the_partial() {
         }
     }
     drop(turn); // Stop
-                // Long enough for every queued synthesis to have started, had it not been cancelled.
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+                // The running syntheses end and the partial reply is stored. Had the queued ones not
+                // been cancelled, each would take a freed place at once: the voice would stay busy
+                // through the 40 sentences and be asked for each.
+    common::eventually(
+        "the voice to go quiet and the partial reply to be stored",
+        || async {
+            h.state.tts.syntheses_running() == 0
+                && send(&h.app, get("/api/sessions/3/messages")).await.json()["messages"][1]
+                    ["partial"]
+                    == json!(true)
+        },
+    )
+    .await;
     let asked = voice.calls();
     assert!(
         asked <= PARALLEL_SYNTHESES + 1 && asked < sentences,

@@ -1,7 +1,7 @@
 //! Router tests for the history endpoints: every route and status code of docs/api.md.
 #![cfg(feature = "ssr")]
 
-mod common;
+use crate::common;
 
 use axum::{
     body::Body,

@@ -1,7 +1,7 @@
 //! Router tests: the whole HTTP surface driven in-process, on a real data folder.
 #![cfg(feature = "ssr")]
 
-mod common;
+use crate::common;
 
 use axum::{
     body::Body,
@@ -382,7 +382,8 @@ async fn a_busy_port_gives_a_clear_message() {
         port,
         bind: "127.0.0.1".parse().unwrap(),
         data_dir: dir.path().join("data"),
-        leptos_config: "Leptos.toml".into(),
+        install_dir: dir.path().join("data"),
+        leptos_config: crate::common::fake_site(dir.path()),
         allowed_hosts: vec![],
         cors_origins: vec![],
         auth_token: None,

@@ -1,6 +1,6 @@
 //! The avatars API through the whole router: list, upload (validation, names, size cap), delete.
 
-mod common;
+use crate::common;
 
 use axum::{
     body::Body,
