@@ -9,5 +9,6 @@ pub mod health;
 pub mod history;
 pub mod json_text;
 pub mod tts;
+pub mod wire_name;
 
 pub use error::{AppError, FieldError};
