@@ -4,16 +4,17 @@
 
 pub mod default_model;
 mod names;
+mod upload;
 mod validate;
 
 pub use names::{sanitize_upload_name, url_for};
+pub use upload::{upload, Caps, Uploaded};
 pub use validate::{check_glb_head, inspect, kind_of_file, GLB_HEAD_LEN, MAX_JSON_BYTES};
 
+use crate::atomic_file::{self, Access, TempName};
 use crate::shared::avatars::{AvatarInfo, AvatarKind, DEFAULT_AVATAR};
-use std::{
-    io,
-    path::{Path, PathBuf},
-};
+use std::{io, path::Path};
+use tempfile::NamedTempFile;
 
 /// The generated default avatar (VRM 1.0), written into the avatars folder when it is missing.
 pub static DEFAULT_VRM1: &[u8] = include_bytes!("../../assets/avatars/default.vrm");
@@ -49,6 +50,15 @@ pub enum AvatarError {
     NotFound(String),
     #[error("the default avatar cannot be deleted")]
     DefaultProtected,
+    /// The upload's body broke off or was not valid multipart.
+    #[error("the upload could not be read: {0}")]
+    Unreadable(String),
+    /// The blocking task doing the work stopped (a panic); the text is the whole answer.
+    #[error("{0}")]
+    Stopped(&'static str),
+    /// Saving the active avatar's name in the settings failed.
+    #[error(transparent)]
+    Settings(#[from] crate::config::ConfigError),
     #[error("{action} failed: {source}")]
     Io {
         action: &'static str,
@@ -129,66 +139,22 @@ pub fn ensure_default(dir: &Path) -> Result<bool, AvatarError> {
     if path.is_file() {
         return Ok(false);
     }
-    let tmp = TempFile::new(dir);
-    std::fs::write(tmp.path(), DEFAULT_VRM1)
+    atomic_file::replace(&path, DEFAULT_VRM1, TEMP, Access::Default)
         .map_err(AvatarError::io("writing the default avatar"))?;
-    std::fs::rename(tmp.path(), &path).map_err(AvatarError::io("installing the default avatar"))?;
-    tmp.installed();
     Ok(true)
 }
 
-/// A hidden temporary file in the avatars folder: never listed or served, and on the same disk as
-/// the final name so that moving it there is a rename.
-fn temp_path(dir: &Path) -> PathBuf {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    dir.join(format!(".upload-{}-{n}-{nanos}.part", std::process::id()))
-}
+/// An upload's temporary file: hidden (never listed or served) and in the avatars folder itself,
+/// on the same disk as the final name so that moving it there is a rename.
+const TEMP: TempName = TempName {
+    prefix: ".upload-",
+    suffix: ".part",
+};
 
-/// Whether a name in the avatars folder is one of [`TempFile`]'s (left behind only by a crash).
+/// Whether a name in the avatars folder is one of the uploads' temporary files (left behind only
+/// by a crash).
 pub fn is_temp_name(name: &str) -> bool {
-    name.starts_with(".upload-") && name.ends_with(".part")
-}
-
-/// An upload's temporary file in the avatars folder, removed when this is dropped: on an error, a
-/// refusal, or a client that goes away mid-upload (the request's future is dropped), whatever
-/// path the code took. [`TempFile::installed`] marks it as moved to its name.
-pub struct TempFile {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl TempFile {
-    /// A new, unused name in `dir`; the file itself is created by whoever writes it.
-    pub fn new(dir: &Path) -> Self {
-        Self {
-            path: temp_path(dir),
-            armed: true,
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The file was moved to its name ([`install`]): there is nothing left to remove.
-    pub fn installed(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if self.armed {
-            // Not there (never created, or moved away) is fine.
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
+    name.starts_with(TEMP.prefix) && name.ends_with(TEMP.suffix)
 }
 
 /// The bytes the files in the avatars folder take, leaving out `skip` (the upload's own
@@ -212,27 +178,22 @@ pub fn folder_usage(dir: &Path, skip: &[&Path]) -> Result<u64, AvatarError> {
 }
 
 /// Moves a validated upload to its name. Without `overwrite`, an existing file is never replaced
-/// (a hard link fails when the name is taken, so two uploads cannot race past a check).
-pub fn install(tmp: &Path, dir: &Path, name: &str, overwrite: bool) -> Result<(), AvatarError> {
-    let target = dir.join(name);
-    let result = if name == DEFAULT_AVATAR {
-        Err(AvatarError::Exists(name.into()))
-    } else if overwrite {
-        std::fs::rename(tmp, &target).map_err(AvatarError::io("saving the avatar"))
-    } else {
-        match std::fs::hard_link(tmp, &target) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                Err(AvatarError::Exists(name.into()))
-            }
-            Err(e) => Err(AvatarError::Io {
+/// (the move fails when the name is taken, so two uploads cannot race past a check). The
+/// temporary file is gone afterwards either way.
+fn install(tmp: NamedTempFile, dir: &Path, name: &str, overwrite: bool) -> Result<(), AvatarError> {
+    if name == DEFAULT_AVATAR {
+        return Err(AvatarError::Exists(name.into()));
+    }
+    atomic_file::install(tmp, &dir.join(name), overwrite).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            AvatarError::Exists(name.into())
+        } else {
+            AvatarError::Io {
                 action: "saving the avatar",
                 source: e,
-            }),
+            }
         }
-    };
-    let _ = std::fs::remove_file(tmp);
-    result
+    })
 }
 
 /// Deletes an uploaded avatar. The default avatar stays.
@@ -257,6 +218,16 @@ pub fn delete(dir: &Path, name: &str) -> Result<(), AvatarError> {
 mod tests {
     use super::*;
 
+    /// An upload's temporary file holding `content`.
+    fn written(dir: &Path, content: &[u8]) -> NamedTempFile {
+        let tmp = atomic_file::temp_in(dir, TEMP, Access::Default).unwrap();
+        std::fs::write(tmp.path(), content).unwrap();
+        assert!(is_temp_name(
+            &tmp.path().file_name().unwrap().to_string_lossy()
+        ));
+        tmp
+    }
+
     #[test]
     fn lists_models_only_default_first() {
         let dir = tempfile::tempdir().unwrap();
@@ -278,10 +249,13 @@ mod tests {
     fn install_never_overwrites_unless_asked() {
         let dir = tempfile::tempdir().unwrap();
         let put = |content: &[u8], overwrite| {
-            let tmp = temp_path(dir.path());
-            std::fs::write(&tmp, content).unwrap();
-            let r = install(&tmp, dir.path(), "x.glb", overwrite);
-            assert!(!tmp.exists(), "the temporary file is always cleaned up");
+            let tmp = written(dir.path(), content);
+            let tmp_path = tmp.path().to_path_buf();
+            let r = install(tmp, dir.path(), "x.glb", overwrite);
+            assert!(
+                !tmp_path.exists(),
+                "the temporary file is always cleaned up"
+            );
             r
         };
         put(b"one", false).unwrap();
@@ -299,9 +273,8 @@ mod tests {
             delete(dir.path(), "default.vrm"),
             Err(AvatarError::DefaultProtected)
         ));
-        let tmp = temp_path(dir.path());
-        std::fs::write(&tmp, b"x").unwrap();
-        assert!(install(&tmp, dir.path(), "default.vrm", true).is_err());
+        let tmp = written(dir.path(), b"x");
+        assert!(install(tmp, dir.path(), "default.vrm", true).is_err());
         assert_eq!(
             std::fs::read(dir.path().join("default.vrm")).unwrap(),
             DEFAULT_VRM1
