@@ -72,16 +72,17 @@ pub async fn upload(
 ) -> Result<Uploaded, AvatarError> {
     let name = sanitize_upload_name(raw_name)?;
     let ext = extension(&name).unwrap_or_default();
-    let used = blocking({
+    let (used, tmp) = blocking({
         let (dir, target) = (dir.clone(), dir.join(&name));
         move || {
             let replaced = overwrite.then_some(target.as_path());
-            folder_usage(&dir, replaced.as_slice())
+            let used = folder_usage(&dir, replaced.as_slice())?;
+            let tmp = atomic_file::temp_in(&dir, TEMP, Access::Default)
+                .map_err(AvatarError::io("creating the upload file"))?;
+            Ok((used, tmp))
         }
     })
     .await?;
-    let tmp = atomic_file::temp_in(&dir, TEMP, Access::Default)
-        .map_err(AvatarError::io("creating the upload file"))?;
     let size = receive(body, &tmp, &ext, caps, used).await?;
     let kind = blocking({
         let name = name.clone();
