@@ -2,6 +2,8 @@
 //! Text is cleaned for each provider inside the loop, the cache is asked before any provider,
 //! and a provider that failed on auth or quota sits out a cool-down so that later sentences skip
 //! it without waiting. The cool-down ends early when that provider's settings change (a new key).
+//! The chain's input and output ([`SpeakOptions`], [`Spoken`]) are defined here, so that the
+//! service that drives it depends on it and not the other way round.
 
 use super::{
     cache, cache::AudioCache, engine_for, sanitize, EngineContext, SynthRequest, TtsError,
