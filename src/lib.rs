@@ -12,6 +12,8 @@ pub mod shared;
 pub mod viewer;
 
 #[cfg(feature = "ssr")]
+pub(crate) mod atomic_file;
+#[cfg(feature = "ssr")]
 pub mod avatars;
 #[cfg(feature = "ssr")]
 pub mod config;

@@ -140,7 +140,8 @@ fn with_status(status: axum::http::StatusCode, err: AppError) -> AppError {
 
 /// A service error as a server function's answer, with its HTTP status.
 #[cfg(feature = "ssr")]
-fn api_error(e: crate::server::error::ApiError) -> AppError {
+fn api_error(e: impl Into<crate::server::error::ApiError>) -> AppError {
+    let e = e.into();
     with_status(e.status, e.error)
 }
 
@@ -168,6 +169,6 @@ async fn timed_speech(
     let started = std::time::Instant::now();
     match state.tts.speak(text, opts).await {
         Ok(spoken) => Ok(spoken.into_speech(started.elapsed())),
-        Err(e) => Err(api_error(e.into())),
+        Err(e) => Err(api_error(e)),
     }
 }

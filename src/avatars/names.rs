@@ -14,7 +14,7 @@ const MAX_BYTES: usize = 255;
 /// files) and characters that are awkward in file names are removed. The extension must be one
 /// of .vrm/.glb/.gltf (checked here, before the body is read).
 pub fn sanitize_upload_name(raw: &str) -> Result<String, AvatarError> {
-    let decoded = crate::server::files::percent_decode(raw).unwrap_or_else(|()| raw.to_string());
+    let decoded = decode(raw);
     let last = decoded.rsplit(['/', '\\']).next().unwrap_or_default();
     let cleaned: String = last
         .chars()
@@ -52,6 +52,13 @@ pub fn sanitize_upload_name(raw: &str) -> Result<String, AvatarError> {
         return Err(AvatarError::BadName("the file has no name".into()));
     }
     Ok(format!("{stem}.{ext}"))
+}
+
+/// `raw` with its percent escapes decoded, or as sent when they do not decode to UTF-8.
+fn decode(raw: &str) -> std::borrow::Cow<'_, str> {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .unwrap_or(std::borrow::Cow::Borrowed(raw))
 }
 
 /// `/files/avatars/<name>` with the name percent-encoded.
@@ -188,7 +195,7 @@ mod tests {
             prop_assert!(EXTENSIONS.contains(&ext.as_str()), "{name:?}");
             prop_assert!(name.ends_with(&format!(".{ext}")), "the extension is lower case");
             // Trailing spaces are trimmed before the extension is read.
-            let sent = crate::server::files::percent_decode(&raw).unwrap_or_else(|()| raw.clone());
+            let sent = decode(&raw);
             let sent = sent.trim_end_matches(' ').to_lowercase();
             prop_assert!(sent.ends_with(&format!(".{ext}")), "{raw:?} -> {name:?}");
 
@@ -198,7 +205,7 @@ mod tests {
         /// A name that does not end in .vrm, .glb or .gltf (in any case) is refused.
         #[test]
         fn other_extensions_are_refused(raw in raw_name()) {
-            let sent = crate::server::files::percent_decode(&raw).unwrap_or_else(|()| raw.clone());
+            let sent = decode(&raw);
             let sent = sent.trim_end_matches(' ').to_lowercase();
             if !EXTENSIONS.iter().any(|e| sent.ends_with(&format!(".{e}"))) {
                 proptest::prop_assert!(sanitize_upload_name(&raw).is_err(), "{raw:?}");

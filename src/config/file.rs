@@ -7,12 +7,12 @@ use super::{
     strip_read_only, Changer, ConfigError, KeySlot,
 };
 use crate::shared::config::AppConfig;
+use parking_lot::RwLock;
 use serde_json::Value;
 use std::{
     fs, io,
-    io::Write,
     path::{Path, PathBuf},
-    sync::{Arc, RwLock},
+    sync::Arc,
 };
 
 /// What happened while loading, for the log and the health report.
@@ -127,10 +127,7 @@ impl ConfigStore {
 
     /// The config in effect now.
     pub fn get(&self) -> Arc<AppConfig> {
-        match self.current.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.current.read().clone()
     }
 
     /// Merges `patch` into the config, validates the result and saves it atomically. On any error
@@ -159,10 +156,7 @@ impl ConfigStore {
                 source: io::Error::other(e),
             })??;
         let next = Arc::new(applied.config);
-        match self.current.write() {
-            Ok(mut guard) => *guard = next.clone(),
-            Err(poisoned) => *poisoned.into_inner() = next.clone(),
-        }
+        *self.current.write() = next.clone();
         Ok(Saved {
             config: next,
             cleared_keys: applied.cleared_keys,
@@ -223,14 +217,9 @@ fn backup(path: &Path) -> Result<PathBuf, ConfigError> {
         source,
     };
     let bytes = fs::read(path).map_err(err)?;
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&candidate).map_err(err)?;
-    file.write_all(&bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(err)?;
+    if !crate::private_file::create_new(&candidate, &bytes).map_err(err)? {
+        return Err(err(io::ErrorKind::AlreadyExists.into()));
+    }
     Ok(candidate)
 }
 
@@ -254,7 +243,7 @@ pub(crate) fn write_atomic(
     })?;
     let mut text = serde_json::to_string_pretty(&doc).map_err(|e| err(io::Error::other(e)))?;
     text.push('\n');
-    crate::private_file::replace(path, "json.tmp", text.as_bytes()).map_err(err)
+    crate::private_file::replace(path, text.as_bytes()).map_err(err)
 }
 
 #[cfg(test)]
@@ -349,7 +338,15 @@ mod tests {
         assert_eq!(store.get().llm.model, "a");
         let (reloaded, _) = ConfigStore::load(path.clone()).unwrap();
         assert_eq!(reloaded.get().llm.api_key, Secret::new("sk-1"));
-        assert!(!dir.path().join("app.json.tmp").exists());
+        let temporary = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                crate::private_file::is_temp_name(
+                    &e.as_ref().unwrap().file_name().to_string_lossy(),
+                )
+            })
+            .count();
+        assert_eq!(temporary, 0);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

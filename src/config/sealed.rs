@@ -15,11 +15,11 @@ use chacha20poly1305::{
     aead::{common::Generate, Aead, KeyInit, Payload},
     Key, XChaCha20Poly1305, XNonce,
 };
+use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::{
     fs, io,
     path::{Path, PathBuf},
-    sync::Mutex,
 };
 
 const KEY_LEN: usize = 32;
@@ -85,13 +85,13 @@ impl KeyRing {
     }
 
     fn existing(&self) -> Option<[u8; KEY_LEN]> {
-        *self.key.lock().unwrap_or_else(|e| e.into_inner())
+        *self.key.lock()
     }
 
     /// The key, made and written (owner-only, atomically, never over another file) if there is
     /// none yet.
     fn key(&self) -> io::Result<[u8; KEY_LEN]> {
-        let mut slot = self.key.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.key.lock();
         if let Some(key) = *slot {
             return Ok(key);
         }
@@ -317,29 +317,15 @@ fn restrict(path: &Path) {
     let _ = path;
 }
 
-/// Writes a new key file: a private temporary file first, then linked into place only if no key
-/// file appeared meanwhile (another instance on the same folder). Returns the key in effect.
+/// Writes a new key file, moved into place only if no key file appeared meanwhile (another
+/// instance on the same folder). Returns the key in effect.
 fn create_key_file(path: &Path, key: &[u8; KEY_LEN]) -> io::Result<[u8; KEY_LEN]> {
-    let tmp = path.with_extension("key.tmp");
-    let written = crate::private_file::write_new(&tmp, key);
-    let placed = written.and_then(|()| match fs::hard_link(&tmp, path) {
-        Ok(()) => Ok(*key),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            let other = fs::read(path)?;
-            <[u8; KEY_LEN]>::try_from(other.as_slice()).map_err(|_| {
-                io::Error::other(format!("{} appeared and is not a key file", path.display()))
-            })
-        }
-        // File systems without hard links: a plain rename, still atomic.
-        Err(_) => fs::rename(&tmp, path).map(|()| *key),
-    });
-    let _ = fs::remove_file(&tmp);
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+    if crate::private_file::create_new(path, key)? {
+        return Ok(*key);
     }
-    placed
+    let other = fs::read(path)?;
+    <[u8; KEY_LEN]>::try_from(other.as_slice())
+        .map_err(|_| io::Error::other(format!("{} appeared and is not a key file", path.display())))
 }
 
 /// Moves `path` to an unused `.bak` name beside it.
@@ -380,7 +366,11 @@ mod tests {
                 0o600
             );
         }
-        assert!(!dir.path().join("secret.key.tmp").exists());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["secret.key"], "no temporary file is left");
         // A second ring on the same folder opens what the first sealed.
         let again = ring(dir.path());
         let blob = sealed["sealed"].as_str().unwrap();

@@ -32,10 +32,11 @@ use llama_cpp_2::{
     sampling::LlamaSampler,
     token::LlamaToken,
 };
+use parking_lot::Mutex;
 use std::{
     num::NonZeroU32,
     path::{Path, PathBuf},
-    sync::{mpsc as std_mpsc, Arc, Mutex},
+    sync::{mpsc as std_mpsc, Arc},
     time::Instant,
 };
 use tokio::sync::{mpsc, oneshot};
@@ -164,7 +165,7 @@ impl Embedded {
     }
 
     pub fn state(&self) -> LoadState {
-        lock(&self.shared.state).clone()
+        self.shared.state.lock().clone()
     }
 
     /// Starts loading the model in the background (the Chat tab calls this when it opens).
@@ -186,14 +187,14 @@ impl Embedded {
     /// The worker's queue, starting the worker if it is not running (first use, or after a
     /// failed load, so a file installed later is picked up without a restart).
     fn sender(&self) -> Result<std_mpsc::Sender<Queued>, LlmError> {
-        let mut jobs = lock(&self.jobs);
+        let mut jobs = self.jobs.lock();
         if let Some(tx) = jobs.as_ref() {
             return Ok(tx.clone());
         }
         let (tx, rx) = std_mpsc::channel();
         let path = self.path.clone();
         let shared = self.shared.clone();
-        *lock(&shared.state) = LoadState::Loading(0.0);
+        *shared.state.lock() = LoadState::Loading(0.0);
         std::thread::Builder::new()
             .name("embedded-llm".into())
             .spawn(move || worker(&path, &shared, rx))
@@ -224,7 +225,7 @@ impl Embedded {
         let tx = self.sender()?;
         if let Err(std_mpsc::SendError(job)) = tx.send(job) {
             // The worker ended (its load failed): start a new one and try once more.
-            *lock(&self.jobs) = None;
+            *self.jobs.lock() = None;
             self.sender()?
                 .send(job)
                 .map_err(|_| LlmError::Engine("its thread stopped".into()))?;
@@ -239,7 +240,7 @@ impl ChatModel for Embedded {
         self.check_file()?;
         let (tx, rx) = mpsc::channel(64);
         if !matches!(self.state(), LoadState::Ready { .. }) {
-            lock(&self.shared.waiting).push(tx.clone());
+            self.shared.waiting.lock().push(tx.clone());
         }
         self.submit(Job::Chat {
             request,
@@ -277,11 +278,6 @@ impl ChatModel for Embedded {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding one of these locks leaves plain data behind; keep going.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The worker thread: loads the model, then answers jobs one at a time until the handle is gone.
 fn worker(path: &Path, shared: &Arc<Shared>, jobs: std_mpsc::Receiver<Queued>) {
     let started = Instant::now();
@@ -290,8 +286,8 @@ fn worker(path: &Path, shared: &Arc<Shared>, jobs: std_mpsc::Receiver<Queued>) {
         Ok(engine) => engine,
         Err(message) => {
             tracing::error!(path = %path.display(), %message, "the built-in model did not load");
-            *lock(&shared.state) = LoadState::Failed(message.clone());
-            for tx in lock(&shared.waiting).drain(..) {
+            *shared.state.lock() = LoadState::Failed(message.clone());
+            for tx in shared.waiting.lock().drain(..) {
                 let _ = tx.try_send(Err(LlmError::Engine(message.clone())));
             }
             // Answer what is queued; the next request starts a new worker.
@@ -303,8 +299,8 @@ fn worker(path: &Path, shared: &Arc<Shared>, jobs: std_mpsc::Receiver<Queued>) {
     };
     let load_ms = started.elapsed().as_millis() as u64;
     tracing::info!(load_ms, "the built-in model is loaded");
-    *lock(&shared.state) = LoadState::Ready { load_ms };
-    lock(&shared.waiting).clear();
+    *shared.state.lock() = LoadState::Ready { load_ms };
+    shared.waiting.lock().clear();
 
     let Engine {
         backend,
@@ -323,7 +319,7 @@ fn worker(path: &Path, shared: &Arc<Shared>, jobs: std_mpsc::Receiver<Queued>) {
         Ok(ctx) => ctx,
         Err(e) => {
             let message = format!("its context could not be created ({e})");
-            *lock(&shared.state) = LoadState::Failed(message.clone());
+            *shared.state.lock() = LoadState::Failed(message.clone());
             while let Ok(job) = jobs.recv().map(Queued::take) {
                 job.fail(LlmError::Engine(message.clone()));
             }
@@ -367,7 +363,7 @@ struct Engine {
 /// tests) shares it, and the last one to go frees it.
 fn shared_backend() -> Result<Arc<LlamaBackend>, String> {
     static BACKEND: Mutex<std::sync::Weak<LlamaBackend>> = Mutex::new(std::sync::Weak::new());
-    let mut slot = lock(&BACKEND);
+    let mut slot = BACKEND.lock();
     if let Some(backend) = slot.upgrade() {
         return Ok(backend);
     }
@@ -393,8 +389,10 @@ fn load(path: &Path, shared: &Arc<Shared>) -> Result<Engine, String> {
     let backend = shared_backend()?;
     let progress = shared.clone();
     let params = LlamaModelParams::default().with_progress_callback(move |p| {
-        *lock(&progress.state) = LoadState::Loading(p);
-        lock(&progress.waiting)
+        *progress.state.lock() = LoadState::Loading(p);
+        progress
+            .waiting
+            .lock()
             .retain(|tx| !tx.is_closed() && tx.try_send(Ok(ChatEvent::Loading(p))).is_ok());
         true
     });

@@ -28,12 +28,9 @@ pub enum PromptRole {
 }
 
 impl PromptRole {
+    /// The role's name in a chat template, as serde writes it for the OpenAI wire format.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::System => "system",
-            Self::User => "user",
-            Self::Assistant => "assistant",
-        }
+        crate::shared::wire_name::of(&self)
     }
 }
 

@@ -6,11 +6,7 @@ use super::{
     ChatModel, LlmError,
 };
 use crate::shared::config::{LlmConfig, LlmProvider};
-use std::{
-    path::PathBuf,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 /// The settings an OpenAI-compatible adapter was built from; a change builds a new one.
 #[derive(Clone, PartialEq)]
@@ -27,7 +23,7 @@ struct RemoteKey {
 /// configured server, rebuilt only when its settings change.
 pub struct LlmRegistry {
     embedded: Arc<Embedded>,
-    remote: Mutex<Option<(RemoteKey, Arc<OpenAiCompatible>)>>,
+    remote: parking_lot::Mutex<Option<(RemoteKey, Arc<OpenAiCompatible>)>>,
 }
 
 impl LlmRegistry {
@@ -40,7 +36,7 @@ impl LlmRegistry {
     ) -> Self {
         Self {
             embedded: Arc::new(Embedded::new(model_file).with_queue_limit(model_queue)),
-            remote: Mutex::new(None),
+            remote: parking_lot::Mutex::new(None),
         }
     }
 
@@ -65,7 +61,7 @@ impl LlmRegistry {
             connect_timeout_ms: cfg.connect_timeout_ms,
             first_token_timeout_ms: cfg.first_token_timeout_ms,
         };
-        let mut cached = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cached = self.remote.lock();
         if let Some((k, adapter)) = cached.as_ref() {
             if *k == key {
                 return Ok(adapter.clone());

@@ -216,6 +216,86 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+impl From<crate::server::history::HistoryError> for ApiError {
+    fn from(e: crate::server::history::HistoryError) -> Self {
+        use crate::server::history::HistoryError as E;
+        let (status, code) = match e {
+            E::Store(store) => return store.into(),
+            E::BadField {
+                code,
+                ref field,
+                ref problem,
+            } => return ApiError::bad_field(code, field, problem),
+            E::SessionNotFound(_)
+            | E::MessageNotFound { .. }
+            | E::MessageGone(_)
+            | E::CharacterNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            E::TextTooLong => (StatusCode::PAYLOAD_TOO_LARGE, "text_too_long"),
+            E::MissingTitle => (StatusCode::BAD_REQUEST, "missing_title"),
+            E::TitleTooLong => (StatusCode::BAD_REQUEST, "title_too_long"),
+            E::MissingText => (StatusCode::BAD_REQUEST, "missing_text"),
+            E::BadRole => (StatusCode::BAD_REQUEST, "bad_role"),
+            E::BadFormat => (StatusCode::BAD_REQUEST, "bad_format"),
+            E::CharacterIncomplete | E::CharacterEmptied => {
+                (StatusCode::BAD_REQUEST, "missing_fields")
+            }
+            E::NoFields => (StatusCode::BAD_REQUEST, "no_fields"),
+            E::DefaultCharacter => (StatusCode::BAD_REQUEST, "default_character"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl From<crate::avatars::AvatarError> for ApiError {
+    fn from(e: crate::avatars::AvatarError) -> Self {
+        use crate::avatars::AvatarError as E;
+        // The error's text as a sentence: capitalised, with a full stop.
+        let sentence = {
+            let text = e.to_string();
+            let mut chars = text.chars();
+            chars
+                .next()
+                .map(|first| first.to_uppercase().chain(chars).collect::<String>())
+                .unwrap_or_default()
+                + "."
+        };
+        let (status, code) = match e {
+            E::BadName(_) => (StatusCode::BAD_REQUEST, "bad_name"),
+            E::BadExtension(_) => (StatusCode::BAD_REQUEST, "bad_extension"),
+            E::NotGltf(_) | E::NotVrm => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_a_model"),
+            E::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            E::JsonTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "json_too_large"),
+            E::FolderFull { .. } => (StatusCode::INSUFFICIENT_STORAGE, "avatars_full"),
+            E::Exists(_) => (StatusCode::CONFLICT, "exists"),
+            E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            E::DefaultProtected => (StatusCode::BAD_REQUEST, "default_avatar"),
+            E::Unreadable(_) => (StatusCode::BAD_REQUEST, "bad_upload"),
+            E::Stopped(message) => {
+                return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+            }
+            E::Settings(config) => return config.into(),
+            E::Io { .. } if e.is_disk_full() => {
+                tracing::error!(error = %e, "avatar file operation failed: the disk is full");
+                return ApiError::disk_full(format!(
+                    "The disk is full: the avatar could not be saved. {}",
+                    crate::disk::advice(
+                        "nothing was changed, and the avatars already there are intact."
+                    )
+                ));
+            }
+            E::Io { .. } => {
+                tracing::error!(error = %e, "avatar file operation failed");
+                return ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "avatar_io",
+                    "The avatars folder could not be written or read; check free disk space and permissions.",
+                );
+            }
+        };
+        ApiError::new(status, code, sentence)
+    }
+}
+
 impl From<crate::tts::ChainError> for ApiError {
     fn from(e: crate::tts::ChainError) -> Self {
         if let crate::tts::ChainError::Busy(n) = e {

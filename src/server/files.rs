@@ -69,7 +69,11 @@ pub fn content_type_for(name: &str) -> &'static str {
 async fn guard(State(folder): State<Folder>, req: Request, next: Next) -> Response {
     let not_found = || ApiError::not_found("No such file.").into_response();
     let raw = req.uri().path().trim_start_matches('/');
-    let Ok(rel) = percent_decode(raw) else {
+    // Invalid UTF-8 is refused; a malformed escape stays as it is and names no file.
+    let Ok(rel) = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+    else {
         return not_found();
     };
     let unsafe_part = |s: &str| s.is_empty() || s == ".." || s.starts_with('.');
@@ -135,37 +139,9 @@ async fn guard(State(folder): State<Folder>, req: Request, next: Next) -> Respon
     res
 }
 
-/// Decodes `%XX` escapes; an invalid escape or invalid UTF-8 is an error.
-pub(crate) fn percent_decode(s: &str) -> Result<String, ()> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or(())?;
-            let hex = std::str::from_utf8(hex).map_err(|_| ())?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| ())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decodes_escapes_and_rejects_bad_ones() {
-        assert_eq!(percent_decode("a%20b.vrm"), Ok("a b.vrm".into()));
-        assert_eq!(percent_decode("%2e%2e%2fsecret"), Ok("../secret".into()));
-        assert!(percent_decode("%zz").is_err());
-        assert!(percent_decode("%").is_err());
-        assert!(percent_decode("%ff").is_err());
-    }
 
     #[test]
     fn content_types() {

@@ -1,7 +1,7 @@
-//! The history service: sessions, messages, search, export and characters, with the checks and
-//! status codes of docs/api.md. The REST routes and the UI's server functions both call these.
+//! The history service: sessions, messages, search, export and characters, with the checks of
+//! docs/api.md. The REST routes and the UI's server functions both call these; what each
+//! [`HistoryError`] is on the wire is said once, in `server::error`.
 
-use super::error::ApiError;
 use crate::{
     shared::config::TtsProvider,
     shared::history::{
@@ -10,11 +10,55 @@ use crate::{
     store::{
         characters::{self, CharacterFields},
         messages::{self, Cursor, NewMessage},
-        search, sessions,
+        search, sessions, StoreError,
     },
     tts::voice_id,
 };
 use sqlx::SqlitePool;
+
+/// Why a history request was refused or failed. The texts are the messages on the wire.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("There is no session {0}.")]
+    SessionNotFound(i64),
+    #[error("There is no message {id} in session {session_id}.")]
+    MessageNotFound { session_id: i64, id: i64 },
+    /// Edited, then gone before it could be read back.
+    #[error("There is no message {0}.")]
+    MessageGone(i64),
+    #[error("There is no character {0}.")]
+    CharacterNotFound(i64),
+    #[error("A title is required.")]
+    MissingTitle,
+    #[error("A title can have at most 200 characters.")]
+    TitleTooLong,
+    #[error("The message text is required.")]
+    MissingText,
+    #[error("A message can have at most 100,000 characters.")]
+    TextTooLong,
+    #[error("The role must be user, assistant or system.")]
+    BadRole,
+    #[error("The export format must be md or json.")]
+    BadFormat,
+    /// One field of a character is wrong: `problem` reads as the rest of the sentence after the
+    /// field's name ("must be …").
+    #[error("{field} {problem}.")]
+    BadField {
+        code: &'static str,
+        field: String,
+        problem: String,
+    },
+    #[error("A character needs a name and a system_prompt.")]
+    CharacterIncomplete,
+    #[error("A character's name and system_prompt cannot be empty.")]
+    CharacterEmptied,
+    #[error("Send at least one of name, system_prompt, avatar_url, voice_id, tts_provider, personality_traits.")]
+    NoFields,
+    #[error("The default character cannot be deleted.")]
+    DefaultCharacter,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_MESSAGE_CHARS: usize = 100_000;
@@ -31,23 +75,13 @@ fn clamp(limit: Option<i64>, default: i64, max: i64) -> i64 {
     limit.unwrap_or(default).clamp(1, max)
 }
 
-fn session_not_found(id: i64) -> ApiError {
-    ApiError::not_found(format!("There is no session {id}."))
-}
-
-fn clean_title(title: Option<&str>) -> Result<String, ApiError> {
+fn clean_title(title: Option<&str>) -> Result<String, HistoryError> {
     let title = title.map(str::trim).unwrap_or_default();
     if title.is_empty() {
-        return Err(ApiError::bad_request(
-            "missing_title",
-            "A title is required.",
-        ));
+        return Err(HistoryError::MissingTitle);
     }
     if title.chars().count() > MAX_TITLE_CHARS {
-        return Err(ApiError::bad_request(
-            "title_too_long",
-            "A title can have at most 200 characters.",
-        ));
+        return Err(HistoryError::TitleTooLong);
     }
     Ok(title.to_string())
 }
@@ -56,14 +90,14 @@ pub async fn list_sessions(
     db: &SqlitePool,
     limit: Option<i64>,
     offset: Option<i64>,
-) -> Result<Vec<SessionSummary>, ApiError> {
+) -> Result<Vec<SessionSummary>, HistoryError> {
     Ok(sessions::list(db, clamp(limit, 100, 1000), offset.unwrap_or(0).max(0)).await?)
 }
 
 pub async fn create_session(
     db: &SqlitePool,
     title: Option<&str>,
-) -> Result<SessionSummary, ApiError> {
+) -> Result<SessionSummary, HistoryError> {
     let title = match title {
         Some(t) if !t.trim().is_empty() => Some(clean_title(Some(t))?),
         _ => None,
@@ -72,20 +106,24 @@ pub async fn create_session(
 }
 
 /// The body is checked before the id is looked up, so a bad title is a 400 even for an unknown id.
-pub async fn rename_session(db: &SqlitePool, id: i64, title: Option<&str>) -> Result<(), ApiError> {
+pub async fn rename_session(
+    db: &SqlitePool,
+    id: i64,
+    title: Option<&str>,
+) -> Result<(), HistoryError> {
     let title = clean_title(title)?;
     if sessions::rename(db, id, &title).await? {
         Ok(())
     } else {
-        Err(session_not_found(id))
+        Err(HistoryError::SessionNotFound(id))
     }
 }
 
-pub async fn delete_session(db: &SqlitePool, id: i64) -> Result<(), ApiError> {
+pub async fn delete_session(db: &SqlitePool, id: i64) -> Result<(), HistoryError> {
     if sessions::delete(db, id).await? {
         Ok(())
     } else {
-        Err(session_not_found(id))
+        Err(HistoryError::SessionNotFound(id))
     }
 }
 
@@ -94,27 +132,20 @@ pub async fn messages(
     session_id: i64,
     cursor: Cursor,
     limit: Option<i64>,
-) -> Result<MessagePage, ApiError> {
+) -> Result<MessagePage, HistoryError> {
     if sessions::get(db, session_id).await?.is_none() {
-        return Err(session_not_found(session_id));
+        return Err(HistoryError::SessionNotFound(session_id));
     }
     Ok(messages::page(db, session_id, cursor, clamp(limit, 50, 1000)).await?)
 }
 
-fn clean_text(text: Option<&str>) -> Result<&str, ApiError> {
+fn clean_text(text: Option<&str>) -> Result<&str, HistoryError> {
     let text = text.unwrap_or_default();
     if text.trim().is_empty() {
-        return Err(ApiError::bad_request(
-            "missing_text",
-            "The message text is required.",
-        ));
+        return Err(HistoryError::MissingText);
     }
     if text.chars().count() > MAX_MESSAGE_CHARS {
-        return Err(ApiError::new(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "text_too_long",
-            "A message can have at most 100,000 characters.",
-        ));
+        return Err(HistoryError::TextTooLong);
     }
     Ok(text)
 }
@@ -125,16 +156,14 @@ pub async fn append_message(
     session_id: i64,
     role: Option<&str>,
     text: Option<&str>,
-) -> Result<Message, ApiError> {
+) -> Result<Message, HistoryError> {
     let text = clean_text(text)?;
     let role = match role {
         None => Role::User,
-        Some(r) => Role::from_name(r).ok_or_else(|| {
-            ApiError::bad_request("bad_role", "The role must be user, assistant or system.")
-        })?,
+        Some(r) => Role::from_name(r).ok_or(HistoryError::BadRole)?,
     };
     if sessions::get(db, session_id).await?.is_none() {
-        return Err(session_not_found(session_id));
+        return Err(HistoryError::SessionNotFound(session_id));
     }
     Ok(messages::add(db, &NewMessage::new(session_id, role, text)).await?)
 }
@@ -144,25 +173,21 @@ pub async fn edit_message(
     session_id: i64,
     id: i64,
     text: Option<&str>,
-) -> Result<Message, ApiError> {
+) -> Result<Message, HistoryError> {
     let text = clean_text(text)?;
     if !messages::edit(db, session_id, id, text).await? {
-        return Err(ApiError::not_found(format!(
-            "There is no message {id} in session {session_id}."
-        )));
+        return Err(HistoryError::MessageNotFound { session_id, id });
     }
     messages::get(db, id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("There is no message {id}.")))
+        .ok_or(HistoryError::MessageGone(id))
 }
 
-pub async fn delete_message(db: &SqlitePool, session_id: i64, id: i64) -> Result<(), ApiError> {
+pub async fn delete_message(db: &SqlitePool, session_id: i64, id: i64) -> Result<(), HistoryError> {
     if messages::delete(db, session_id, id).await? {
         Ok(())
     } else {
-        Err(ApiError::not_found(format!(
-            "There is no message {id} in session {session_id}."
-        )))
+        Err(HistoryError::MessageNotFound { session_id, id })
     }
 }
 
@@ -172,7 +197,7 @@ pub async fn search(
     session_id: Option<i64>,
     limit: Option<i64>,
     offset: Option<i64>,
-) -> Result<Vec<SearchHit>, ApiError> {
+) -> Result<Vec<SearchHit>, HistoryError> {
     let q = q.unwrap_or_default();
     Ok(search::search(
         db,
@@ -191,17 +216,18 @@ pub struct Export {
     pub body: String,
 }
 
-pub async fn export(db: &SqlitePool, id: i64, format: Option<&str>) -> Result<Export, ApiError> {
+pub async fn export(
+    db: &SqlitePool,
+    id: i64,
+    format: Option<&str>,
+) -> Result<Export, HistoryError> {
     let format = format.unwrap_or("md");
     if !matches!(format, "md" | "json") {
-        return Err(ApiError::bad_request(
-            "bad_format",
-            "The export format must be md or json.",
-        ));
+        return Err(HistoryError::BadFormat);
     }
     let session = sessions::get(db, id)
         .await?
-        .ok_or_else(|| session_not_found(id))?;
+        .ok_or(HistoryError::SessionNotFound(id))?;
     let messages = messages::all(db, id).await?;
     let stem: String = session
         .title
@@ -257,24 +283,28 @@ fn markdown(session: &SessionSummary, messages: &[Message]) -> String {
     out
 }
 
-fn character_not_found(id: i64) -> ApiError {
-    ApiError::not_found(format!("There is no character {id}."))
-}
-
-pub async fn list_characters(db: &SqlitePool) -> Result<Vec<Character>, ApiError> {
+pub async fn list_characters(db: &SqlitePool) -> Result<Vec<Character>, HistoryError> {
     Ok(characters::list(db).await?)
 }
 
-pub async fn get_character(db: &SqlitePool, id: i64) -> Result<Character, ApiError> {
+pub async fn get_character(db: &SqlitePool, id: i64) -> Result<Character, HistoryError> {
     characters::get(db, id)
         .await?
-        .ok_or_else(|| character_not_found(id))
+        .ok_or(HistoryError::CharacterNotFound(id))
 }
 
-/// `value` has at most `max` characters, or a 400 naming `field`.
-fn capped(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
+fn bad_field(code: &'static str, field: &str, problem: impl std::fmt::Display) -> HistoryError {
+    HistoryError::BadField {
+        code,
+        field: field.to_string(),
+        problem: problem.to_string(),
+    }
+}
+
+/// `value` has at most `max` characters, or a refusal naming `field`.
+fn capped(field: &str, value: Option<&str>, max: usize) -> Result<(), HistoryError> {
     match value {
-        Some(v) if v.chars().count() > max => Err(ApiError::bad_field(
+        Some(v) if v.chars().count() > max => Err(bad_field(
             "field_too_long",
             field,
             format!("can have at most {max} characters"),
@@ -284,7 +314,7 @@ fn capped(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> 
 }
 
 /// The checks a character's fields need on their own, before anything is looked up.
-fn check_character_fields(f: &CharacterFields) -> Result<(), ApiError> {
+fn check_character_fields(f: &CharacterFields) -> Result<(), HistoryError> {
     capped("name", f.name.as_deref(), MAX_CHARACTER_NAME_CHARS)?;
     capped(
         "system_prompt",
@@ -296,7 +326,7 @@ fn check_character_fields(f: &CharacterFields) -> Result<(), ApiError> {
     if let Some(p) = f.tts_provider.as_deref() {
         if !p.is_empty() && TtsProvider::from_name(p).is_none() {
             let names: Vec<&str> = TtsProvider::ALL.iter().map(|p| p.name()).collect();
-            return Err(ApiError::bad_field(
+            return Err(bad_field(
                 "invalid_tts_provider",
                 "tts_provider",
                 format!(
@@ -308,7 +338,7 @@ fn check_character_fields(f: &CharacterFields) -> Result<(), ApiError> {
     }
     if let Some(traits) = &f.personality_traits {
         if traits.len() > MAX_TRAITS {
-            return Err(ApiError::bad_field(
+            return Err(bad_field(
                 "too_many_traits",
                 "personality_traits",
                 format!("can have at most {MAX_TRAITS} entries"),
@@ -331,14 +361,14 @@ fn check_character_voice(
     voice: Option<&str>,
     tts_provider: Option<&str>,
     default: TtsProvider,
-) -> Result<(), ApiError> {
+) -> Result<(), HistoryError> {
     let Some(v) = voice.filter(|v| !v.trim().is_empty()) else {
         return Ok(());
     };
     let provider = tts_provider
         .and_then(TtsProvider::from_name)
         .unwrap_or(default);
-    voice_id::check(provider, v).map_err(|e| ApiError::bad_field("invalid_voice_id", "voice_id", e))
+    voice_id::check(provider, v).map_err(|e| bad_field("invalid_voice_id", "voice_id", e))
 }
 
 /// `default_voice` is the configured first voice provider, which speaks for a character that
@@ -347,7 +377,7 @@ pub async fn create_character(
     db: &SqlitePool,
     f: CharacterFields,
     default_voice: TtsProvider,
-) -> Result<Character, ApiError> {
+) -> Result<Character, HistoryError> {
     check_character_fields(&f)?;
     check_character_voice(
         f.voice_id.as_deref(),
@@ -356,10 +386,7 @@ pub async fn create_character(
     )?;
     let blank = |v: &Option<String>| v.as_deref().map(str::trim).unwrap_or_default().is_empty();
     if blank(&f.name) || blank(&f.system_prompt) {
-        return Err(ApiError::bad_request(
-            "missing_fields",
-            "A character needs a name and a system_prompt.",
-        ));
+        return Err(HistoryError::CharacterIncomplete);
     }
     Ok(characters::create(db, &f).await?)
 }
@@ -370,20 +397,14 @@ pub async fn update_character(
     id: i64,
     f: CharacterFields,
     default_voice: TtsProvider,
-) -> Result<Character, ApiError> {
+) -> Result<Character, HistoryError> {
     check_character_fields(&f)?;
     if f.is_empty() {
-        return Err(ApiError::bad_request(
-            "no_fields",
-            "Send at least one of name, system_prompt, avatar_url, voice_id, tts_provider, personality_traits.",
-        ));
+        return Err(HistoryError::NoFields);
     }
     let blank = |v: &Option<String>| v.as_deref().is_some_and(|s| s.trim().is_empty());
     if blank(&f.name) || blank(&f.system_prompt) {
-        return Err(ApiError::bad_request(
-            "missing_fields",
-            "A character's name and system_prompt cannot be empty.",
-        ));
+        return Err(HistoryError::CharacterEmptied);
     }
     if f.voice_id.is_some() || f.tts_provider.is_some() {
         // The voice and its provider may come one from the body and one from the stored row.
@@ -396,19 +417,16 @@ pub async fn update_character(
     }
     characters::update(db, id, &f)
         .await?
-        .ok_or_else(|| character_not_found(id))
+        .ok_or(HistoryError::CharacterNotFound(id))
 }
 
-pub async fn delete_character(db: &SqlitePool, id: i64) -> Result<(), ApiError> {
+pub async fn delete_character(db: &SqlitePool, id: i64) -> Result<(), HistoryError> {
     if id == characters::DEFAULT_ID {
-        return Err(ApiError::bad_request(
-            "default_character",
-            "The default character cannot be deleted.",
-        ));
+        return Err(HistoryError::DefaultCharacter);
     }
     if characters::delete(db, id).await? {
         Ok(())
     } else {
-        Err(character_not_found(id))
+        Err(HistoryError::CharacterNotFound(id))
     }
 }

@@ -64,14 +64,9 @@ impl LlmProvider {
         Self::OpenaiCompatible,
     ];
 
+    /// The name in the settings and on the wire, as serde writes it.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Embedded => "embedded",
-            Self::Lmstudio => "lmstudio",
-            Self::Ollama => "ollama",
-            Self::Openai => "openai",
-            Self::OpenaiCompatible => "openai_compatible",
-        }
+        super::wire_name::of(&self)
     }
 
     pub fn label(self) -> &'static str {
@@ -85,7 +80,7 @@ impl LlmProvider {
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.name() == name)
+        super::wire_name::parse(name)
     }
 
     /// The base URL a fresh install of this server listens on.
@@ -125,14 +120,9 @@ impl TtsProvider {
         Self::Espeak,
     ];
 
+    /// The name in the settings and on the wire, as serde writes it.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::PiperLocal => "piper_local",
-            Self::FishAudio => "fish_audio",
-            Self::Elevenlabs => "elevenlabs",
-            Self::XttsServer => "xtts_server",
-            Self::Espeak => "espeak",
-        }
+        super::wire_name::of(&self)
     }
 
     pub fn label(self) -> &'static str {
@@ -146,7 +136,7 @@ impl TtsProvider {
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.name() == name)
+        super::wire_name::parse(name)
     }
 
     /// Cloud providers need a key; local ones never do.
@@ -185,12 +175,9 @@ pub enum AudioFormat {
 
 impl AudioFormat {
     pub const ALL: [AudioFormat; 3] = [Self::Mp3, Self::Wav, Self::Opus];
+    /// The name in the settings and on the wire, as serde writes it.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Mp3 => "mp3",
-            Self::Wav => "wav",
-            Self::Opus => "opus",
-        }
+        super::wire_name::of(&self)
     }
 }
 
@@ -568,6 +555,10 @@ mod tests {
             assert_eq!(json, p.name());
             assert_eq!(TtsProvider::from_name(p.name()), Some(p));
         }
+        for f in AudioFormat::ALL {
+            assert_eq!(serde_json::to_value(f).unwrap(), f.name());
+        }
+        assert_eq!(TtsProvider::from_name("PiperLocal"), None);
     }
 
     #[test]

@@ -17,16 +17,9 @@ pub enum ProviderState {
 }
 
 impl ProviderState {
+    /// The name on the wire, as serde writes it.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::NoModel => "no_model",
-            Self::Unreachable => "unreachable",
-            Self::Auth => "auth",
-            Self::Quota => "quota",
-            Self::Misconfigured => "misconfigured",
-            Self::Error => "error",
-        }
+        super::wire_name::of(&self)
     }
 }
 

@@ -23,20 +23,13 @@ pub enum Role {
 }
 
 impl Role {
+    /// The name stored in the database and sent on the wire, as serde writes it.
     pub fn name(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-            Role::System => "system",
-        }
+        super::wire_name::of(&self)
     }
+
     pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "user" => Some(Role::User),
-            "assistant" => Some(Role::Assistant),
-            "system" => Some(Role::System),
-            _ => None,
-        }
+        super::wire_name::parse(name)
     }
 }
 

@@ -10,5 +10,6 @@ pub mod health;
 pub mod history;
 pub mod json_text;
 pub mod tts;
+pub mod wire_name;
 
 pub use error::{AppError, FieldError};

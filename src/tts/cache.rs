@@ -12,7 +12,9 @@
 //!   modification time, and eviction removes the oldest first.
 
 use super::{Audio, OutputKind, TtsError};
+use crate::atomic_file;
 use crate::shared::tts::Timings;
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::{
@@ -21,7 +23,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex,
+        Arc,
     },
     time::SystemTime,
 };
@@ -148,7 +150,7 @@ impl AudioCache {
     {
         let name = format!("{hash}.{}", kind.ext);
         let mut rx = {
-            let mut inflight = super::locked(&self.inflight);
+            let mut inflight = self.inflight.lock();
             match inflight.get(&name) {
                 Some(rx) => rx.clone(),
                 None => {
@@ -284,35 +286,24 @@ struct InflightGuard<'a> {
 
 impl Drop for InflightGuard<'_> {
     fn drop(&mut self) {
-        let mut inflight = super::locked(&self.cache.inflight);
+        let mut inflight = self.cache.inflight.lock();
         inflight.remove(self.name);
     }
 }
 
-/// Removes its file unless it was renamed into place.
-struct TempGuard(Option<PathBuf>);
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
+/// Hidden (never served from `/files/audio`) and recognised by [`is_temp_name`].
+const TEMP: atomic_file::TempName = atomic_file::TempName {
+    prefix: ".tmp-",
+    suffix: "",
+};
 
 async fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let file = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(
-        ".tmp-{file}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let mut guard = TempGuard(Some(tmp.clone()));
-    tokio::fs::write(&tmp, bytes).await?;
-    tokio::fs::rename(&tmp, path).await?;
-    guard.0 = None;
-    Ok(())
+    let (path, bytes) = (path.to_path_buf(), bytes.to_vec());
+    tokio::task::spawn_blocking(move || {
+        atomic_file::replace(&path, &bytes, TEMP, atomic_file::Access::Default)
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// The audio files (not hidden ones) with their modification time and size, and the total

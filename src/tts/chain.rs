@@ -2,26 +2,84 @@
 //! Text is cleaned for each provider inside the loop, the cache is asked before any provider,
 //! and a provider that failed on auth or quota sits out a cool-down so that later sentences skip
 //! it without waiting. The cool-down ends early when that provider's settings change (a new key).
+//! The chain's input and output ([`SpeakOptions`], [`Spoken`]) are defined here, so that the
+//! service that drives it depends on it and not the other way round.
 
 use super::{
-    cache, engine_for, locked, sanitize, EngineContext, SpeakOptions, SynthRequest, TtsError,
+    cache, cache::AudioCache, engine_for, sanitize, EngineContext, SynthRequest, TtsError,
 };
-use super::{cache::AudioCache, service::Spoken};
 use crate::limits::{places, Gate};
 use crate::shared::{
-    config::{AppConfig, TtsProvider, TtsProviderSettings},
+    config::{AppConfig, AudioFormat, TtsProvider, TtsProviderSettings},
     health::{LastError, LastSuccess},
-    tts::FellBack,
+    tts::{FellBack, Speech, SpeechMeta, Timings},
 };
-use sha2::{Digest, Sha256};
 use std::{
     collections::HashMap,
+    path::PathBuf,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
+        Arc,
     },
     time::{Duration, Instant},
 };
+
+/// Per-call choices that override the settings.
+#[derive(Clone, Debug, Default)]
+pub struct SpeakOptions {
+    /// Try this provider first, then the configured chain.
+    pub provider: Option<TtsProvider>,
+    /// A voice of the first provider tried.
+    pub voice_id: Option<String>,
+    pub format: Option<AudioFormat>,
+    /// Only `provider`, no fallback (the System tab's "Test").
+    pub only: bool,
+    /// Ask the provider even when the text is cached (a test must reach the provider).
+    pub fresh: bool,
+    /// Wait for a place among the `limits.syntheses` running syntheses instead of being refused
+    /// ([`ChainError::Busy`]) when all are taken.
+    ///
+    /// A chat turn's segments wait: the turn was admitted under `limits.chat_turns`, it asks for
+    /// at most `PARALLEL_SYNTHESES` segments at a time, and a segment refused midway would leave
+    /// a hole in the spoken reply. Everything else (`POST /api/tts`, the Setup and System tabs'
+    /// tests) is a request of its own and is refused at once, so the number of voice processes
+    /// never exceeds the limit either way.
+    pub wait: bool,
+}
+
+/// Spoken text: where the audio is and what it is.
+#[derive(Clone, Debug)]
+pub struct Spoken {
+    /// `/files/audio/<hash>.<ext>`
+    pub url: String,
+    pub path: PathBuf,
+    pub provider: TtsProvider,
+    pub cached: bool,
+    pub content_type: String,
+    pub duration_ms: Option<u64>,
+    pub sample_rate: Option<u32>,
+    pub fell_back_from: Vec<FellBack>,
+    pub timings: Option<Timings>,
+}
+
+impl Spoken {
+    /// The wire form, with the time the caller measured.
+    pub fn into_speech(self, latency: Duration) -> Speech {
+        Speech {
+            url: self.url,
+            latency_ms: latency.as_millis() as u64,
+            meta: SpeechMeta {
+                provider: self.provider.name().into(),
+                cached: self.cached,
+                content_type: self.content_type,
+                duration_ms: self.duration_ms,
+                sample_rate: self.sample_rate,
+                fell_back_from: self.fell_back_from,
+                timings: self.timings,
+            },
+        }
+    }
+}
 
 /// Why nothing was spoken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,26 +149,23 @@ fn all_busy(f: &[FellBack]) -> bool {
 
 /// Providers sitting out after an auth or quota failure.
 #[derive(Default)]
-pub struct Cooldowns(Mutex<HashMap<TtsProvider, Cooldown>>);
+pub struct Cooldowns(parking_lot::Mutex<HashMap<TtsProvider, Cooldown>>);
 
 struct Cooldown {
     until: Instant,
-    settings: [u8; 32],
+    /// The settings it failed with: any change (a new key) ends the cool-down.
+    settings: TtsProviderSettings,
     error: TtsError,
-}
-
-fn fingerprint(s: &TtsProviderSettings) -> [u8; 32] {
-    Sha256::digest(serde_json::to_vec(s).unwrap_or_default()).into()
 }
 
 impl Cooldowns {
     /// The error that put `provider` out, and how long it still sits out.
     pub fn active(&self, p: TtsProvider, s: &TtsProviderSettings) -> Option<(TtsError, Duration)> {
-        let mut map = locked(&self.0);
+        let mut map = self.0.lock();
         let c = map.get(&p)?;
         let left = c.until.checked_duration_since(Instant::now());
         match left {
-            Some(left) if c.settings == fingerprint(s) => Some((c.error.clone(), left)),
+            Some(left) if c.settings == *s => Some((c.error.clone(), left)),
             _ => {
                 map.remove(&p);
                 None
@@ -120,11 +175,11 @@ impl Cooldowns {
 
     fn start(&self, p: TtsProvider, s: &TtsProviderSettings, e: &TtsError) {
         if let Some(d) = e.cooldown() {
-            locked(&self.0).insert(
+            self.0.lock().insert(
                 p,
                 Cooldown {
                     until: Instant::now() + d,
-                    settings: fingerprint(s),
+                    settings: s.clone(),
                     error: e.clone(),
                 },
             );
@@ -134,7 +189,7 @@ impl Cooldowns {
 
 /// What each provider did last (since the server started), for the health report.
 #[derive(Default)]
-pub struct Outcomes(Mutex<HashMap<TtsProvider, Outcome>>);
+pub struct Outcomes(parking_lot::Mutex<HashMap<TtsProvider, Outcome>>);
 
 #[derive(Clone, Default)]
 pub struct Outcome {
@@ -144,11 +199,11 @@ pub struct Outcome {
 
 impl Outcomes {
     pub fn get(&self, p: TtsProvider) -> Outcome {
-        locked(&self.0).get(&p).cloned().unwrap_or_default()
+        self.0.lock().get(&p).cloned().unwrap_or_default()
     }
 
     fn failed(&self, p: TtsProvider, e: &TtsError) {
-        locked(&self.0).entry(p).or_default().last_error = Some(LastError {
+        self.0.lock().entry(p).or_default().last_error = Some(LastError {
             code: e.code().into(),
             message: e.to_string(),
             ts: crate::store::now_ts(),
@@ -156,7 +211,7 @@ impl Outcomes {
     }
 
     fn spoke(&self, p: TtsProvider, took: Duration) {
-        locked(&self.0).entry(p).or_default().last_success = Some(LastSuccess {
+        self.0.lock().entry(p).or_default().last_success = Some(LastSuccess {
             latency_ms: took.as_millis() as u64,
             ts: crate::store::now_ts(),
         });

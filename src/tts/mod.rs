@@ -23,10 +23,10 @@ pub mod wav;
 mod xtts;
 
 pub use cache::{is_temp_name as is_cache_temp_name, AudioCache};
-pub use chain::ChainError;
+pub use chain::{ChainError, SpeakOptions, Spoken};
 pub(crate) use piper::remove_stale_output_dirs;
 pub use sanitize::sanitize;
-pub use service::{SpeakOptions, Spoken, TtsService};
+pub use service::TtsService;
 
 use crate::shared::{
     config::{AudioFormat, TtsProvider},
@@ -219,7 +219,12 @@ impl TtsError {
     }
 }
 
-pub(crate) use service::EngineContext;
+/// What the engines share: the HTTP connection pool, where tools live, the warm Piper workers.
+pub struct EngineContext {
+    pub http: reqwest::Client,
+    pub tools: std::path::PathBuf,
+    pub piper: piper::PiperPool,
+}
 
 /// An engine's last look at the voice id it is about to use. Every way in has checked it
 /// already; this keeps a voice id that slipped past them (a character saved for another
@@ -230,12 +235,6 @@ fn usable_voice(provider: TtsProvider, id: &str) -> Result<(), TtsError> {
             "the voice was not used: voice_id {e}; correct it in the Setup tab or the request"
         ))
     })
-}
-
-/// Locks `m` even when a thread panicked while holding it: the maps guarded this way (cooldowns,
-/// outcomes, files in flight, warm workers) stay valid after any single update.
-fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The engine for `provider` with its current settings.

@@ -24,6 +24,7 @@ use super::{
 use crate::shared::config::{TtsProvider, TtsProviderSettings};
 use async_trait::async_trait;
 use bytes::Bytes;
+use parking_lot::Mutex;
 use std::{
     collections::{HashMap, VecDeque},
     ffi::OsStr,
@@ -31,7 +32,7 @@ use std::{
     process::Stdio,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, Mutex,
+        Arc,
     },
     time::{Duration, Instant},
 };
@@ -255,19 +256,17 @@ pub struct PiperPool {
 impl PiperPool {
     pub fn resolve(&self, tools: &Path, s: &TtsProviderSettings) -> Result<PiperPaths, TtsError> {
         let key = (s.binary.trim().to_string(), s.voice_path.trim().to_string());
-        if let Some(found) = self.resolved.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        if let Some(found) = self.resolved.lock().get(&key).cloned() {
             return Ok(found);
         }
         let found = resolve(tools, &key.0, &key.1)?;
-        if let Ok(mut m) = self.resolved.lock() {
-            m.insert(key, found.clone());
-        }
+        self.resolved.lock().insert(key, found.clone());
         Ok(found)
     }
 
     fn worker(&self, tools: &Path, python: &Path, model: &Path) -> WorkerHandle {
         let key = (python.to_path_buf(), model.to_path_buf());
-        let mut workers = super::locked(&self.workers);
+        let mut workers = self.workers.lock();
         if let Some(w) = workers.get(&key).filter(|w| !w.tx.is_closed()) {
             return w.clone();
         }
@@ -277,10 +276,10 @@ impl PiperPool {
     }
 
     fn is_warm(&self, python: &Path, model: &Path) -> bool {
-        self.workers.lock().ok().is_some_and(|w| {
-            w.get(&(python.to_path_buf(), model.to_path_buf()))
-                .is_some_and(|h| h.running.load(Ordering::Relaxed) == 1)
-        })
+        self.workers
+            .lock()
+            .get(&(python.to_path_buf(), model.to_path_buf()))
+            .is_some_and(|h| h.running.load(Ordering::Relaxed) == 1)
     }
 
     /// Starts the worker now, so the first sentence does not wait for the voice to load.
@@ -514,9 +513,24 @@ impl Worker {
                 .await
                 .map_err(|e| TtsError::Server(format!("cannot create {}: {e}", dir.display())))?;
         }
-        tokio::fs::write(&script, WORKER_SCRIPT)
-            .await
-            .map_err(|e| TtsError::Server(format!("cannot write {}: {e}", script.display())))?;
+        // Written whole: a worker starting meanwhile (another voice) runs the old script or the
+        // new one, never half of one.
+        let to = script.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::atomic_file::replace(
+                &to,
+                WORKER_SCRIPT.as_bytes(),
+                crate::atomic_file::TempName {
+                    prefix: ".piper_worker-",
+                    suffix: ".tmp",
+                },
+                crate::atomic_file::Access::Default,
+            )
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|written| written)
+        .map_err(|e| TtsError::Server(format!("cannot write {}: {e}", script.display())))?;
         let mut child = Command::new(python)
             .arg(&script)
             .arg(model)
@@ -561,11 +575,7 @@ impl Worker {
     }
 
     fn stderr_tail(&self) -> String {
-        let lines: Vec<String> = self
-            .stderr
-            .lock()
-            .map(|t| t.iter().cloned().collect())
-            .unwrap_or_default();
+        let lines: Vec<String> = self.stderr.lock().iter().cloned().collect();
         process::stderr_tail(lines.join("\n").as_bytes())
     }
 
@@ -632,12 +642,11 @@ async fn keep_stderr(stderr: tokio::process::ChildStderr, tail: Arc<Mutex<VecDeq
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         tracing::debug!(target: "piper_worker", "{line}");
-        if let Ok(mut t) = tail.lock() {
-            if t.len() == 20 {
-                t.pop_front();
-            }
-            t.push_back(line);
+        let mut t = tail.lock();
+        if t.len() == 20 {
+            t.pop_front();
         }
+        t.push_back(line);
     }
 }
 

@@ -4,17 +4,17 @@
 
 use super::{
     cache::AudioCache,
-    chain::{Chain, ChainError, Cooldowns, Outcomes},
+    chain::{Chain, ChainError, Cooldowns, Outcomes, SpeakOptions, Spoken},
     engine_for,
     piper::PiperPool,
+    EngineContext,
 };
 use crate::{
     config::ConfigStore,
     limits::Gate,
     shared::{
-        config::{AudioFormat, TtsProvider},
+        config::TtsProvider,
         health::{ProviderHealth, ProviderState},
-        tts::{FellBack, Speech, SpeechMeta, Timings},
     },
 };
 use std::{
@@ -22,70 +22,6 @@ use std::{
     sync::{atomic::Ordering, Arc},
     time::{Duration, Instant},
 };
-
-/// What the engines share: the HTTP connection pool, where tools live, the warm Piper workers.
-pub struct EngineContext {
-    pub http: reqwest::Client,
-    pub tools: PathBuf,
-    pub piper: PiperPool,
-}
-
-/// Per-call choices that override the settings.
-#[derive(Clone, Debug, Default)]
-pub struct SpeakOptions {
-    /// Try this provider first, then the configured chain.
-    pub provider: Option<TtsProvider>,
-    /// A voice of the first provider tried.
-    pub voice_id: Option<String>,
-    pub format: Option<AudioFormat>,
-    /// Only `provider`, no fallback (the System tab's "Test").
-    pub only: bool,
-    /// Ask the provider even when the text is cached (a test must reach the provider).
-    pub fresh: bool,
-    /// Wait for a place among the `limits.syntheses` running syntheses instead of being refused
-    /// ([`ChainError::Busy`]) when all are taken.
-    ///
-    /// A chat turn's segments wait: the turn was admitted under `limits.chat_turns`, it asks for
-    /// at most `PARALLEL_SYNTHESES` segments at a time, and a segment refused midway would leave
-    /// a hole in the spoken reply. Everything else (`POST /api/tts`, the Setup and System tabs'
-    /// tests) is a request of its own and is refused at once, so the number of voice processes
-    /// never exceeds the limit either way.
-    pub wait: bool,
-}
-
-/// Spoken text: where the audio is and what it is.
-#[derive(Clone, Debug)]
-pub struct Spoken {
-    /// `/files/audio/<hash>.<ext>`
-    pub url: String,
-    pub path: PathBuf,
-    pub provider: TtsProvider,
-    pub cached: bool,
-    pub content_type: String,
-    pub duration_ms: Option<u64>,
-    pub sample_rate: Option<u32>,
-    pub fell_back_from: Vec<FellBack>,
-    pub timings: Option<Timings>,
-}
-
-impl Spoken {
-    /// The wire form, with the time the caller measured.
-    pub fn into_speech(self, latency: Duration) -> Speech {
-        Speech {
-            url: self.url,
-            latency_ms: latency.as_millis() as u64,
-            meta: SpeechMeta {
-                provider: self.provider.name().into(),
-                cached: self.cached,
-                content_type: self.content_type,
-                duration_ms: self.duration_ms,
-                sample_rate: self.sample_rate,
-                fell_back_from: self.fell_back_from,
-                timings: self.timings,
-            },
-        }
-    }
-}
 
 pub struct TtsService {
     config: Arc<ConfigStore>,

@@ -135,9 +135,9 @@ pub fn resolve_token(
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let token = AuthToken::generate().context("no random numbers for a token")?;
-            crate::private_file::replace(file, "tmp", token.expose().as_bytes()).with_context(
-                || format!("could not save the access token to {}", file.display()),
-            )?;
+            crate::private_file::replace(file, token.expose().as_bytes()).with_context(|| {
+                format!("could not save the access token to {}", file.display())
+            })?;
             Ok((Some(token), TokenSource::Generated(file.to_path_buf())))
         }
         Err(e) => Err(e).with_context(|| format!("could not read {}", file.display())),

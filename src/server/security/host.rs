@@ -9,10 +9,11 @@ use axum::{
     middleware::Next,
     response::Response,
 };
+use parking_lot::Mutex;
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr, UdpSocket},
-    sync::{Arc, Mutex},
+    sync::Arc,
 };
 
 /// A name given with `--allowed-host`: any port, or one port.
@@ -117,7 +118,7 @@ impl HostRules {
     /// it. Answers are remembered (a few hundred at most), so a flood of made-up addresses costs
     /// one failed bind each and no memory.
     fn is_local(&self, ip: IpAddr) -> bool {
-        let mut cache = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.local.lock();
         if let Some(known) = cache.get(&ip) {
             return *known;
         }
