@@ -136,15 +136,7 @@ async fn bad_uploads_get_400_or_415_and_leave_nothing_behind() {
         .collect();
     assert_eq!(left, ["default.vrm"], "nothing else was written");
     // A plain GLB is fine as .glb.
-    let glb = send(
-        &h.app,
-        upload(
-            "/api/avatars/upload",
-            "plain.glb",
-            BOX_GLB,
-        ),
-    )
-    .await;
+    let glb = send(&h.app, upload("/api/avatars/upload", "plain.glb", BOX_GLB)).await;
     assert_eq!(glb.status, StatusCode::OK);
     assert_eq!(glb.json()["kind"], "glb");
 }

@@ -11,10 +11,7 @@ fn main() -> std::process::ExitCode {
         .unwrap_or_else(|| std::path::PathBuf::from("assets/avatars"));
     let files = [
         ("default.vrm", model::vrm1()),
-        (
-            "default-vrm0.vrm",
-            model::vrm0(),
-        ),
+        ("default-vrm0.vrm", model::vrm0()),
     ];
     if let Err(e) = std::fs::create_dir_all(&dir) {
         eprintln!("cannot create {}: {e}", dir.display());

@@ -1393,7 +1393,6 @@ pub fn vrm0() -> Vec<u8> {
     build(Flavour::Vrm0)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
