@@ -4,7 +4,10 @@
 //! a moment where the file is readable by others.
 
 use crate::atomic_file::{self, Access, TempName};
-use std::{io, path::Path};
+use std::{
+    io,
+    path::{Path, PathBuf},
+};
 
 /// Hidden, and ending in `.tmp` so that start-up recognises what a crash left behind.
 const TEMP: TempName = TempName {
@@ -27,6 +30,18 @@ pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// file is left as it is.
 pub fn create_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
     atomic_file::create_new(path, bytes, TEMP, Access::Owner)
+}
+
+/// A backup name beside `path` that does not exist yet: `app.json.bak`, then `app.json.bak.1`, ...
+pub fn unused_backup_name(path: &Path) -> PathBuf {
+    let base = format!("{}.bak", path.display());
+    let mut candidate = PathBuf::from(&base);
+    let mut n = 1;
+    while candidate.exists() {
+        candidate = PathBuf::from(format!("{base}.{n}"));
+        n += 1;
+    }
+    candidate
 }
 
 #[cfg(test)]

@@ -205,13 +205,7 @@ fn parse(text: &str, ring: &KeyRing) -> Result<Parsed, String> {
 /// Copies `path` to a backup name that does not exist yet (`app.json.bak`, `app.json.bak.1`, ...),
 /// readable by its owner only: it may hold keys.
 fn backup(path: &Path) -> Result<PathBuf, ConfigError> {
-    let base = format!("{}.bak", path.display());
-    let mut candidate = PathBuf::from(&base);
-    let mut n = 1;
-    while candidate.exists() {
-        candidate = PathBuf::from(format!("{base}.{n}"));
-        n += 1;
-    }
+    let candidate = crate::private_file::unused_backup_name(path);
     let err = |source| ConfigError::Write {
         path: candidate.clone(),
         source,

@@ -330,13 +330,7 @@ fn create_key_file(path: &Path, key: &[u8; KEY_LEN]) -> io::Result<[u8; KEY_LEN]
 
 /// Moves `path` to an unused `.bak` name beside it.
 fn set_aside(path: &Path) -> io::Result<PathBuf> {
-    let base = format!("{}.bak", path.display());
-    let mut candidate = PathBuf::from(&base);
-    let mut n = 1;
-    while candidate.exists() {
-        candidate = PathBuf::from(format!("{base}.{n}"));
-        n += 1;
-    }
+    let candidate = crate::private_file::unused_backup_name(path);
     fs::rename(path, &candidate)?;
     Ok(candidate)
 }

@@ -45,11 +45,7 @@ impl TtsEngine for Fish {
     }
 
     fn output(&self, req: &SynthRequest) -> OutputKind {
-        match req.format {
-            AudioFormat::Mp3 => OutputKind::MP3,
-            AudioFormat::Wav => OutputKind::WAV,
-            AudioFormat::Opus => OutputKind::OPUS,
-        }
+        OutputKind::of(req.format)
     }
 
     async fn synthesize(&self, req: &SynthRequest) -> Result<Audio, TtsError> {

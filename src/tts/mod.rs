@@ -69,6 +69,15 @@ impl OutputKind {
         ext: "opus",
         content_type: "audio/ogg",
     };
+
+    /// The file an engine that can write every format produces for `format`.
+    pub fn of(format: AudioFormat) -> OutputKind {
+        match format {
+            AudioFormat::Mp3 => OutputKind::MP3,
+            AudioFormat::Wav => OutputKind::WAV,
+            AudioFormat::Opus => OutputKind::OPUS,
+        }
+    }
 }
 
 /// Audio as an engine produced it.

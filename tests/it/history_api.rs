@@ -310,6 +310,16 @@ async fn search_answers_results_or_400_never_500() {
         .as_str()
         .unwrap()
         .contains("<mark>quick</mark>"));
+    // The same snippet as pieces of plain text, the matched words flagged.
+    let parts = hit["snippet_parts"].as_array().unwrap();
+    let marked: Vec<&str> = parts
+        .iter()
+        .filter(|p| p["mark"] == true)
+        .map(|p| p["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(marked, ["quick", "fox"]);
+    let whole: String = parts.iter().map(|p| p["text"].as_str().unwrap()).collect();
+    assert_eq!(whole, "The quick brown fox jumps over the lazy dog");
 
     assert_error(
         &send(&h.app, get("/api/search")).await,
