@@ -10,7 +10,7 @@ use common::{delete, get, harness, send};
 use waifu_rt3d::avatars::{DEFAULT_VRM0, DEFAULT_VRM1};
 
 /// A plain glTF binary from Khronos' sample models (tests/fixtures/avatars/PROVENANCE.md).
-const BOX_GLB: &[u8] = include_bytes!("fixtures/avatars/Box.glb");
+const BOX_GLB: &[u8] = include_bytes!("../fixtures/avatars/Box.glb");
 
 fn upload(uri: &str, file_name: &str, bytes: &[u8]) -> Request<Body> {
     let (content_type, body) = common::multipart_file(file_name, bytes);
