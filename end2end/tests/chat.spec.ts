@@ -25,6 +25,9 @@ test.afterAll(async ({ request }) => {
 test("a message streams in word by word and is stored without its emotion tag", async ({ page }) => {
   await page.goto("/chat");
   await hydrated(page);
+  // The avatar's first load keeps both cores busy in software rendering; the mid-reply checks
+  // below must not share the stream's few seconds with it.
+  await expect(page.getByTestId("avatar")).toHaveAttribute("data-state", "ready", { timeout: 30_000 });
   await page.getByTestId("composer").fill("Hello Aiko, how are you?");
   await page.getByTestId("composer").press("Enter");
 
@@ -49,6 +52,7 @@ test("a message streams in word by word and is stored without its emotion tag", 
 test("Stop ends the reply and the partial reply is there after a reload", async ({ page }) => {
   await page.goto("/chat");
   await hydrated(page);
+  await expect(page.getByTestId("avatar")).toHaveAttribute("data-state", "ready", { timeout: 30_000 });
   await page.getByTestId("composer").fill("Tell me a long story");
   await page.getByTestId("composer").press("Enter");
   await expect(page.getByTestId("live-reply")).toContainText("word4");
