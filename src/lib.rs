@@ -6,27 +6,27 @@
 // Leptos views are deeply nested types; the Setup form exceeds the default limit.
 #![recursion_limit = "256"]
 
-pub mod api;
-pub mod app;
+pub(crate) mod api;
+pub(crate) mod app;
 pub mod shared;
-pub mod viewer;
+pub(crate) mod viewer;
 
 #[cfg(feature = "ssr")]
 pub(crate) mod atomic_file;
 #[cfg(feature = "ssr")]
 pub mod avatars;
 #[cfg(feature = "ssr")]
-pub mod config;
+pub(crate) mod config;
 #[cfg(feature = "ssr")]
-pub mod disk;
+pub(crate) mod disk;
 #[cfg(feature = "ssr")]
-pub mod limits;
+pub(crate) mod limits;
 #[cfg(feature = "ssr")]
 pub mod llm;
 #[cfg(feature = "ssr")]
-pub mod metrics;
+pub(crate) mod metrics;
 #[cfg(feature = "ssr")]
-pub mod outbound;
+pub(crate) mod outbound;
 #[cfg(feature = "ssr")]
 pub(crate) mod private_file;
 #[cfg(feature = "ssr")]
@@ -36,7 +36,7 @@ pub mod store;
 #[cfg(feature = "ssr")]
 pub mod tts;
 #[cfg(feature = "ssr")]
-pub mod turn;
+pub(crate) mod turn;
 
 /// Entry points for the `cargo fuzz` targets in `fuzz/`; not an API of the app.
 #[cfg(feature = "ssr")]

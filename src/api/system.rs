@@ -5,6 +5,7 @@ use crate::shared::{chat::LatencyReport, tts::Speech, AppError};
 use leptos::prelude::*;
 
 /// What "Test" says: short, so it costs little on a paid voice.
+#[cfg(feature = "ssr")]
 pub const TEST_SENTENCE: &str = "Hello! This is a short voice test.";
 
 /// P50/P95 per stage over the last `limit` replies, as `GET /api/latency` gives it.

@@ -8,15 +8,17 @@ mod system;
 mod viewer;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
+use leptos_meta::{provide_meta_context, Title};
+#[cfg(feature = "ssr")]
+use leptos_meta::{HashedStylesheet, MetaTags};
 use leptos_router::{
     components::{Route, Router, Routes, A},
     lazy_route, Lazy, LazyRoute, StaticSegment,
 };
 
 /// The HTML document around the app, rendered on the server.
+#[cfg(feature = "ssr")]
 pub fn shell(options: LeptosOptions) -> impl IntoView {
-    #[cfg(feature = "ssr")]
     crate::server::security::headers::apply_page_policy(&options);
     view! {
         <!DOCTYPE html>
@@ -45,8 +47,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 
 /// Where the page loads the viewer bundle from: its content-hashed address, which the server
 /// worked out at start-up.
+#[cfg(feature = "ssr")]
 fn viewer_bundle_url() -> String {
-    #[cfg(feature = "ssr")]
     if let Some(state) = use_context::<crate::server::AppState>() {
         return state.site.viewer_bundle_url().to_string();
     }

@@ -13,7 +13,7 @@ mod validate;
 #[cfg(test)]
 mod patch_props;
 
-pub use file::{ConfigStore, LoadReport, Saved};
+pub use file::ConfigStore;
 pub use form::patch_from_form;
 pub use keys::{origin_of, KeySlot};
 pub use merge::merge_patch;
@@ -135,7 +135,9 @@ pub struct Applied {
 /// Applies a partial document to `current` as a JSON Merge Patch (RFC 7396): objects merge at
 /// every depth, `null` resets a field to its default, arrays replace, an absent `api_key` keeps the
 /// stored key unless its endpoint moves to another origin. The earlier server's flat `tts` fields
-/// are accepted and moved to the provider they belong to. Nothing is saved here.
+/// are accepted and moved to the provider they belong to. Nothing is saved here. (The server
+/// always goes through [`apply`]; this is its short form for the tests.)
+#[cfg(test)]
 pub fn apply_patch(current: &AppConfig, patch: Value) -> Result<AppConfig, ConfigError> {
     apply(current, patch, Changer::Server).map(|a| a.config)
 }

@@ -1,24 +1,24 @@
 //! [ssr] The HTTP server: command line, start-up checks, shared state, the router and the REST
 //! routes. Services (config, store) live in their own modules; this layer only wires them up.
 
-pub mod avatars;
+pub(crate) mod avatars;
 pub mod chat;
-pub mod cli;
-pub mod compression;
-pub mod error;
-pub mod files;
-pub mod health;
-pub mod history;
-pub mod latency;
-pub mod limits;
+pub(crate) mod cli;
+pub(crate) mod compression;
+pub(crate) mod error;
+pub(crate) mod files;
+pub(crate) mod health;
+pub(crate) mod history;
+pub(crate) mod latency;
+pub(crate) mod limits;
 pub mod paths;
 pub mod preflight;
-pub mod router;
-pub mod routes;
+pub(crate) mod router;
+pub(crate) mod routes;
 pub mod security;
-pub mod site;
-pub mod state;
-pub mod telemetry;
+pub(crate) mod site;
+pub(crate) mod state;
+pub(crate) mod telemetry;
 
 pub use cli::{Cli, LogFormat};
 pub use router::app;

@@ -85,10 +85,6 @@ impl AudioCache {
         }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The cached file, if complete. A hit counts as a use for eviction.
     pub async fn lookup(&self, hash: &str, kind: OutputKind) -> Option<Entry> {
         let found = self.find(hash, kind).await;

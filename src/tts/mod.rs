@@ -18,7 +18,7 @@ mod piper;
 mod process;
 mod sanitize;
 mod service;
-pub mod voice_id;
+pub(crate) mod voice_id;
 pub mod wav;
 mod xtts;
 

@@ -144,7 +144,8 @@ impl Smoother {
         self.current
     }
 
-    pub fn at_rest(&self) -> bool {
+    #[cfg(test)]
+    fn at_rest(&self) -> bool {
         self.current == Mouth::default()
     }
 }

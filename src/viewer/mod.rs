@@ -3,6 +3,10 @@
 //! command in an `{ok, value, error}` [`Envelope`]. `ffi` talks to the bundle in the browser
 //! build; in the server build the same calls are no-ops (effects never run there).
 
+// What drives the viewer runs only in the browser build, which lints it for dead code; the
+// server build compiles it for the page's markup and for the native tests.
+#![cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+
 #[cfg(feature = "hydrate")]
 mod ffi;
 #[cfg(not(feature = "hydrate"))]
@@ -30,6 +34,7 @@ pub const MODULE_LOADER: &str = "__waifuImportModule";
 
 /// The script that defines [`MODULE_LOADER`]; the page shell includes it with the response's
 /// nonce. No `<`, `>` or `&`, so it reads the same escaped or not.
+#[cfg(feature = "ssr")]
 pub const MODULE_LOADER_SCRIPT: &str =
     "window.__waifuImportModule = function (url) { return import(url); };";
 
@@ -57,10 +62,6 @@ pub enum ViewerCommand {
     },
     /// Set the mouth layer.
     Mouth(Mouth),
-    /// Point the eyes at a spot of the view (-1..1 on each axis).
-    LookAt { x: f32, y: f32 },
-    /// The element changed size.
-    Resize,
     /// Free the model and the WebGL context.
     Dispose,
 }
@@ -221,11 +222,8 @@ impl ViewerHandle {
         self.send(&ViewerCommand::Mouth(mouth))
     }
 
-    pub fn look_at(&self, x: f32, y: f32) -> Result<(), ViewerError> {
-        self.send(&ViewerCommand::LookAt { x, y })
-    }
-
-    pub fn is_running(&self) -> bool {
+    #[cfg(test)]
+    fn is_running(&self) -> bool {
         cfg!(feature = "hydrate") && self.inner.try_with_value(|v| v.is_some()).unwrap_or(false)
     }
 
