@@ -3,14 +3,15 @@ import { hydrated, snap } from "./helpers";
 import { MockLlm, startMockLlm } from "./mock-llm";
 
 // A mock OpenAI-compatible server that streams 40 words like LM Studio: the first eight every
-// 60 ms, the rest every 150 ms, so that the mid-reply checks and Stop land while it still streams
-// even when the avatar's software rendering keeps both cores busy. The replies here are text
+// 100 ms, the rest every 250 ms (about 9 s in all), so that the mid-reply checks and Stop land
+// while it still streams even when the server's first start-up work and the avatar's software
+// rendering keep both cores busy for a few seconds. The replies here are text
 // only; talk.spec.ts covers the spoken ones.
 let llm: MockLlm;
 const WORDS = 40;
 
 test.beforeAll(async ({ request }) => {
-  llm = await startMockLlm("[happy] Hello! ", Array.from({ length: WORDS }, (_, i) => `word${i}`), (i) => (i < 8 ? 60 : 150));
+  llm = await startMockLlm("[happy] Hello! ", Array.from({ length: WORDS }, (_, i) => `word${i}`), (i) => (i < 8 ? 100 : 250));
   const r = await request.put("/api/config", {
     data: { output_mode: "text", llm: { provider: "lmstudio", endpoint: llm.base, model: "mock" } },
   });
