@@ -131,12 +131,20 @@ fn MessageList(session: i64, page: MessagePage, focus: Option<i64>) -> impl Into
             {move || messages.with(Vec::is_empty).then(|| view! {
                 <p class="muted empty-note">"No messages in this conversation yet."</p>
             })}
-            <For each=move || messages.get() key=|m| m.id let:m>
+            <For each=move || {
+                // What the live turn shows (its message and the reply's row) is not listed twice.
+                let shown_live = live_here().then(|| live.user_message_id.get()).flatten();
+                messages.get().into_iter().filter(|m| shown_live.is_none_or(|id| m.id < id)).collect::<Vec<_>>()
+            } key=|m| m.id let:m>
                 <MessageRow message=m focused=focus/>
             </For>
             {move || live_here().then(|| view! {
-                // The message may already be in the list, loaded after it was stored.
+                // Before the stream says the message is stored, a list loaded meanwhile may
+                // already show it; once it says so, the list leaves it to this one.
                 <article class="msg msg-user" data-role="user" data-testid="live-user" hidden=move || {
+                    if live.user_message_id.get().is_some() {
+                        return false;
+                    }
                     let sent = live.user_text.get();
                     messages.with(|m| m.last().is_some_and(|l| l.role == Role::User && l.text == sent))
                 }>

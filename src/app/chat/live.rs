@@ -29,6 +29,10 @@ pub enum Phase {
 pub struct LiveTurn {
     pub session: RwSignal<Option<i64>>,
     pub user_text: RwSignal<String>,
+    /// The stored id of the message being answered (the stream's `accepted` event). The reply's
+    /// row is written while it streams, so a list loaded meanwhile can hold both: the list leaves
+    /// out this message and what follows it while the live turn shows them.
+    pub user_message_id: RwSignal<Option<i64>>,
     pub reply: RwSignal<String>,
     pub phase: RwSignal<Phase>,
     pub error: RwSignal<Option<AppError>>,
@@ -56,6 +60,7 @@ impl LiveTurn {
         Self {
             session: RwSignal::new(None),
             user_text: RwSignal::new(String::new()),
+            user_message_id: RwSignal::new(None),
             reply: RwSignal::new(String::new()),
             phase: RwSignal::new(Phase::Idle),
             error: RwSignal::new(None),
@@ -86,6 +91,7 @@ impl LiveTurn {
         self.abort.set_value(Some(controller.clone()));
         self.session.set(Some(session));
         self.user_text.set(text.clone());
+        self.user_message_id.set(None);
         self.reply.set(String::new());
         self.error.set(None);
         self.stopped.set(false);
@@ -120,7 +126,7 @@ impl LiveTurn {
     fn apply(self, event: ChatStreamEvent) {
         match event {
             // The message is stored; the page shows it already.
-            ChatStreamEvent::Accepted(_) => {}
+            ChatStreamEvent::Accepted(a) => self.user_message_id.set(Some(a.message_id)),
             ChatStreamEvent::Status(s) => self
                 .phase
                 .set(Phase::LoadingModel((s.progress * 100.0).round() as u8)),
