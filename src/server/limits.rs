@@ -21,6 +21,9 @@ use tower_governor::{
     governor::GovernorConfigBuilder, key_extractor::KeyExtractor, GovernorError, GovernorLayer,
 };
 
+/// How often the rate limit forgets the addresses whose quota is whole again.
+const FORGET_IDLE_EVERY: Duration = Duration::from_secs(60);
+
 /// What a client is told to wait before trying again after a 503: a turn or a synthesis takes
 /// seconds, so a second is a fair first guess.
 pub const RETRY_AFTER_S: u64 = 1;
@@ -69,6 +72,18 @@ where
         .finish();
     match config {
         Some(config) => {
+            // The limiter keeps a row per client address; without this every address that ever
+            // sent a request would stay in memory. A row whose quota has fully come back says
+            // nothing a new one would not, so it goes. The task ends with the router.
+            let limiter = Arc::downgrade(config.limiter());
+            repeat_while(FORGET_IDLE_EVERY, move || {
+                let Some(limiter) = limiter.upgrade() else {
+                    return false;
+                };
+                limiter.retain_recent();
+                limiter.shrink_to_fit();
+                true
+            });
             routes.layer(GovernorLayer::<_, _, Body>::new(config).error_handler(too_many))
         }
         None => {
@@ -77,6 +92,25 @@ where
             routes
         }
     }
+}
+
+/// Calls `job` every `period` (the first time after one period) until it answers false. Outside
+/// a tokio runtime (a router built for a one-off check) there is nothing to run it on, and nothing
+/// lives long enough to need it.
+fn repeat_while(period: Duration, mut job: impl FnMut() -> bool + Send + 'static) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let mut every = tokio::time::interval(period);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if !job() {
+                return;
+            }
+        }
+    });
 }
 
 fn too_many(e: GovernorError) -> axum::response::Response {
@@ -111,5 +145,49 @@ impl KeyExtractor for ClientIp {
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |c| c.0.ip()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn the_job_runs_every_period_until_it_says_stop() {
+        let runs = Arc::new(AtomicU32::new(0));
+        let counted = runs.clone();
+        repeat_while(Duration::from_millis(20), move || {
+            // The third call finds the limiter gone.
+            counted.fetch_add(1, Ordering::SeqCst) < 2
+        });
+        assert_eq!(runs.load(Ordering::SeqCst), 0, "not before one period");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while runs.load(Ordering::SeqCst) < 3 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            3,
+            "it stops once the job says so"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_whose_quota_came_back_leaves_the_table() {
+        // The same limiter the router uses, with a quota that comes back in a millisecond.
+        let config = GovernorConfigBuilder::default()
+            .key_extractor(ClientIp)
+            .period(Duration::from_millis(1))
+            .burst_size(1)
+            .finish()
+            .unwrap();
+        let limiter = config.limiter();
+        limiter.check_key(&IpAddr::V6(Ipv6Addr::LOCALHOST)).unwrap();
+        assert_eq!(limiter.len(), 1);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        limiter.retain_recent();
+        assert_eq!(limiter.len(), 0);
     }
 }
