@@ -16,7 +16,6 @@ use crate::shared::{
 };
 use std::{
     collections::HashMap,
-    path::PathBuf,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -52,7 +51,6 @@ pub struct SpeakOptions {
 pub struct Spoken {
     /// `/files/audio/<hash>.<ext>`
     pub url: String,
-    pub path: PathBuf,
     pub provider: TtsProvider,
     pub cached: bool,
     pub content_type: String,
@@ -338,7 +336,6 @@ impl Chain<'_> {
                     }
                     return Ok(Spoken {
                         url: format!("/files/audio/{}", entry.name),
-                        path: entry.path,
                         provider,
                         cached,
                         content_type: entry.meta.content_type,

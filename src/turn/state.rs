@@ -779,7 +779,6 @@ mod tests {
             finished,
             result: Ok(Spoken {
                 url: format!("/files/audio/{index}.wav"),
-                path: std::path::PathBuf::new(),
                 provider: TtsProvider::PiperLocal,
                 cached: false,
                 content_type: "audio/wav".into(),
