@@ -8,6 +8,7 @@
 
 pub mod embedded;
 mod error;
+pub mod gguf;
 pub mod openai;
 mod registry;
 

@@ -9,6 +9,7 @@ pub mod error;
 pub mod health;
 pub mod history;
 pub mod json_text;
+pub mod models;
 pub mod tts;
 pub mod wire_name;
 
