@@ -197,6 +197,7 @@ bench: setup-test
 	cargo bench --features ssr --bench history
 	cargo bench --features ssr --bench llm
 	cargo bench --features ssr --bench load
+	cargo bench --features ssr --bench models
 	cargo bench --features ssr --bench tts
 	cargo bench --features ssr --bench voice
 	$(MAKE) --no-print-directory build

@@ -43,7 +43,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
 /// The model file inside the models folder, and where it comes from.
-pub const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+pub const MODEL_FILE: &str = crate::shared::models::DEFAULT_LOCAL_MODEL;
 pub const MODEL_NAME: &str = "SmolLM2-135M-Instruct (Q4_1)";
 pub const MODEL_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
 
@@ -52,6 +52,63 @@ pub const MODEL_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc7
 const N_CTX: u32 = 2_048;
 /// Tokens evaluated per decode call while reading the prompt.
 const N_BATCH: usize = 512;
+
+/// How the next token is picked from the model's guesses, apart from the request's temperature.
+/// The defaults are what kept SmolLM2-135M most coherent over the companion prompts of
+/// `benches/models.rs` (see its table in the README): a tiny model's tail of unlikely tokens is
+/// where its nonsense and its language switches come from, and without a repetition penalty it
+/// loops on a phrase until the token limit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sampling {
+    pub top_k: i32,
+    pub top_p: f32,
+    /// Tokens less likely than this fraction of the best one are never picked.
+    pub min_p: f32,
+    /// 1.0 is off.
+    pub repeat_penalty: f32,
+    /// How many of the latest reply tokens the penalty looks at.
+    pub repeat_last_n: i32,
+    /// A fixed seed makes replies repeatable (for comparisons); `None` draws one per reply.
+    pub seed: Option<u32>,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self {
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            repeat_penalty: 1.15,
+            repeat_last_n: 64,
+            seed: None,
+        }
+    }
+}
+
+impl Sampling {
+    /// The sampler chain for one reply; `temperature` 0 picks the likeliest token (greedy), still
+    /// after the repetition penalty.
+    fn sampler(&self, model: &LlamaModel, temperature: f32) -> LlamaSampler {
+        let penalties = LlamaSampler::penalties(
+            model.n_vocab(),
+            self.repeat_last_n.max(0),
+            self.repeat_penalty.max(f32::EPSILON),
+            0.0,
+            0.0,
+        );
+        if temperature <= 0.0 {
+            return LlamaSampler::chain_simple([penalties, LlamaSampler::greedy()]);
+        }
+        LlamaSampler::chain_simple([
+            penalties,
+            LlamaSampler::top_k(self.top_k),
+            LlamaSampler::top_p(self.top_p, 1),
+            LlamaSampler::min_p(self.min_p, 1),
+            LlamaSampler::temp(temperature),
+            LlamaSampler::dist(self.seed.unwrap_or_else(seed)),
+        ])
+    }
+}
 
 /// Where the model is in its life.
 #[derive(Clone, Debug, PartialEq)]
@@ -126,6 +183,7 @@ struct Shared {
 
 pub struct Embedded {
     path: PathBuf,
+    sampling: Sampling,
     shared: Arc<Shared>,
     jobs: Mutex<Option<std_mpsc::Sender<Queued>>>,
     /// Requests in the queue, not yet taken by the worker.
@@ -139,6 +197,7 @@ impl Embedded {
     pub fn new(path: PathBuf) -> Self {
         Self {
             path,
+            sampling: Sampling::default(),
             shared: Arc::new(Shared {
                 state: Mutex::new(LoadState::Idle),
                 waiting: Mutex::new(Vec::new()),
@@ -152,6 +211,12 @@ impl Embedded {
     /// The same model with another queue limit, read at each request (the settings' one).
     pub fn with_queue_limit(mut self, limit: impl Fn() -> usize + Send + Sync + 'static) -> Self {
         self.queue_limit = Box::new(limit);
+        self
+    }
+
+    /// The same model with other sampling settings (the model benchmark compares them).
+    pub fn with_sampling(mut self, sampling: Sampling) -> Self {
+        self.sampling = sampling;
         self
     }
 
@@ -194,10 +259,11 @@ impl Embedded {
         let (tx, rx) = std_mpsc::channel();
         let path = self.path.clone();
         let shared = self.shared.clone();
+        let sampling = self.sampling;
         *shared.state.lock() = LoadState::Loading(0.0);
         std::thread::Builder::new()
             .name("embedded-llm".into())
-            .spawn(move || worker(&path, &shared, rx))
+            .spawn(move || worker(&path, sampling, &shared, rx))
             .map_err(|e| LlmError::Engine(format!("could not start its thread: {e}")))?;
         *jobs = Some(tx.clone());
         Ok(tx)
@@ -279,7 +345,7 @@ impl ChatModel for Embedded {
 }
 
 /// The worker thread: loads the model, then answers jobs one at a time until the handle is gone.
-fn worker(path: &Path, shared: &Arc<Shared>, jobs: std_mpsc::Receiver<Queued>) {
+fn worker(path: &Path, sampling: Sampling, shared: &Arc<Shared>, jobs: std_mpsc::Receiver<Queued>) {
     let started = Instant::now();
     let loaded = load(path, shared);
     let mut engine = match loaded {
@@ -329,6 +395,7 @@ fn worker(path: &Path, shared: &Arc<Shared>, jobs: std_mpsc::Receiver<Queued>) {
     let mut session = Session {
         model,
         template,
+        sampling,
         cached: Vec::new(),
     };
     while let Ok(job) = jobs.recv().map(Queued::take) {
@@ -398,9 +465,17 @@ fn load(path: &Path, shared: &Arc<Shared>) -> Result<Engine, String> {
     });
     let model = LlamaModel::load_from_file(&backend, path, &params)
         .map_err(|e| format!("{} is not a usable GGUF model ({e})", path.display()))?;
-    let template = model
-        .chat_template(None)
-        .map_err(|e| format!("the model file has no chat template ({e})"))?;
+    let template = match model.chat_template(None) {
+        Ok(template) => template,
+        // A base model has none: llama.cpp's own template for its family is the closest fit.
+        Err(_) => {
+            let architecture = model
+                .meta_val_str("general.architecture")
+                .unwrap_or_default();
+            LlamaChatTemplate::new(fallback_template(&architecture))
+                .map_err(|e| format!("the model file has no chat template ({e})"))?
+        }
+    };
     Ok(Engine {
         backend,
         model,
@@ -408,10 +483,20 @@ fn load(path: &Path, shared: &Arc<Shared>) -> Result<Engine, String> {
     })
 }
 
+/// The name of llama.cpp's built-in chat template for a model family whose file carries none.
+fn fallback_template(architecture: &str) -> &'static str {
+    if architecture.starts_with("gemma") {
+        "gemma"
+    } else {
+        "chatml"
+    }
+}
+
 /// The model, its template and what the KV cache holds.
 struct Session<'m> {
     model: &'m LlamaModel,
     template: &'m LlamaChatTemplate,
+    sampling: Sampling,
     /// The tokens whose keys and values are in the context, in order.
     cached: Vec<LlamaToken>,
 }
@@ -558,16 +643,7 @@ impl Session<'_> {
             self.cached.extend_from_slice(chunk);
         }
 
-        let mut sampler = if request.temperature <= 0.0 {
-            LlamaSampler::greedy()
-        } else {
-            LlamaSampler::chain_simple([
-                LlamaSampler::top_k(40),
-                LlamaSampler::top_p(0.95, 1),
-                LlamaSampler::temp(request.temperature),
-                LlamaSampler::dist(seed()),
-            ])
-        };
+        let mut sampler = self.sampling.sampler(self.model, request.temperature);
         let vocab = self.model.vocab();
         let mut text = Utf8Pieces::default();
         let mut reason = FinishReason::Length;
