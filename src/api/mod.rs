@@ -54,9 +54,22 @@ pub async fn warm_up_llm() -> Result<(), AppError> {
     let state = crate::server::AppState::from_context()?;
     if state.config.get().llm.provider == crate::shared::config::LlmProvider::Embedded {
         // A missing file is reported where it matters: on sending, and in the health report.
-        let _ = state.llm.embedded().warm_up();
+        let _ = state.llm.embedded_for(&state.config.get().llm).warm_up();
     }
     Ok(())
+}
+
+/// The built-in model files Setup offers (`GET /api/models` gives the same list).
+#[server(prefix = "/sfn", endpoint = "llm/local_models", output = Reply)]
+pub async fn local_models() -> Result<Vec<crate::shared::models::LocalModel>, AppError> {
+    let state = crate::server::AppState::from_context()?;
+    let selected = state.config.get().llm.local_model.clone();
+    crate::server::models::local_models(&state, &selected)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "listing the model files failed");
+            AppError::new("models_unreadable", "The models folder could not be read.")
+        })
 }
 
 /// The settings in effect, with every key redacted.

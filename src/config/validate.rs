@@ -39,6 +39,11 @@ pub fn validate(cfg: &AppConfig) -> Vec<FieldError> {
         "must be at most 256 characters",
     );
     v.check(
+        "llm.local_model",
+        crate::shared::models::is_model_file_name(&llm.local_model),
+        "must be the name of a .gguf file in the models folder, without a folder",
+    );
+    v.check(
         "llm.temperature",
         llm.temperature.is_finite() && (0.0..=2.0).contains(&llm.temperature),
         "must be between 0 and 2",
@@ -216,12 +221,14 @@ mod tests {
         cfg.avatar.active = "../etc/passwd".into();
         cfg.avatar.max_total_mb = 0;
         cfg.llm.temperature = f32::NAN;
+        cfg.llm.local_model = "../../etc/passwd.gguf".into();
         cfg.llm.idle_timeout_s = 0;
         cfg.llm.total_timeout_s = 86_400;
         let paths: Vec<_> = validate(&cfg).into_iter().map(|f| f.path).collect();
         assert_eq!(
             paths,
             [
+                "llm.local_model",
                 "llm.temperature",
                 "llm.idle_timeout_s",
                 "llm.total_timeout_s",

@@ -1,5 +1,6 @@
-//! The built-in model: SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0) run in-process by llama.cpp,
-//! so the companion answers with no server and no network.
+//! The built-in model: SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0) unless Setup names another
+//! GGUF file of the models folder (`llm.local_model`), run in-process by llama.cpp, so the
+//! companion answers with no server and no network.
 //!
 //! Reference: <https://github.com/ggml-org/llama.cpp/blob/master/include/llama.h> (the C API the
 //! `llama-cpp-2` crate wraps) and the model card

@@ -11,6 +11,7 @@ pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod latency;
 pub(crate) mod limits;
+pub(crate) mod models;
 pub mod paths;
 pub mod preflight;
 pub(crate) mod router;

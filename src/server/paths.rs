@@ -121,6 +121,23 @@ impl DataPaths {
         self.installed(&model_file())
     }
 
+    /// The built-in model file `file` (a plain `.gguf` name, `llm.local_model`), looked up like
+    /// the shipped one; a name that is not plain falls back to the shipped file.
+    pub fn local_model(&self, file: &str) -> Located {
+        if crate::shared::models::is_model_file_name(file) {
+            self.installed(&Path::new("models").join(file))
+        } else {
+            self.model()
+        }
+    }
+
+    /// The folders whose `.gguf` files Setup offers: the data folder's, then the install folder's.
+    pub fn model_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![self.models.clone()];
+        dirs.extend(self.install.as_ref().map(|dir| dir.join("models")));
+        dirs
+    }
+
     /// The Piper program `make setup` installed.
     pub fn piper(&self) -> Located {
         self.installed(Path::new(PIPER_PROGRAM))

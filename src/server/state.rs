@@ -46,17 +46,24 @@ impl AppState {
         use anyhow::Context;
         let config = Arc::new(ready.config);
         // Looked up once: the data folder's own copies, else the install folder's.
-        let (model, piper) = (ready.paths.model(), ready.paths.piper());
+        let model = ready.paths.local_model(&config.get().llm.local_model);
+        let piper = ready.paths.piper();
         let tts = TtsService::new(
             config.clone(),
             ready.paths.audio.clone(),
             ready.paths.voice_tools(),
         )
         .context("the HTTP client for the voice providers could not be set up")?;
-        let llm = Arc::new(LlmRegistry::new(model.path.clone(), {
-            let config = config.clone();
-            move || crate::limits::places(config.get().limits.model_queue)
-        }));
+        let llm = Arc::new(
+            LlmRegistry::new(model.path.clone(), {
+                let config = config.clone();
+                move || crate::limits::places(config.get().limits.model_queue)
+            })
+            .with_model_lookup({
+                let paths = ready.paths.clone();
+                move |file| paths.local_model(file).path
+            }),
+        );
         Ok(Self {
             security: Arc::new(Security::loopback(leptos_options.site_addr.port())),
             site: Arc::new(Site::open(Path::new(leptos_options.site_root.as_ref()))),

@@ -221,6 +221,9 @@ pub struct LlmConfig {
     /// Read-only: whether a key is stored. Only meaningful in redacted configs.
     pub api_key_set: bool,
     pub model: String,
+    /// The built-in model: a `.gguf` file name inside the models folder. Only read with the
+    /// `embedded` provider.
+    pub local_model: String,
     pub temperature: f32,
     pub max_tokens: u32,
     pub connect_timeout_ms: u64,
@@ -379,6 +382,7 @@ impl Default for LlmConfig {
             api_key: Secret::default(),
             api_key_set: false,
             model: String::new(),
+            local_model: super::models::DEFAULT_LOCAL_MODEL.into(),
             temperature: 0.7,
             max_tokens: 512,
             connect_timeout_ms: 3_000,

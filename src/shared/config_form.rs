@@ -136,6 +136,12 @@ form_fields! {
         "Model",
         "Empty: the server's loaded model. Test the connection to list what it offers.",
     );
+    LLM_LOCAL_MODEL = on_form(
+        "llm.local_model",
+        Text,
+        "Built-in model",
+        "A .gguf file in the models folder of the data folder. Put a downloaded model there to add it.",
+    );
     LLM_TEMPERATURE = on_form("llm.temperature", Decimal, "Temperature", "");
     LLM_MAX_TOKENS = on_form("llm.max_tokens", Whole, "Longest reply (tokens)", "");
     LLM_CONNECT_TIMEOUT_MS = on_form(

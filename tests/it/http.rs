@@ -683,3 +683,83 @@ async fn saved_keys_appear_in_no_file_of_the_data_folder() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+/// `GET /api/models` lists the models folder's `.gguf` files from their headers (the installed
+/// model when there is one, and a damaged file as unreadable), behind the same access rules as
+/// every `/api` route; `llm.local_model` takes only a plain `.gguf` name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_models_route_lists_model_files_and_the_choice_stays_in_the_folder() {
+    let h = harness().await;
+    let models = &h.state.paths.models;
+    let installed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/models")
+        .join(waifu_rt3d::llm::embedded::MODEL_FILE);
+    #[cfg(unix)]
+    if installed.is_file() {
+        std::os::unix::fs::symlink(
+            &installed,
+            models.join(waifu_rt3d::llm::embedded::MODEL_FILE),
+        )
+        .unwrap();
+    }
+    std::fs::write(models.join("broken.gguf"), b"GGUF\x03\x00\x00\x00").unwrap();
+    std::fs::write(models.join("readme.txt"), b"not a model").unwrap();
+
+    let r = send(&h.app, get("/api/models")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let j = r.json();
+    assert_eq!(j["selected"], waifu_rt3d::llm::embedded::MODEL_FILE);
+    let list = j["models"].as_array().unwrap();
+    let broken = list.iter().find(|m| m["file"] == "broken.gguf").unwrap();
+    assert!(broken["error"].is_string(), "{broken}");
+    assert!(list.iter().all(|m| m["file"] != "readme.txt"), "{j}");
+    if installed.is_file() {
+        let smol = list
+            .iter()
+            .find(|m| m["file"] == waifu_rt3d::llm::embedded::MODEL_FILE)
+            .unwrap();
+        assert_eq!(smol["quantization"], "Q4_1", "{smol}");
+        assert_eq!(smol["selected"], true);
+        assert_eq!(smol["chat_template"], true);
+        assert_eq!(smol["parameters"], 134_515_008);
+    }
+
+    // Choosing a file: a plain name in the folder, never a path out of it.
+    for bad in [
+        "../config/app.json",
+        "../../etc/passwd.gguf",
+        "/etc/x.gguf",
+        "sub/x.gguf",
+        "..\\x.gguf",
+        ".hidden.gguf",
+        "model.bin",
+    ] {
+        let body = json!({"llm": {"local_model": bad}}).to_string();
+        let r = send(&h.app, put_json("/api/config", &body)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(r.json()["fields"][0]["path"], "llm.local_model", "{bad}");
+    }
+    let body = json!({"llm": {"local_model": "broken.gguf"}}).to_string();
+    assert_eq!(
+        send(&h.app, put_json("/api/config", &body)).await.status,
+        StatusCode::OK
+    );
+    let j = send(&h.app, get("/api/models")).await.json();
+    assert_eq!(j["selected"], "broken.gguf");
+    // The embedded provider now loads that file.
+    assert_eq!(
+        h.state.llm.embedded_for(&h.state.config.get().llm).path(),
+        models.join("broken.gguf")
+    );
+
+    // The same Host check as every /api route.
+    let r = send(
+        &h.app,
+        Request::get("/api/models")
+            .header(header::HOST, "rebind.evil.example:3000")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}

@@ -5,7 +5,7 @@ mod fields;
 mod speak;
 
 use crate::{
-    api::{check_llm, get_settings, save_settings},
+    api::{check_llm, get_settings, local_models, save_settings},
     app::common::ErrorBanner,
     shared::{
         config::{
@@ -13,9 +13,9 @@ use crate::{
         },
         config_form::{
             LLM_API_KEY, LLM_CONNECT_TIMEOUT_MS, LLM_ENDPOINT, LLM_FIRST_TOKEN_TIMEOUT_MS,
-            LLM_IDLE_TIMEOUT_S, LLM_MAX_TOKENS, LLM_MODEL, LLM_PROVIDER, LLM_TEMPERATURE,
-            LLM_TOTAL_TIMEOUT_S, MEMORY_MAX_HISTORY, TTS_FALLBACK_CHAIN, TTS_FORMAT, TTS_PROVIDER,
-            TTS_SAMPLE_RATE,
+            LLM_IDLE_TIMEOUT_S, LLM_LOCAL_MODEL, LLM_MAX_TOKENS, LLM_MODEL, LLM_PROVIDER,
+            LLM_TEMPERATURE, LLM_TOTAL_TIMEOUT_S, MEMORY_MAX_HISTORY, TTS_FALLBACK_CHAIN,
+            TTS_FORMAT, TTS_PROVIDER, TTS_SAMPLE_RATE,
         },
         health::{LlmCheck, ProviderHealth, ProviderState},
         AppError,
@@ -203,6 +203,9 @@ fn LlmFields(cfg: LlmConfig, errors: Signal<Option<AppError>>) -> impl IntoView 
                 </Field>
                 <SecretField field=&LLM_API_KEY set=cfg.api_key_set errors/>
             </div>
+            <div class="group" hidden=move || provider.get() != LlmProvider::Embedded>
+                <LocalModelField selected=cfg.local_model.clone() errors/>
+            </div>
             <Field field=&LLM_MODEL errors>
                 <input id="llm.model" name="llm.model" list="llm-models" value=cfg.model placeholder="the server's loaded model" spellcheck="false"/>
                 <datalist id="llm-models">
@@ -235,6 +238,42 @@ fn LlmFields(cfg: LlmConfig, errors: Signal<Option<AppError>>) -> impl IntoView 
                 <TextField field=&LLM_TOTAL_TIMEOUT_S value=cfg.total_timeout_s.to_string() errors kind="number" step="1"/>
             </div>
         </fieldset>
+    }
+}
+
+/// The built-in model: one option per `.gguf` file in the models folder, described from its
+/// header. The saved choice stays an option even when its file is gone, so saving the form never
+/// changes it unasked.
+#[component]
+fn LocalModelField(selected: String, errors: Signal<Option<AppError>>) -> impl IntoView {
+    let files = LocalResource::new(local_models);
+    view! {
+        <Field field=&LLM_LOCAL_MODEL errors>
+            <select id="llm.local_model" name="llm.local_model" data-testid="llm-local-model">
+                {move || {
+                    // Until the list arrives (and when it cannot be read), the saved choice alone.
+                    let loaded = files.get().and_then(Result::ok);
+                    let listed = loaded.clone().unwrap_or_default();
+                    let mut options: Vec<_> = listed
+                        .iter()
+                        .map(|m| view! {
+                            <option value=m.file.clone() selected=m.file == selected title=m.file.clone()>{m.summary()}</option>
+                        })
+                        .collect();
+                    if !listed.iter().any(|m| m.file == selected) {
+                        let label = if loaded.is_some() {
+                            format!("{selected} (not in the models folder)")
+                        } else {
+                            selected.clone()
+                        };
+                        options.insert(0, view! {
+                            <option value=selected.clone() selected=true title=selected.clone()>{label}</option>
+                        });
+                    }
+                    options.collect_view()
+                }}
+            </select>
+        </Field>
     }
 }
 

@@ -6,6 +6,7 @@ mod chat;
 mod config;
 mod health;
 mod latency;
+mod models;
 mod sessions;
 mod tts;
 
@@ -53,6 +54,7 @@ pub fn api() -> Router<AppState> {
                 .put(characters::update)
                 .delete(characters::delete),
         )
+        .route("/api/models", get(models::list))
         .route("/api/avatars", get(avatars::list))
         // The upload route counts the bytes itself against the configured cap (413), so the
         // default 2 MB body limit is lifted for it alone.
