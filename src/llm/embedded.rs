@@ -307,14 +307,13 @@ fn worker(path: &Path, shared: &Arc<Shared>, jobs: std_mpsc::Receiver<Queued>) {
         model,
         template,
     } = &mut engine;
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get() as i32)
-        .unwrap_or(2);
+    let (threads, threads_batch) = thread_counts();
+    tracing::info!(threads, threads_batch, "the built-in model's threads");
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(N_CTX))
         .with_n_batch(N_BATCH as u32)
         .with_n_threads(threads)
-        .with_n_threads_batch(threads);
+        .with_n_threads_batch(threads_batch);
     let mut ctx = match model.new_context(backend, params) {
         Ok(ctx) => ctx,
         Err(e) => {
@@ -350,6 +349,27 @@ fn worker(path: &Path, shared: &Arc<Shared>, jobs: std_mpsc::Receiver<Queued>) {
             let _ = events.blocking_send(Err(e));
         }
     }
+}
+
+/// Threads for writing the reply and for reading the prompt. Reading a prompt is one large
+/// batch that every core speeds up, and nothing else runs then; while the reply is written the
+/// voice is saying its first sentences on the same cores. `WAIFU_LLM_THREADS` sets the first,
+/// `WAIFU_LLM_BATCH_THREADS` the second (for measuring other machines).
+fn thread_counts() -> (i32, i32) {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get() as i32)
+        .unwrap_or(2);
+    let from_env = |name: &str, default: i32| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse::<i32>().ok())
+            .filter(|n| (1..=256).contains(n))
+            .unwrap_or(default)
+    };
+    (
+        from_env("WAIFU_LLM_THREADS", cores),
+        from_env("WAIFU_LLM_BATCH_THREADS", cores),
+    )
 }
 
 struct Engine {
@@ -418,7 +438,12 @@ struct Session<'m> {
 
 impl Session<'_> {
     /// The prompt's tokens, with the request message each came from (`None` for the template's
-    /// own text). Older messages are left out until it fits the context with room for a reply.
+    /// own text). Older messages are left out until it fits the context with room for a reply:
+    /// the turn's prompt builder sizes the prompt by an estimate, and this is the exact check.
+    ///
+    /// They go in blocks of half the budget from the oldest, never one at a time: the blocks
+    /// depend only on the oldest messages, so the next turns, which add at the end, cut at the
+    /// same place and find their start in the cache.
     fn prompt_tokens(&self, request: &ChatRequest) -> Result<Prompt, LlmError> {
         let budget = N_CTX.saturating_sub(request.max_tokens.min(N_CTX / 2)) as usize;
         let mut messages: Vec<(usize, &PromptMessage)> =
@@ -444,7 +469,8 @@ impl Session<'_> {
             if tokens.len() <= budget {
                 return Ok(prompt);
             }
-            // Too long: drop the oldest message after the system prompt, keeping the last one.
+            // Too long: drop a block of the oldest messages after the system prompt, keeping
+            // the last one.
             let first = usize::from(
                 messages
                     .first()
@@ -456,7 +482,14 @@ impl Session<'_> {
                     tokens.len()
                 )));
             }
-            messages.remove(first);
+            let mut dropped = 0;
+            let mut end = first;
+            while end < messages.len() - 1 && (end == first || dropped < budget / 2) {
+                let index = messages[end].0;
+                dropped += prompt.sources.iter().filter(|s| **s == Some(index)).count();
+                end += 1;
+            }
+            messages.drain(first..end);
         }
     }
 
@@ -537,6 +570,7 @@ impl Session<'_> {
             reuse = 0;
         }
         self.cached.truncate(reuse);
+        let reused = reuse;
 
         let mut batch = LlamaBatch::new(N_BATCH, 1);
         let mut last_index = 0;
@@ -606,6 +640,7 @@ impl Session<'_> {
             usage: Some(Usage {
                 prompt_tokens: tokens.len() as u32,
                 completion_tokens: generated,
+                cached_tokens: Some(reused as u32),
             }),
         }));
         Ok(())
