@@ -329,6 +329,7 @@ fn worker(path: &Path, shared: &Arc<Shared>, jobs: std_mpsc::Receiver<Queued>) {
         model,
         template,
         cached: Vec::new(),
+        can_shift: can_shift(model),
     };
     while let Ok(job) = jobs.recv().map(Queued::take) {
         let (request, events) = match job {
@@ -434,6 +435,8 @@ struct Session<'m> {
     template: &'m LlamaChatTemplate,
     /// The tokens whose keys and values are in the context, in order.
     cached: Vec<LlamaToken>,
+    /// Runs of cached tokens may move (see [`plan_reuse`]).
+    can_shift: bool,
 }
 
 impl Session<'_> {
@@ -544,6 +547,46 @@ impl Session<'_> {
             .collect())
     }
 
+    /// Keeps what the KV cache holds of `tokens` and returns how many of its first tokens are in
+    /// place: the common prefix, then (for models whose cache can be shifted) the later runs of
+    /// the prompt found further on in the cache, moved to their new positions. When the history
+    /// lost a block at its start, the rest of it is still in the cache, just further on. At least
+    /// the last prompt token is left to evaluate, for its logits.
+    fn reuse_cache(&mut self, ctx: &mut LlamaContext<'_>, tokens: &[LlamaToken]) -> usize {
+        let usable = tokens.len().saturating_sub(1);
+        let plan = plan_reuse(&self.cached, &tokens[..usable], MIN_SHIFTED_RUN, self.can_shift);
+        for run in &plan.moves {
+            // The cells between the place the run goes to and where it is now are not wanted.
+            let moved = ctx
+                .kv_cache_seq_rm(0, Some(run.to as u32), Some(run.from as u32))
+                .and_then(|()| {
+                    ctx.kv_cache_seq_add(
+                        0,
+                        Some(run.from as u32),
+                        Some((run.from + run.len) as u32),
+                        run.to as i32 - run.from as i32,
+                    )
+                });
+            if moved.is_err() {
+                ctx.clear_kv_cache();
+                self.cached.clear();
+                return 0;
+            }
+            self.cached
+                .copy_within(run.from..run.from + run.len, run.to);
+        }
+        let kept = ctx
+            .clear_kv_cache_seq(Some(0), Some(plan.kept as u32), None)
+            .unwrap_or(false);
+        if !kept {
+            ctx.clear_kv_cache();
+            self.cached.clear();
+            return 0;
+        }
+        self.cached.truncate(plan.kept);
+        plan.kept
+    }
+
     fn generate(
         &mut self,
         ctx: &mut LlamaContext<'_>,
@@ -554,22 +597,7 @@ impl Session<'_> {
         let engine =
             |what: &str, e: &dyn std::fmt::Display| LlmError::Engine(format!("{what}: {e}"));
 
-        // Reuse the cached prefix; at least the last prompt token is evaluated for its logits.
-        let mut reuse = self
-            .cached
-            .iter()
-            .zip(&tokens)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(tokens.len().saturating_sub(1));
-        let trimmed = ctx
-            .clear_kv_cache_seq(Some(0), Some(reuse as u32), None)
-            .unwrap_or(false);
-        if !trimmed {
-            ctx.clear_kv_cache();
-            reuse = 0;
-        }
-        self.cached.truncate(reuse);
+        let reuse = self.reuse_cache(ctx, &tokens);
         let reused = reuse;
 
         let mut batch = LlamaBatch::new(N_BATCH, 1);
@@ -645,6 +673,74 @@ impl Session<'_> {
         }));
         Ok(())
     }
+}
+
+/// A run of cached tokens shorter than this is read again rather than moved: moving has a cost,
+/// and a short run matches by chance.
+const MIN_SHIFTED_RUN: usize = 16;
+
+/// Cached tokens that reappear later in a new prompt, moved from `from` to `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Run {
+    from: usize,
+    to: usize,
+    len: usize,
+}
+
+/// How the cache serves a new prompt: the moves, in order, then `kept` tokens are in place.
+#[derive(Debug, PartialEq, Eq)]
+struct ReusePlan {
+    moves: Vec<Run>,
+    kept: usize,
+}
+
+/// The common prefix of `cached` and `prompt`, then (with `shift`) each later run of at least
+/// `min_run` tokens that the prompt continues with and the cache holds further on, as llama.cpp's
+/// own server reuses its cache (`--cache-reuse`). Runs only move towards the start.
+fn plan_reuse<T: PartialEq>(cached: &[T], prompt: &[T], min_run: usize, shift: bool) -> ReusePlan {
+    let prefix = cached
+        .iter()
+        .zip(prompt)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut plan = ReusePlan {
+        moves: Vec::new(),
+        kept: prefix,
+    };
+    if !shift {
+        return plan;
+    }
+    let (mut at_cache, mut at_prompt) = (prefix, prefix);
+    while at_cache < cached.len() && at_prompt < prompt.len() {
+        let len = cached[at_cache..]
+            .iter()
+            .zip(&prompt[at_prompt..])
+            .take_while(|(a, b)| a == b)
+            .count();
+        if len >= min_run.max(1) {
+            plan.moves.push(Run {
+                from: at_cache,
+                to: at_prompt,
+                len,
+            });
+            at_cache += len;
+            at_prompt += len;
+        } else {
+            at_cache += 1;
+        }
+    }
+    plan.kept = at_prompt;
+    plan
+}
+
+/// Whether the model's KV cache can be shifted safely: plain attention with rotary positions.
+/// Models with sliding-window or recurrent layers, or several positions per token, keep only the
+/// common prefix (llama.cpp aborts on a shift they cannot take).
+fn can_shift(model: &LlamaModel) -> bool {
+    const SHIFTABLE: &[&str] = &["llama", "qwen2", "qwen3", "phi3", "granite", "olmo2", "smollm3"];
+    model
+        .meta_val_str("general.architecture")
+        .is_ok_and(|arch| SHIFTABLE.contains(&arch.as_str()))
 }
 
 /// A prompt's tokens and, for each, the request message whose content it was read from (`None`
@@ -786,7 +882,48 @@ impl Utf8Pieces {
 
 #[cfg(test)]
 mod tests {
-    use super::{split_rendered, Markers, Piece, Utf8Pieces};
+    use super::{plan_reuse, split_rendered, Markers, Piece, ReusePlan, Run, Utf8Pieces};
+
+    #[test]
+    fn the_cache_keeps_the_common_prefix_and_moves_later_runs_forward() {
+        // System prompt 0..10, history 10..70 of which the first 20 were dropped, new part.
+        let system: Vec<u32> = (0..10).collect();
+        let history: Vec<u32> = (100..160).collect();
+        let mut cached = system.clone();
+        cached.extend(&history);
+        cached.extend([900, 901, 902]);
+        let mut prompt = system.clone();
+        prompt.extend(&history[20..]);
+        prompt.extend([500, 501]);
+        let plan = plan_reuse(&cached, &prompt, 16, true);
+        assert_eq!(
+            plan,
+            ReusePlan {
+                moves: vec![Run {
+                    from: 30,
+                    to: 10,
+                    len: 40
+                }],
+                kept: 50
+            }
+        );
+        // Moved, the cache holds exactly the prompt's first `kept` tokens.
+        let mut after = cached.clone();
+        for r in &plan.moves {
+            after.copy_within(r.from..r.from + r.len, r.to);
+        }
+        assert_eq!(after[..plan.kept], prompt[..plan.kept]);
+        // Without shifting, only the prefix.
+        assert_eq!(plan_reuse(&cached, &prompt, 16, false).kept, 10);
+        // A run shorter than the minimum is read again.
+        let mut short = system.clone();
+        short.extend(&history[50..]);
+        assert_eq!(plan_reuse(&cached, &short, 16, true).kept, 10);
+        // Identical: all of it; a new prompt: nothing.
+        assert_eq!(plan_reuse(&cached, &cached, 16, true).kept, cached.len());
+        assert_eq!(plan_reuse(&cached, &[7u32, 7, 7], 16, true).kept, 0);
+        assert_eq!(plan_reuse(&[] as &[u32], &prompt, 16, true).kept, 0);
+    }
 
     /// A ChatML rendering, as SmolLM2's template writes it, with markers for the contents.
     fn chatml(markers: &Markers, roles: &[&str]) -> String {
