@@ -359,6 +359,13 @@ async fn serve(model_path: &Path, old: bool) -> anyhow::Result<String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // `WAIFU_LOG=waifu_rt3d::llm=debug` shows what the model took from its cache each turn.
+    if let Ok(filter) = std::env::var("WAIFU_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let model = repo.join("data/models").join(MODEL_FILE);
     let piper = repo.join("data/tools/piper/venv/bin/piper");

@@ -353,9 +353,11 @@ fn worker(path: &Path, shared: &Arc<Shared>, jobs: std_mpsc::Receiver<Queued>) {
 }
 
 /// Threads for writing the reply and for reading the prompt. Reading a prompt is one large
-/// batch that every core speeds up, and nothing else runs then; while the reply is written the
-/// voice is saying its first sentences on the same cores. `WAIFU_LLM_THREADS` sets the first,
-/// `WAIFU_LLM_BATCH_THREADS` the second (for measuring other machines).
+/// batch that every core speeds up, and nothing else runs then. While the reply is written the
+/// voice is saying its first sentences on the same cores, so writing leaves one core to it: on
+/// two cores the first audio came 40% sooner (P50 over a 20-turn spoken conversation,
+/// `benches/conversation.rs`). `WAIFU_LLM_THREADS` sets the first, `WAIFU_LLM_BATCH_THREADS`
+/// the second (for measuring other machines).
 fn thread_counts() -> (i32, i32) {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get() as i32)
@@ -368,7 +370,7 @@ fn thread_counts() -> (i32, i32) {
             .unwrap_or(default)
     };
     (
-        from_env("WAIFU_LLM_THREADS", cores),
+        from_env("WAIFU_LLM_THREADS", (cores - 1).max(1)),
         from_env("WAIFU_LLM_BATCH_THREADS", cores),
     )
 }
@@ -555,6 +557,13 @@ impl Session<'_> {
     fn reuse_cache(&mut self, ctx: &mut LlamaContext<'_>, tokens: &[LlamaToken]) -> usize {
         let usable = tokens.len().saturating_sub(1);
         let plan = plan_reuse(&self.cached, &tokens[..usable], MIN_SHIFTED_RUN, self.can_shift);
+        tracing::debug!(
+            cached = self.cached.len(),
+            prompt = tokens.len(),
+            moves = ?plan.moves,
+            kept = plan.kept,
+            "the model's cache"
+        );
         for run in &plan.moves {
             // The cells between the place the run goes to and where it is now are not wanted.
             let moved = ctx

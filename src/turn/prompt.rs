@@ -17,8 +17,10 @@ use crate::{
     store::search::Memory,
 };
 
-/// A recalled message is cut to this many characters: enough to remind, not to crowd.
-const MEMORY_CHARS: usize = 240;
+/// A recalled message is cut to this many characters: enough to remind, not to crowd. The
+/// memories are read anew every turn (they change), so on a small CPU each character costs time
+/// before the first word.
+const MEMORY_CHARS: usize = 160;
 
 /// Added to the system prompt when the reply will be spoken: a listener wants a short answer in
 /// plain words, and a small model left alone writes until its token limit.
