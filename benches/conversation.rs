@@ -208,7 +208,10 @@ async fn conversation(h: &common::Harness, title: &str) -> anyhow::Result<()> {
     );
     row(
         "reply (characters)",
-        later.iter().map(|f| f.reply.chars().count() as f64).collect(),
+        later
+            .iter()
+            .map(|f| f.reply.chars().count() as f64)
+            .collect(),
     );
     let silent = later.iter().filter(|f| f.first_audio.is_none()).count();
     if silent > 0 {
@@ -251,9 +254,9 @@ fn old_layout(mut messages: Vec<PromptMessage>) -> Vec<PromptMessage> {
     }
     let mut system = messages.remove(0);
     if let Some(lines) = memories {
-        system.content.push_str(
-            "\n\nMemories from earlier conversations (use them only if they help):\n",
-        );
+        system
+            .content
+            .push_str("\n\nMemories from earlier conversations (use them only if they help):\n");
         system.content.push_str(&lines);
     }
     let skip = messages.len().saturating_sub(WINDOW);
@@ -405,17 +408,20 @@ async fn main() -> anyhow::Result<()> {
     for (old, name) in [(false, "the app's layout"), (true, "the earlier layout")] {
         let endpoint = serve(&model, old).await?;
         let h = common::harness().await;
-        let mut llm = json!({"provider": "openai_compatible", "endpoint": endpoint, "model": "built-in"});
+        let mut llm =
+            json!({"provider": "openai_compatible", "endpoint": endpoint, "model": "built-in"});
         if old {
             // The whole history reaches the server, which keeps its own sliding window.
-            configure(&h, json!({"memory": {"max_history": 1000}})).await?;
+            configure(&h, json!({"memory": {"max_history": 200}})).await?;
         }
         llm["temperature"] = json!(0.7);
         configure(&h, json!({"llm": llm, "tts": voice})).await?;
         spoken_turn(&h.app, 1, "Hello!").await?;
         conversation(
             &h,
-            &format!("the same script through an OpenAI-compatible server (built-in engine), {name}"),
+            &format!(
+                "the same script through an OpenAI-compatible server (built-in engine), {name}"
+            ),
         )
         .await?;
     }

@@ -44,7 +44,12 @@ pub fn validate(cfg: &AppConfig) -> Vec<FieldError> {
         "must be between 0 and 2",
     );
     v.range("llm.max_tokens", llm.max_tokens.into(), 1, 32_768);
-    v.range("llm.spoken_max_tokens", llm.spoken_max_tokens.into(), 1, 32_768);
+    v.range(
+        "llm.spoken_max_tokens",
+        llm.spoken_max_tokens.into(),
+        1,
+        32_768,
+    );
     v.range(
         "llm.connect_timeout_ms",
         llm.connect_timeout_ms,

@@ -556,7 +556,12 @@ impl Session<'_> {
     /// the last prompt token is left to evaluate, for its logits.
     fn reuse_cache(&mut self, ctx: &mut LlamaContext<'_>, tokens: &[LlamaToken]) -> usize {
         let usable = tokens.len().saturating_sub(1);
-        let plan = plan_reuse(&self.cached, &tokens[..usable], MIN_SHIFTED_RUN, self.can_shift);
+        let plan = plan_reuse(
+            &self.cached,
+            &tokens[..usable],
+            MIN_SHIFTED_RUN,
+            self.can_shift,
+        );
         tracing::debug!(
             cached = self.cached.len(),
             prompt = tokens.len(),
@@ -746,7 +751,9 @@ fn plan_reuse<T: PartialEq>(cached: &[T], prompt: &[T], min_run: usize, shift: b
 /// Models with sliding-window or recurrent layers, or several positions per token, keep only the
 /// common prefix (llama.cpp aborts on a shift they cannot take).
 fn can_shift(model: &LlamaModel) -> bool {
-    const SHIFTABLE: &[&str] = &["llama", "qwen2", "qwen3", "phi3", "granite", "olmo2", "smollm3"];
+    const SHIFTABLE: &[&str] = &[
+        "llama", "qwen2", "qwen3", "phi3", "granite", "olmo2", "smollm3",
+    ];
     model
         .meta_val_str("general.architecture")
         .is_ok_and(|arch| SHIFTABLE.contains(&arch.as_str()))

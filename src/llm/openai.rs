@@ -694,7 +694,14 @@ mod tests {
         };
         assert!(matches!(
             events[0],
-            ChatEvent::Finished { usage: Some(Usage { cached_tokens: Some(768), prompt_tokens: 900, .. }), .. }
+            ChatEvent::Finished {
+                usage: Some(Usage {
+                    cached_tokens: Some(768),
+                    prompt_tokens: 900,
+                    ..
+                }),
+                ..
+            }
         ));
         // llama-server: the cache count in `timings`, before the usage.
         let (_, end) = feed_all(&[
@@ -707,7 +714,13 @@ mod tests {
         };
         assert!(matches!(
             events[0],
-            ChatEvent::Finished { reason: FinishReason::Length, usage: Some(Usage { cached_tokens: Some(850), .. }) }
+            ChatEvent::Finished {
+                reason: FinishReason::Length,
+                usage: Some(Usage {
+                    cached_tokens: Some(850),
+                    ..
+                })
+            }
         ));
     }
 

@@ -386,7 +386,10 @@ mod tests {
             let offset = window_offset(count, max);
             let kept = count - offset;
             assert!(kept <= max, "{kept} messages kept of {count}");
-            assert!(count <= max || kept > max / 2, "only {kept} kept of {count}");
+            assert!(
+                count <= max || kept > max / 2,
+                "only {kept} kept of {count}"
+            );
             assert!(offset >= last);
             if offset != last {
                 assert_eq!(offset - last, max / 2, "at {count}");

@@ -183,7 +183,11 @@ mod tests {
         }
     }
 
-    fn parts<'a>(history: &'a [Message], memories: &'a [Memory], user_text: &'a str) -> PromptParts<'a> {
+    fn parts<'a>(
+        history: &'a [Message],
+        memories: &'a [Memory],
+        user_text: &'a str,
+    ) -> PromptParts<'a> {
         PromptParts {
             system_prompt: "You are Aiko.",
             spoken: false,
@@ -211,7 +215,10 @@ mod tests {
         // The system prompt is the character's alone: nothing that changes per turn.
         assert_eq!(out[0].content, "You are Aiko.");
         let last = &out[3].content;
-        assert!(last.contains("Memories from earlier conversations"), "{last}");
+        assert!(
+            last.contains("Memories from earlier conversations"),
+            "{last}"
+        );
         assert!(last.contains("the user said: \"My cat is called Mochi\""));
         assert!(last.ends_with("\n\nHow is my cat?"), "{last}");
         // Without memories the message is the person's text alone.
@@ -292,9 +299,15 @@ mod tests {
             }
             // ...except when a block of history goes, and then it is a large one.
             jumps += 1;
-            assert_eq!(kept, 1, "turn {i}: only the system prompt is shared at a jump");
+            assert_eq!(
+                kept, 1,
+                "turn {i}: only the system prompt is shared at a jump"
+            );
             let dropped = before.len() as i64 - after.len() as i64 + 2;
-            assert!(dropped >= 4, "turn {i}: only {dropped} messages went at once");
+            assert!(
+                dropped >= 4,
+                "turn {i}: only {dropped} messages went at once"
+            );
         }
         // 60 turns of about 60 tokens' worth each overflow a 1,500-token budget many times over;
         // one-at-a-time trimming would break the prefix on nearly every turn.

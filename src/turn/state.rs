@@ -893,7 +893,10 @@ mod tests {
             !said.iter().any(|o| o.starts_with("synthesize")),
             "the unfinished sentence is said: {said:?}"
         );
-        assert!(said.contains(&"store Some(9) complete I love tea.".to_string()), "{said:?}");
+        assert!(
+            said.contains(&"store Some(9) complete I love tea.".to_string()),
+            "{said:?}"
+        );
         s.on(31, Input::Stored(Some(9)));
         let out = s.on(40, audio(0, 25, 35));
         assert_eq!(done_timings(&out).prompt_tokens, Some(900));

@@ -222,8 +222,12 @@ async fn a_conversation_through_the_router_reads_only_what_is_new() {
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         let j = r.json();
         let timings = &j["timings"];
-        let total = timings["prompt_tokens"].as_u64().expect("prompt_tokens in the trace");
-        let cached = timings["prompt_cached"].as_u64().expect("prompt_cached in the trace");
+        let total = timings["prompt_tokens"]
+            .as_u64()
+            .expect("prompt_tokens in the trace");
+        let cached = timings["prompt_cached"]
+            .as_u64()
+            .expect("prompt_cached in the trace");
         assert!(total > last_prompt, "turn {turn}: the prompt did not grow");
         if turn > 0 {
             // Everything up to the previous reply is reused: the system prompt and the earlier
