@@ -194,6 +194,7 @@ e2e:
 ## ---------------------------------------------------------------- bench
 # Figures, not pass/fail: printed for the closing notes and for comparison between changes.
 bench: setup-test
+	cargo bench --features ssr --bench conversation
 	cargo bench --features ssr --bench history
 	cargo bench --features ssr --bench llm
 	cargo bench --features ssr --bench load

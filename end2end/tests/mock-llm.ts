@@ -4,7 +4,8 @@ import { AddressInfo } from "node:net";
 /** A mock OpenAI-compatible server (LM Studio's wire format): `/v1/models` lists one model and
  * `/v1/chat/completions` streams `head`, then each of `words` (plus a space) every `everyMs`
  * (a number, or the wait before word `i`).
- * A client that disconnects stops the stream. */
+ * The stream ends with OpenAI's usage chunk, whose `cached_tokens` is the share of the prompt
+ * that repeats the previous prompt's start. A client that disconnects stops the stream. */
 export interface MockLlm {
   base: string;
   /** How many chat requests arrived. */
@@ -23,6 +24,7 @@ function chunk(delta: object, finish: string | null = null) {
 export async function startMockLlm(head: string, words: string[], everyMs: number | ((i: number) => number)): Promise<MockLlm> {
   const wait = typeof everyMs === "number" ? () => everyMs : everyMs;
   let requests = 0;
+  let lastPrompt = "";
   const server = http.createServer((req, res) => {
     if (req.url?.endsWith("/models")) {
       res.writeHead(200, { "content-type": "application/json" });
@@ -30,8 +32,18 @@ export async function startMockLlm(head: string, words: string[], everyMs: numbe
       return;
     }
     requests++;
-    req.resume();
+    let body = "";
+    req.on("data", (d) => (body += d));
     req.on("end", async () => {
+      // Like a server with a prompt cache: the part of this prompt that repeats the previous
+      // one's start is "cached" (counted in characters / 4, as tokens).
+      let prompt = "";
+      try {
+        prompt = JSON.stringify(JSON.parse(body).messages ?? []);
+      } catch {}
+      let same = 0;
+      while (same < prompt.length && same < lastPrompt.length && prompt[same] === lastPrompt[same]) same++;
+      lastPrompt = prompt;
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
       let closed = false;
       res.on("close", () => (closed = true));
@@ -44,6 +56,11 @@ export async function startMockLlm(head: string, words: string[], everyMs: numbe
       }
       if (closed) return;
       res.write(chunk({}, "stop"));
+      const usage = {
+        prompt_tokens: Math.ceil(prompt.length / 4), completion_tokens: words.length + 1,
+        prompt_tokens_details: { cached_tokens: Math.floor(same / 4) },
+      };
+      res.write(`data: ${JSON.stringify({ id: "chatcmpl-e2e", object: "chat.completion.chunk", choices: [], usage })}\n\n`);
       res.write("data: [DONE]\n\n");
       res.end();
     });

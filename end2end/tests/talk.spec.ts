@@ -201,6 +201,12 @@ test("a voice that fails mid-reply hands over to the next one, and System says w
     await expect(card).toContainText(/500|out of memory|server/i);
     await expect(page.getByTestId("latency-panel")).toBeVisible();
     await expect(page.getByTestId("latency-first-audio")).toContainText(/\d+ ms/);
+    // The reply's own row: its prompt was read (the mock counts nothing as cached on a first
+    // request).
+    const trace = page.getByTestId("latency-trace").first();
+    await expect(trace).toBeVisible();
+    await expect(trace).toHaveAttribute("data-read", /^[1-9]\d*$/);
+    await expect(trace).toHaveAttribute("data-cached", /^\d+$/);
     await snap(page, "system-latency");
   } finally {
     await xtts.close();

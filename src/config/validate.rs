@@ -50,6 +50,12 @@ pub fn validate(cfg: &AppConfig) -> Vec<FieldError> {
     );
     v.range("llm.max_tokens", llm.max_tokens.into(), 1, 32_768);
     v.range(
+        "llm.spoken_max_tokens",
+        llm.spoken_max_tokens.into(),
+        1,
+        32_768,
+    );
+    v.range(
         "llm.connect_timeout_ms",
         llm.connect_timeout_ms,
         100,

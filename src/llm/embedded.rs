@@ -375,14 +375,13 @@ fn worker(path: &Path, sampling: Sampling, shared: &Arc<Shared>, jobs: std_mpsc:
         model,
         template,
     } = &mut engine;
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get() as i32)
-        .unwrap_or(2);
+    let (threads, threads_batch) = thread_counts();
+    tracing::info!(threads, threads_batch, "the built-in model's threads");
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(N_CTX))
         .with_n_batch(N_BATCH as u32)
         .with_n_threads(threads)
-        .with_n_threads_batch(threads);
+        .with_n_threads_batch(threads_batch);
     let mut ctx = match model.new_context(backend, params) {
         Ok(ctx) => ctx,
         Err(e) => {
@@ -399,6 +398,7 @@ fn worker(path: &Path, sampling: Sampling, shared: &Arc<Shared>, jobs: std_mpsc:
         template,
         sampling,
         cached: Vec::new(),
+        can_shift: can_shift(model),
     };
     while let Ok(job) = jobs.recv().map(Queued::take) {
         let (request, events) = match job {
@@ -419,6 +419,29 @@ fn worker(path: &Path, sampling: Sampling, shared: &Arc<Shared>, jobs: std_mpsc:
             let _ = events.blocking_send(Err(e));
         }
     }
+}
+
+/// Threads for writing the reply and for reading the prompt. Reading a prompt is one large
+/// batch that every core speeds up, and nothing else runs then. While the reply is written the
+/// voice is saying its first sentences on the same cores, so writing leaves one core to it: on
+/// two cores the first audio came 40% sooner (P50 over a 20-turn spoken conversation,
+/// `benches/conversation.rs`). `WAIFU_LLM_THREADS` sets the first, `WAIFU_LLM_BATCH_THREADS`
+/// the second (for measuring other machines).
+fn thread_counts() -> (i32, i32) {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get() as i32)
+        .unwrap_or(2);
+    let from_env = |name: &str, default: i32| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse::<i32>().ok())
+            .filter(|n| (1..=256).contains(n))
+            .unwrap_or(default)
+    };
+    (
+        from_env("WAIFU_LLM_THREADS", (cores - 1).max(1)),
+        from_env("WAIFU_LLM_BATCH_THREADS", cores),
+    )
 }
 
 struct Engine {
@@ -501,11 +524,18 @@ struct Session<'m> {
     sampling: Sampling,
     /// The tokens whose keys and values are in the context, in order.
     cached: Vec<LlamaToken>,
+    /// Runs of cached tokens may move (see [`plan_reuse`]).
+    can_shift: bool,
 }
 
 impl Session<'_> {
     /// The prompt's tokens, with the request message each came from (`None` for the template's
-    /// own text). Older messages are left out until it fits the context with room for a reply.
+    /// own text). Older messages are left out until it fits the context with room for a reply:
+    /// the turn's prompt builder sizes the prompt by an estimate, and this is the exact check.
+    ///
+    /// They go in blocks of half the budget from the oldest, never one at a time: the blocks
+    /// depend only on the oldest messages, so the next turns, which add at the end, cut at the
+    /// same place and find their start in the cache.
     fn prompt_tokens(&self, request: &ChatRequest) -> Result<Prompt, LlmError> {
         let budget = N_CTX.saturating_sub(request.max_tokens.min(N_CTX / 2)) as usize;
         let mut messages: Vec<(usize, &PromptMessage)> =
@@ -531,7 +561,8 @@ impl Session<'_> {
             if tokens.len() <= budget {
                 return Ok(prompt);
             }
-            // Too long: drop the oldest message after the system prompt, keeping the last one.
+            // Too long: drop a block of the oldest messages after the system prompt, keeping
+            // the last one.
             let first = usize::from(
                 messages
                     .first()
@@ -543,7 +574,14 @@ impl Session<'_> {
                     tokens.len()
                 )));
             }
-            messages.remove(first);
+            let mut dropped = 0;
+            let mut end = first;
+            while end < messages.len() - 1 && (end == first || dropped < budget / 2) {
+                let index = messages[end].0;
+                dropped += prompt.sources.iter().filter(|s| **s == Some(index)).count();
+                end += 1;
+            }
+            messages.drain(first..end);
         }
     }
 
@@ -598,6 +636,58 @@ impl Session<'_> {
             .collect())
     }
 
+    /// Keeps what the KV cache holds of `tokens` and returns how many of its first tokens are in
+    /// place: the common prefix, then (for models whose cache can be shifted) the later runs of
+    /// the prompt found further on in the cache, moved to their new positions. When the history
+    /// lost a block at its start, the rest of it is still in the cache, just further on. At least
+    /// the last prompt token is left to evaluate, for its logits.
+    fn reuse_cache(&mut self, ctx: &mut LlamaContext<'_>, tokens: &[LlamaToken]) -> usize {
+        let usable = tokens.len().saturating_sub(1);
+        let plan = plan_reuse(
+            &self.cached,
+            &tokens[..usable],
+            MIN_SHIFTED_RUN,
+            self.can_shift,
+        );
+        tracing::debug!(
+            cached = self.cached.len(),
+            prompt = tokens.len(),
+            moves = ?plan.moves,
+            kept = plan.kept,
+            "the model's cache"
+        );
+        for run in &plan.moves {
+            // The cells between the place the run goes to and where it is now are not wanted.
+            let moved = ctx
+                .kv_cache_seq_rm(0, Some(run.to as u32), Some(run.from as u32))
+                .and_then(|()| {
+                    ctx.kv_cache_seq_add(
+                        0,
+                        Some(run.from as u32),
+                        Some((run.from + run.len) as u32),
+                        run.to as i32 - run.from as i32,
+                    )
+                });
+            if moved.is_err() {
+                ctx.clear_kv_cache();
+                self.cached.clear();
+                return 0;
+            }
+            self.cached
+                .copy_within(run.from..run.from + run.len, run.to);
+        }
+        let kept = ctx
+            .clear_kv_cache_seq(Some(0), Some(plan.kept as u32), None)
+            .unwrap_or(false);
+        if !kept {
+            ctx.clear_kv_cache();
+            self.cached.clear();
+            return 0;
+        }
+        self.cached.truncate(plan.kept);
+        plan.kept
+    }
+
     fn generate(
         &mut self,
         ctx: &mut LlamaContext<'_>,
@@ -608,22 +698,8 @@ impl Session<'_> {
         let engine =
             |what: &str, e: &dyn std::fmt::Display| LlmError::Engine(format!("{what}: {e}"));
 
-        // Reuse the cached prefix; at least the last prompt token is evaluated for its logits.
-        let mut reuse = self
-            .cached
-            .iter()
-            .zip(&tokens)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(tokens.len().saturating_sub(1));
-        let trimmed = ctx
-            .clear_kv_cache_seq(Some(0), Some(reuse as u32), None)
-            .unwrap_or(false);
-        if !trimmed {
-            ctx.clear_kv_cache();
-            reuse = 0;
-        }
-        self.cached.truncate(reuse);
+        let reuse = self.reuse_cache(ctx, &tokens);
+        let reused = reuse;
 
         let mut batch = LlamaBatch::new(N_BATCH, 1);
         let mut last_index = 0;
@@ -684,10 +760,81 @@ impl Session<'_> {
             usage: Some(Usage {
                 prompt_tokens: tokens.len() as u32,
                 completion_tokens: generated,
+                cached_tokens: Some(reused as u32),
             }),
         }));
         Ok(())
     }
+}
+
+/// A run of cached tokens shorter than this is read again rather than moved: moving has a cost,
+/// and a short run matches by chance.
+const MIN_SHIFTED_RUN: usize = 16;
+
+/// Cached tokens that reappear later in a new prompt, moved from `from` to `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Run {
+    from: usize,
+    to: usize,
+    len: usize,
+}
+
+/// How the cache serves a new prompt: the moves, in order, then `kept` tokens are in place.
+#[derive(Debug, PartialEq, Eq)]
+struct ReusePlan {
+    moves: Vec<Run>,
+    kept: usize,
+}
+
+/// The common prefix of `cached` and `prompt`, then (with `shift`) each later run of at least
+/// `min_run` tokens that the prompt continues with and the cache holds further on, as llama.cpp's
+/// own server reuses its cache (`--cache-reuse`). Runs only move towards the start.
+fn plan_reuse<T: PartialEq>(cached: &[T], prompt: &[T], min_run: usize, shift: bool) -> ReusePlan {
+    let prefix = cached
+        .iter()
+        .zip(prompt)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut plan = ReusePlan {
+        moves: Vec::new(),
+        kept: prefix,
+    };
+    if !shift {
+        return plan;
+    }
+    let (mut at_cache, mut at_prompt) = (prefix, prefix);
+    while at_cache < cached.len() && at_prompt < prompt.len() {
+        let len = cached[at_cache..]
+            .iter()
+            .zip(&prompt[at_prompt..])
+            .take_while(|(a, b)| a == b)
+            .count();
+        if len >= min_run.max(1) {
+            plan.moves.push(Run {
+                from: at_cache,
+                to: at_prompt,
+                len,
+            });
+            at_cache += len;
+            at_prompt += len;
+        } else {
+            at_cache += 1;
+        }
+    }
+    plan.kept = at_prompt;
+    plan
+}
+
+/// Whether the model's KV cache can be shifted safely: plain attention with rotary positions.
+/// Models with sliding-window or recurrent layers, or several positions per token, keep only the
+/// common prefix (llama.cpp aborts on a shift they cannot take).
+fn can_shift(model: &LlamaModel) -> bool {
+    const SHIFTABLE: &[&str] = &[
+        "llama", "qwen2", "qwen3", "phi3", "granite", "olmo2", "smollm3",
+    ];
+    model
+        .meta_val_str("general.architecture")
+        .is_ok_and(|arch| SHIFTABLE.contains(&arch.as_str()))
 }
 
 /// A prompt's tokens and, for each, the request message whose content it was read from (`None`
@@ -829,7 +976,48 @@ impl Utf8Pieces {
 
 #[cfg(test)]
 mod tests {
-    use super::{split_rendered, Markers, Piece, Utf8Pieces};
+    use super::{plan_reuse, split_rendered, Markers, Piece, ReusePlan, Run, Utf8Pieces};
+
+    #[test]
+    fn the_cache_keeps_the_common_prefix_and_moves_later_runs_forward() {
+        // System prompt 0..10, history 10..70 of which the first 20 were dropped, new part.
+        let system: Vec<u32> = (0..10).collect();
+        let history: Vec<u32> = (100..160).collect();
+        let mut cached = system.clone();
+        cached.extend(&history);
+        cached.extend([900, 901, 902]);
+        let mut prompt = system.clone();
+        prompt.extend(&history[20..]);
+        prompt.extend([500, 501]);
+        let plan = plan_reuse(&cached, &prompt, 16, true);
+        assert_eq!(
+            plan,
+            ReusePlan {
+                moves: vec![Run {
+                    from: 30,
+                    to: 10,
+                    len: 40
+                }],
+                kept: 50
+            }
+        );
+        // Moved, the cache holds exactly the prompt's first `kept` tokens.
+        let mut after = cached.clone();
+        for r in &plan.moves {
+            after.copy_within(r.from..r.from + r.len, r.to);
+        }
+        assert_eq!(after[..plan.kept], prompt[..plan.kept]);
+        // Without shifting, only the prefix.
+        assert_eq!(plan_reuse(&cached, &prompt, 16, false).kept, 10);
+        // A run shorter than the minimum is read again.
+        let mut short = system.clone();
+        short.extend(&history[50..]);
+        assert_eq!(plan_reuse(&cached, &short, 16, true).kept, 10);
+        // Identical: all of it; a new prompt: nothing.
+        assert_eq!(plan_reuse(&cached, &cached, 16, true).kept, cached.len());
+        assert_eq!(plan_reuse(&cached, &[7u32, 7, 7], 16, true).kept, 0);
+        assert_eq!(plan_reuse(&[] as &[u32], &prompt, 16, true).kept, 0);
+    }
 
     /// A ChatML rendering, as SmolLM2's template writes it, with markers for the contents.
     fn chatml(markers: &Markers, roles: &[&str]) -> String {

@@ -81,6 +81,9 @@ pub enum FinishReason {
 pub struct Usage {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
+    /// Of the prompt tokens, how many the model found in its cache from an earlier request
+    /// rather than read again, when it says.
+    pub cached_tokens: Option<u32>,
 }
 
 /// One step of a streamed reply.

@@ -432,6 +432,8 @@ enum Step {
 struct ChunkParser {
     finish: Option<FinishReason>,
     usage: Option<Usage>,
+    /// llama-server's `timings.cache_n`, which may come in another chunk than the usage.
+    cache_n: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -440,8 +442,23 @@ struct Chunk {
     choices: Vec<Choice>,
     #[serde(default)]
     usage: Option<UsageJson>,
+    /// llama.cpp's `llama-server` says what it took from its prompt cache here.
+    #[serde(default)]
+    timings: Option<ServerTimings>,
     #[serde(default)]
     error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct ServerTimings {
+    #[serde(default)]
+    cache_n: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct PromptTokensDetails {
+    #[serde(default)]
+    cached_tokens: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -471,6 +488,9 @@ struct UsageJson {
     prompt_tokens: u32,
     #[serde(default)]
     completion_tokens: u32,
+    /// OpenAI's prompt caching (and servers that copy it).
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptTokensDetails>,
 }
 
 impl ChunkParser {
@@ -497,7 +517,11 @@ impl ChunkParser {
             self.usage = Some(Usage {
                 prompt_tokens: u.prompt_tokens,
                 completion_tokens: u.completion_tokens,
+                cached_tokens: u.prompt_tokens_details.and_then(|d| d.cached_tokens),
             });
+        }
+        if let Some(cached) = chunk.timings.and_then(|t| t.cache_n) {
+            self.cache_n = Some(cached);
         }
         let mut out = Vec::new();
         for choice in chunk.choices {
@@ -532,7 +556,10 @@ impl ChunkParser {
     fn finished(&self) -> ChatEvent {
         ChatEvent::Finished {
             reason: self.finish.unwrap_or(FinishReason::Stop),
-            usage: self.usage,
+            usage: self.usage.map(|u| Usage {
+                cached_tokens: u.cached_tokens.or(self.cache_n),
+                ..u
+            }),
         }
     }
 }
@@ -648,10 +675,53 @@ mod tests {
                 reason: FinishReason::Stop,
                 usage: Some(Usage {
                     prompt_tokens: 9,
-                    completion_tokens: 3
+                    completion_tokens: 3,
+                    cached_tokens: None,
                 })
             }]))
         );
+    }
+
+    #[test]
+    fn cached_prompt_tokens_are_read_in_openai_and_llama_server_shapes() {
+        let (_, end) = feed_all(&[
+            r#"{"choices":[{"delta":{"content":"Hi"},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":900,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":768}}}"#,
+            "[DONE]",
+        ]);
+        let Some(Step::Done(events)) = end else {
+            panic!("no end: {end:?}")
+        };
+        assert!(matches!(
+            events[0],
+            ChatEvent::Finished {
+                usage: Some(Usage {
+                    cached_tokens: Some(768),
+                    prompt_tokens: 900,
+                    ..
+                }),
+                ..
+            }
+        ));
+        // llama-server: the cache count in `timings`, before the usage.
+        let (_, end) = feed_all(&[
+            r#"{"choices":[{"delta":{"content":"Hi"},"finish_reason":"length"}],"timings":{"cache_n":850,"prompt_n":50}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":900,"completion_tokens":3}}"#,
+            "[DONE]",
+        ]);
+        let Some(Step::Done(events)) = end else {
+            panic!("no end: {end:?}")
+        };
+        assert!(matches!(
+            events[0],
+            ChatEvent::Finished {
+                reason: FinishReason::Length,
+                usage: Some(Usage {
+                    cached_tokens: Some(850),
+                    ..
+                })
+            }
+        ));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::error::ApiError;
 use crate::{
     shared::{
-        chat::{LatencyReport, PlaybackReport, StageStats, Timings},
+        chat::{LatencyReport, PlaybackReport, StageStats, Timings, RECENT_TRACES},
         history::Role,
     },
     store::messages,
@@ -63,6 +63,7 @@ pub fn summarise(turns: &[Timings]) -> LatencyReport {
                 .iter()
                 .filter_map(|t| t.playback_started.or(t.first_audio_sent)),
         ),
+        recent: turns.iter().take(RECENT_TRACES).cloned().collect(),
     }
 }
 

@@ -36,6 +36,13 @@ pub struct Timings {
     pub playback_started: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_complete: Option<u64>,
+    /// Not a time: the prompt's size in tokens, when the model said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u32>,
+    /// Not a time: how many of the prompt's tokens came from the model's cache instead of being
+    /// read again, when it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_cached: Option<u32>,
 }
 
 /// `event: accepted`, always first: the message is stored under `message_id`, so it survives
@@ -198,7 +205,14 @@ pub struct LatencyReport {
     /// The headline: time to first audio (`playback_started` when the browser reported it, else
     /// `first_audio_sent`).
     pub first_audio: StageStats,
+    /// The newest traces themselves (at most [`RECENT_TRACES`]), newest first, with the prompt's
+    /// tokens read and taken from the model's cache.
+    #[serde(default)]
+    pub recent: Vec<Timings>,
 }
+
+/// How many single turns the latency report lists.
+pub const RECENT_TRACES: usize = 10;
 
 /// Splits a `text/event-stream` body into `(event, data)` pairs as bytes arrive. The browser uses
 /// it on its own server's stream, whose events are always `event:` + one `data:` line.

@@ -226,6 +226,9 @@ pub struct LlmConfig {
     pub local_model: String,
     pub temperature: f32,
     pub max_tokens: u32,
+    /// The longest reply when it will be spoken: a listener wants a few sentences, and a small
+    /// model left to `max_tokens` rambles on while the voice waits its turn on the same cores.
+    pub spoken_max_tokens: u32,
     pub connect_timeout_ms: u64,
     /// How long the model may take to send its first token (remote servers).
     pub first_token_timeout_ms: u64,
@@ -385,6 +388,7 @@ impl Default for LlmConfig {
             local_model: super::models::DEFAULT_LOCAL_MODEL.into(),
             temperature: 0.7,
             max_tokens: 512,
+            spoken_max_tokens: 160,
             connect_timeout_ms: 3_000,
             first_token_timeout_ms: 60_000,
             idle_timeout_s: 60,

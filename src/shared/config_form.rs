@@ -144,6 +144,12 @@ form_fields! {
     );
     LLM_TEMPERATURE = on_form("llm.temperature", Decimal, "Temperature", "");
     LLM_MAX_TOKENS = on_form("llm.max_tokens", Whole, "Longest reply (tokens)", "");
+    LLM_SPOKEN_MAX_TOKENS = on_form(
+        "llm.spoken_max_tokens",
+        Whole,
+        "Longest spoken reply (tokens)",
+        "With the voice on. A reply cut by the limit ends at its last complete sentence.",
+    );
     LLM_CONNECT_TIMEOUT_MS = on_form(
         "llm.connect_timeout_ms",
         Whole,

@@ -268,6 +268,46 @@ pub async fn recent(
     Ok(page(pool, session_id, Cursor::Latest, n).await?.messages)
 }
 
+/// The history a prompt starts from: at most `max` of the session's last messages, oldest first,
+/// taken from a start that moves `max / 2` messages at a time (see [`window_offset`]).
+pub async fn window(
+    pool: &SqlitePool,
+    session_id: i64,
+    max: i64,
+) -> Result<Vec<Message>, StoreError> {
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE session_id = ?")
+        .bind(session_id)
+        .fetch_one(pool)
+        .await?;
+    let rows: Vec<MessageRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM messages WHERE session_id = ? ORDER BY id LIMIT ? OFFSET ?"
+    ))
+    .bind(session_id)
+    .bind(max.max(0))
+    .bind(window_offset(count, max))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// How many of a session's `count` messages, oldest first, a window of at most `max` skips.
+///
+/// The offset is a multiple of `max / 2`: as a conversation grows it stays put for `max / 2`
+/// messages, then jumps. A window sliding by one message per message would change the start of
+/// every prompt, so no model could reuse the previous prompt's cache.
+pub fn window_offset(count: i64, max: i64) -> i64 {
+    if max <= 0 {
+        return count.max(0);
+    }
+    let step = (max / 2).max(1);
+    let over = count - max;
+    if over <= 0 {
+        0
+    } else {
+        (over + step - 1) / step * step
+    }
+}
+
 /// Every message of a session, oldest first (export).
 pub async fn all(pool: &SqlitePool, session_id: i64) -> Result<Vec<Message>, StoreError> {
     let rows: Vec<MessageRow> = sqlx::query_as(&format!(
@@ -331,4 +371,38 @@ pub async fn recent_timings(pool: &SqlitePool, limit: i64) -> Result<Vec<String>
     .bind(limit.max(0))
     .fetch_all(pool)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window_offset;
+
+    #[test]
+    fn the_window_holds_at_most_max_and_its_start_moves_in_half_windows() {
+        let max = 12;
+        let mut last = 0;
+        let mut moves = 0;
+        for count in 0..200 {
+            let offset = window_offset(count, max);
+            let kept = count - offset;
+            assert!(kept <= max, "{kept} messages kept of {count}");
+            assert!(
+                count <= max || kept > max / 2,
+                "only {kept} kept of {count}"
+            );
+            assert!(offset >= last);
+            if offset != last {
+                assert_eq!(offset - last, max / 2, "at {count}");
+                moves += 1;
+            }
+            last = offset;
+        }
+        assert!(moves > 20);
+        assert_eq!(window_offset(5, 12), 0);
+        assert_eq!(window_offset(13, 12), 6);
+        assert_eq!(window_offset(18, 12), 6);
+        assert_eq!(window_offset(19, 12), 12);
+        assert_eq!(window_offset(3, 1), 2);
+        assert_eq!(window_offset(3, 0), 3);
+    }
 }

@@ -10,17 +10,39 @@ Anything else Piper or onnxruntime prints goes to stderr.
 
 import io
 import json
+import os
 import sys
 import wave
+
+
+def threads() -> int:
+    """Threads for the voice model (WAIFU_PIPER_THREADS), 1 unless set.
+
+    On a small machine the language model writes the next sentence while this one is said:
+    one thread each shares two cores better than both asking for all of them.
+    """
+    try:
+        return max(0, int(os.environ.get("WAIFU_PIPER_THREADS", "1")))
+    except ValueError:
+        return 1
 
 
 def main() -> None:
     out = sys.stdout.buffer
     sys.stdout = sys.stderr
 
+    import onnxruntime
     from piper import PiperVoice, SynthesisConfig
 
     voice = PiperVoice.load(sys.argv[1])
+    opts = onnxruntime.SessionOptions()
+    opts.intra_op_num_threads = threads()
+    opts.inter_op_num_threads = 1
+    # Idle threads that spin take the cores from the language model between sentences.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    voice.session = onnxruntime.InferenceSession(
+        sys.argv[1], sess_options=opts, providers=["CPUExecutionProvider"]
+    )
     ready = {"ready": True, "sample_rate": voice.config.sample_rate}
     out.write(json.dumps(ready).encode() + b"\n")
     out.flush()

@@ -200,7 +200,7 @@ pub async fn start(deps: TurnDeps, session_id: i64, input: ChatInput) -> Result<
     };
     let (character, history, memories) = tokio::join!(
         speaker,
-        messages::recent(&db, session_id, max_history),
+        messages::window(&db, session_id, max_history),
         recall,
     );
     let (character, history): (Character, _) = (character?, history?);
@@ -234,10 +234,15 @@ pub async fn start(deps: TurnDeps, session_id: i64, input: ChatInput) -> Result<
         shutdown,
     };
     let model = llm.get(cfg).map(|model| {
-        let max_tokens = cfg.max_tokens;
+        let max_tokens = if input.speak {
+            cfg.spoken_max_tokens
+        } else {
+            cfg.max_tokens
+        };
         let context = model.context_tokens();
         let parts = PromptParts {
             system_prompt: &character.system_prompt,
+            spoken: input.speak,
             memories: &memories,
             history: &history,
             user_text: text,

@@ -153,6 +153,15 @@ impl ReplyFilter {
         out
     }
 
+    /// Keeps the visible text up to its last complete sentence, when it has one: a reply cut by
+    /// the token limit does not end mid-sentence.
+    pub fn cut_to_last_sentence(&mut self) {
+        let end = super::segment::complete_sentences(&self.visible);
+        if end > 0 {
+            self.visible.truncate(end);
+        }
+    }
+
     /// Everything visible so far, trimmed: what is stored and spoken.
     pub fn visible(&self) -> &str {
         self.visible.trim_end()

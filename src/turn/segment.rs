@@ -48,6 +48,25 @@ pub struct Segmenter {
     buf: String,
     /// Where scanning resumes: everything before it has been decided as "no boundary".
     scan: usize,
+    /// Only sentence ends count (no soft breaks): for finding where the last sentence ends.
+    sentences_only: bool,
+}
+
+/// The length in bytes of the part of `text` that ends with its last complete sentence (a `.`,
+/// `!`, `?`, `…`, a CJK full stop or a newline, by the same rules as segments); 0 when no
+/// sentence is complete. A reply cut by the token limit keeps this much.
+pub fn complete_sentences(text: &str) -> usize {
+    let mut s = Segmenter {
+        buf: text.to_string(),
+        scan: 0,
+        sentences_only: true,
+    };
+    let mut end = 0;
+    while let Step::Cut(at) = s.next_cut(true) {
+        end = at;
+        s.scan = at;
+    }
+    end
 }
 
 /// What the scan found.
@@ -67,6 +86,17 @@ impl Segmenter {
     pub fn push(&mut self, chunk: &str) -> Vec<String> {
         self.buf.push_str(chunk);
         self.drain(false)
+    }
+
+    /// The end of a reply that was cut short: the segments up to its last complete sentence;
+    /// the unfinished sentence after it is never said. When no sentence ended, everything.
+    pub fn finish_complete(&mut self, whole: &str) -> Vec<String> {
+        if complete_sentences(whole) > 0 {
+            let keep = complete_sentences(&self.buf);
+            self.buf.truncate(keep);
+            self.scan = 0;
+        }
+        self.finish()
     }
 
     /// The end of the reply: what waited for more text, and whatever is left (if it says
@@ -163,7 +193,9 @@ impl Segmenter {
                     i = run_end;
                     continue;
                 }
-                ',' | ';' | ':' if chars_before(buf, i) >= SOFT_BREAK_CHARS => {
+                ',' | ';' | ':'
+                    if !self.sentences_only && chars_before(buf, i) >= SOFT_BREAK_CHARS =>
+                {
                     match buf[after..].chars().next() {
                         None if at_end => return Step::Cut(after),
                         None => return Step::Wait(i),
@@ -172,7 +204,9 @@ impl Segmenter {
                         Some(_) => {}
                     }
                 }
-                '，' | '、' | '；' | '：' if chars_before(buf, i) >= CJK_SOFT_BREAK_CHARS => {
+                '，' | '、' | '；' | '：'
+                    if !self.sentences_only && chars_before(buf, i) >= CJK_SOFT_BREAK_CHARS =>
+                {
                     return Step::Cut(after)
                 }
                 _ => {}
@@ -445,6 +479,45 @@ mod tests {
         assert_eq!(segments.join(" "), text.trim());
         let blob = "x".repeat(MAX_SEGMENT_CHARS * 2 + 5);
         assert_eq!(whole(&blob).concat(), blob);
+    }
+
+    #[test]
+    fn the_last_complete_sentence_is_found_by_the_segment_rules() {
+        fn cut(t: &str) -> &str {
+            &t[..complete_sentences(t)]
+        }
+        assert_eq!(cut("Hello there. I was going to"), "Hello there.");
+        assert_eq!(cut("One! Two? Three, and then four"), "One! Two?");
+        assert_eq!(cut("Ask Dr. Who, and e.g. the"), "");
+        assert_eq!(cut("Pi is 3.14 or so. It is"), "Pi is 3.14 or so.");
+        assert_eq!(cut("Done."), "Done.");
+        assert_eq!(cut("a line\nand more"), "a line\n");
+        assert_eq!(cut("元気です。でも"), "元気です。");
+        // A long clause with commas is not a sentence.
+        assert_eq!(cut(&format!("{}, and so on", "word ".repeat(20))), "");
+    }
+
+    #[test]
+    fn a_cut_reply_says_its_complete_sentences_and_not_the_rest() {
+        let mut s = Segmenter::new();
+        let text = "I love tea. It is warm and I drink it every morning with";
+        let mut said = s.push(text);
+        said.extend(s.finish_complete(text));
+        assert_eq!(said, ["I love tea."]);
+        // A long clause was already said at its comma; the unfinished rest is not.
+        let mut s = Segmenter::new();
+        let text = "It is fine. When the morning comes and the birds begin, I walk to the";
+        let mut said = s.push(text);
+        said.extend(s.finish_complete(text));
+        assert_eq!(
+            said,
+            ["It is fine.", "When the morning comes and the birds begin,"]
+        );
+        // With no complete sentence anywhere, everything is said.
+        let mut s = Segmenter::new();
+        let mut said = s.push("just words");
+        said.extend(s.finish_complete("just words"));
+        assert_eq!(said, ["just words"]);
     }
 
     #[test]

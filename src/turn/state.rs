@@ -12,7 +12,7 @@
 
 use super::{reply::ReplyFilter, segment::Segmenter, TurnError, DRAFT_EVERY, DRAFT_TOKENS};
 use crate::{
-    llm::{ChatEvent, LlmError},
+    llm::{ChatEvent, FinishReason, LlmError},
     metrics::TurnEnd,
     shared::chat::{
         AudioErrorEvent, AudioEvent, ChatStreamEvent, DoneEvent, SentenceEvent, StatusEvent,
@@ -241,6 +241,8 @@ pub struct TurnState {
     total_deadline: Option<u64>,
     /// The model's last event, once its first token came: from then on, silence is limited too.
     last_event: Option<u64>,
+    /// The model stopped at the token limit: the reply ends at its last complete sentence.
+    cut: bool,
 }
 
 impl TurnState {
@@ -263,6 +265,7 @@ impl TurnState {
             },
             total_deadline: None,
             last_event: None,
+            cut: false,
         }
     }
 
@@ -408,7 +411,14 @@ impl TurnState {
                     progress,
                 }))];
             }
-            ChatEvent::Finished { .. } => return self.end(now, End::Complete),
+            ChatEvent::Finished { reason, usage } => {
+                self.cut = reason == FinishReason::Length;
+                if let Some(u) = usage {
+                    self.timings.prompt_tokens = Some(u.prompt_tokens);
+                    self.timings.prompt_cached = u.cached_tokens;
+                }
+                return self.end(now, End::Complete);
+            }
             ChatEvent::Reasoning(r) => {
                 self.timings.first_token.get_or_insert(now);
                 self.last_event = Some(now);
@@ -464,7 +474,6 @@ impl TurnState {
     /// Feeds visible text to the segmenter (and, on the `last` call, flushes it): each finished
     /// segment goes to the voice at once and is a `sentence` event.
     fn segments(&mut self, now: u64, visible: &str, last: bool, out: &mut Vec<Output>) {
-        let emotion = self.filter.emotion();
         let Some(sp) = self.speech.as_mut() else {
             return;
         };
@@ -472,6 +481,15 @@ impl TurnState {
         if last {
             segments.extend(sp.segmenter.finish());
         }
+        self.say(now, segments, out);
+    }
+
+    /// Hands segments to the voice, each also a `sentence` event.
+    fn say(&mut self, now: u64, segments: Vec<String>, out: &mut Vec<Output>) {
+        let emotion = self.filter.emotion();
+        let Some(sp) = self.speech.as_mut() else {
+            return;
+        };
         for text in segments {
             self.timings.first_segment.get_or_insert(now);
             let index = sp.answered.len() as u32;
@@ -563,7 +581,17 @@ impl TurnState {
                     text: tail.clone(),
                 })));
             }
-            self.segments(now, &tail, true, &mut out);
+            if self.cut {
+                self.segments(now, &tail, false, &mut out);
+                let whole = self.filter.visible().to_string();
+                self.filter.cut_to_last_sentence();
+                if let Some(sp) = self.speech.as_mut() {
+                    let rest = sp.segmenter.finish_complete(&whole);
+                    self.say(now, rest, &mut out);
+                }
+            } else {
+                self.segments(now, &tail, true, &mut out);
+            }
         } else {
             // Stopped, failed or shutting down: the syntheses still waiting or running are not
             // wanted.
@@ -741,7 +769,7 @@ fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{llm::FinishReason, shared::config::TtsProvider};
+    use crate::shared::config::TtsProvider;
 
     fn rules(speak: bool) -> Rules {
         Rules {
@@ -841,6 +869,48 @@ mod tests {
             Some(Output::Finish(Some(Last::Done(d)))) => &d.timings,
             _ => panic!("no done in {:?}", say(out)),
         }
+    }
+
+    #[test]
+    fn a_reply_cut_by_the_token_limit_ends_at_its_last_sentence_and_says_no_more() {
+        let mut s = streaming(true);
+        let out = s.on(20, content("I love tea. It is warm and"));
+        assert!(say(&out).contains(&"synthesize 0 I love tea.".to_string()));
+        s.on(21, Input::DraftSaved { id: Some(9) });
+        let out = s.on(
+            30,
+            Input::Model(ChatEvent::Finished {
+                reason: FinishReason::Length,
+                usage: Some(crate::llm::Usage {
+                    prompt_tokens: 900,
+                    completion_tokens: 160,
+                    cached_tokens: Some(850),
+                }),
+            }),
+        );
+        let said = say(&out);
+        assert!(
+            !said.iter().any(|o| o.starts_with("synthesize")),
+            "the unfinished sentence is said: {said:?}"
+        );
+        assert!(
+            said.contains(&"store Some(9) complete I love tea.".to_string()),
+            "{said:?}"
+        );
+        s.on(31, Input::Stored(Some(9)));
+        let out = s.on(40, audio(0, 25, 35));
+        assert_eq!(done_timings(&out).prompt_tokens, Some(900));
+        assert_eq!(done_timings(&out).prompt_cached, Some(850));
+        assert!(say(&out).last().is_some_and(|d| d == "done 9 I love tea."));
+
+        // A reply that stopped by itself keeps all of its text.
+        let mut s = streaming(false);
+        s.on(20, content("I love tea. It is warm and"));
+        let said = say(&s.on(30, finished()));
+        assert!(
+            said.contains(&"store None complete I love tea. It is warm and".to_string()),
+            "{said:?}"
+        );
     }
 
     #[test]

@@ -194,3 +194,56 @@ async fn requests_beyond_the_queue_limit_are_refused_at_once() {
     assert_eq!(model.queued(), 0);
     let (_, _, _) = run(&model, ask("Say hi again.", 4)).await;
 }
+
+/// A conversation through the router with the built-in model, with a history window of eight
+/// messages, so its start moves after the fifth turn and older messages come back as memories:
+/// from the second
+/// turn on, the model still finds most of the prompt in its cache (the system prompt, and the
+/// kept history moved into place) and reads little more than the new message; the trace says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_conversation_through_the_router_reads_only_what_is_new() {
+    use crate::common::{harness, post_json, send};
+    let h = harness().await;
+    std::os::unix::fs::symlink(model_path(), h.state.paths.models.join(MODEL_FILE)).unwrap();
+    h.state
+        .config
+        .update(serde_json::json!({
+            "llm": {"provider": "embedded", "temperature": 0.0, "max_tokens": 48},
+            "memory": {"max_history": 8, "recall": 3},
+        }))
+        .await
+        .unwrap();
+    let questions = [
+        "Hi, I'm Sam. I like green tea.",
+        "What is the capital of France?",
+        "Do you like rainy days?",
+        "What did I say I like to drink? Green tea?",
+        "Tell me a short joke.",
+        "Is green tea good for me?",
+        "What should I cook tonight?",
+        "Thanks, good night!",
+    ];
+    for (turn, question) in questions.iter().enumerate() {
+        let body = serde_json::json!({ "text": question }).to_string();
+        let r = send(&h.app, post_json("/api/chat?session_id=5", &body)).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let j = r.json();
+        assert!(
+            !j["reply"].as_str().unwrap_or_default().is_empty(),
+            "turn {turn}: no reply"
+        );
+        let timings = &j["timings"];
+        let total = timings["prompt_tokens"]
+            .as_u64()
+            .expect("prompt_tokens in the trace");
+        let cached = timings["prompt_cached"]
+            .as_u64()
+            .expect("prompt_cached in the trace");
+        if turn > 0 {
+            assert!(
+                cached * 2 > total,
+                "turn {turn}: only {cached} of {total} prompt tokens came from the cache"
+            );
+        }
+    }
+}

@@ -138,7 +138,11 @@ impl LiveTurn {
             ChatStreamEvent::Sentence(s) => self.voice.sentence(s.index, s.emotion.as_deref()),
             ChatStreamEvent::Audio(a) => self.voice.audio(a.index, a.url, a.timings),
             ChatStreamEvent::AudioError(a) => self.voice.skip(a.index),
-            ChatStreamEvent::Done(d) => self.voice.done(d.message_id, d.emotion.as_deref()),
+            ChatStreamEvent::Done(d) => {
+                // The stored reply: a reply cut by the token limit ends at its last sentence.
+                self.reply.set(d.reply);
+                self.voice.done(d.message_id, d.emotion.as_deref())
+            }
         }
     }
 

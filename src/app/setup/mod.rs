@@ -14,6 +14,7 @@ use crate::{
         config_form::{
             LLM_API_KEY, LLM_CONNECT_TIMEOUT_MS, LLM_ENDPOINT, LLM_FIRST_TOKEN_TIMEOUT_MS,
             LLM_IDLE_TIMEOUT_S, LLM_LOCAL_MODEL, LLM_MAX_TOKENS, LLM_MODEL, LLM_PROVIDER,
+            LLM_SPOKEN_MAX_TOKENS,
             LLM_TEMPERATURE, LLM_TOTAL_TIMEOUT_S, MEMORY_MAX_HISTORY, TTS_FALLBACK_CHAIN,
             TTS_FORMAT, TTS_PROVIDER, TTS_SAMPLE_RATE,
         },
@@ -228,6 +229,7 @@ fn LlmFields(cfg: LlmConfig, errors: Signal<Option<AppError>>) -> impl IntoView 
             <div class="row">
                 <TextField field=&LLM_TEMPERATURE value=cfg.temperature.to_string() errors kind="number" step="0.05"/>
                 <TextField field=&LLM_MAX_TOKENS value=cfg.max_tokens.to_string() errors kind="number"/>
+                <TextField field=&LLM_SPOKEN_MAX_TOKENS value=cfg.spoken_max_tokens.to_string() errors kind="number"/>
             </div>
             <div class="row">
                 <TextField field=&LLM_CONNECT_TIMEOUT_MS value=cfg.connect_timeout_ms.to_string() errors kind="number" step="1"/>

@@ -8,7 +8,7 @@ use crate::{
     },
     app::common::ErrorBanner,
     shared::{
-        chat::{LatencyReport, StageStats},
+        chat::{LatencyReport, StageStats, Timings},
         config::{LlmProvider, TtsProvider},
         health::{Health, InstallSource, InstalledFile, InstalledHealth, ProviderHealth},
         history::format_ts,
@@ -236,6 +236,7 @@ fn LatencyView(report: LatencyReport) -> impl IntoView {
         turns,
         stages,
         first_audio,
+        recent,
     } = report;
     view! {
         <p class="big" data-testid="latency-first-audio" data-p50=ms_attr(first_audio.p50) data-p95=ms_attr(first_audio.p95)>
@@ -259,9 +260,39 @@ fn LatencyView(report: LatencyReport) -> impl IntoView {
                         {stages.into_iter().map(|s| view! { <StageRow stats=s/> }).collect_view()}
                     </tbody>
                 </table>
+                <h3>"Latest replies"</h3>
+                <p class="muted">"Prompt tokens the model read, and those it reused from its cache of the previous turn."</p>
+                <table class="latency-table" data-testid="latency-recent">
+                    <thead><tr>
+                        <th>"First word"</th><th>"First audio"</th><th>"Complete"</th>
+                        <th>"Prompt read"</th><th>"Reused"</th>
+                    </tr></thead>
+                    <tbody>
+                        {recent.into_iter().map(|t| view! { <TraceRow trace=t/> }).collect_view()}
+                    </tbody>
+                </table>
             }
             .into_any()
         }}
+    }
+}
+
+/// One reply's trace: its main times and how much of its prompt was read.
+#[component]
+fn TraceRow(trace: Timings) -> impl IntoView {
+    let read = trace
+        .prompt_tokens
+        .map(|total| total.saturating_sub(trace.prompt_cached.unwrap_or(0)));
+    let tokens = |v: Option<u32>| v.map_or_else(|| "–".to_string(), |v| v.to_string());
+    view! {
+        <tr data-testid="latency-trace" data-read=read.map(|v| v.to_string()).unwrap_or_default()
+            data-cached=trace.prompt_cached.map(|v| v.to_string()).unwrap_or_default()>
+            <td>{ms(trace.first_token)}</td>
+            <td>{ms(trace.playback_started.or(trace.first_audio_sent))}</td>
+            <td>{ms(trace.response_complete)}</td>
+            <td>{tokens(read)}</td>
+            <td>{tokens(trace.prompt_cached)}</td>
+        </tr>
     }
 }
 

@@ -155,6 +155,7 @@ impl Body {
                 }
                 Sent::Usage(p, c) => {
                     usage = Some(Usage {
+                        cached_tokens: None,
                         prompt_tokens: *p,
                         completion_tokens: *c,
                     })
