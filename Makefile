@@ -43,7 +43,7 @@ help:
 
 ## ---------------------------------------------------------------- setup
 # Each step checks first and does nothing when its tool is already there.
-setup: tools/node_modules/.installed viewer-bridge/node_modules/.installed $(LLM_FILE) $(PIPER_STAMP) espeak
+setup: tools/node_modules/.installed viewer-bridge/node_modules/.installed vad-bridge/node_modules/.installed $(LLM_FILE) $(PIPER_STAMP) espeak
 	@command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup (https://rustup.rs) first"; exit 1; }
 	rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
 	@if ! command -v cc >/dev/null; then $(MAKE) --no-print-directory apt PKGS="build-essential pkg-config"; fi
@@ -105,6 +105,19 @@ viewer-bridge/node_modules/.installed: viewer-bridge/package.json viewer-bridge/
 $(VIEWER_BUNDLE): viewer-bridge/src/bridge.js viewer-bridge/package-lock.json viewer-bridge/node_modules/.installed
 	cd viewer-bridge && npm run --silent build -- --log-level=warning
 
+# Hands-free listening: @ricky0123/vad-web and onnxruntime-web at exact versions, bundled into
+# public/vad/ with the Silero model, the audio worklet and the runtime's WebAssembly beside it
+# (all served from the app itself). The Chat tab imports it only when hands-free is switched on.
+VAD_BUNDLE := public/vad/vad-bridge.js
+
+vad-bridge/node_modules/.installed: vad-bridge/package.json vad-bridge/package-lock.json
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory apt PKGS="nodejs npm"
+	cd vad-bridge && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(VAD_BUNDLE): vad-bridge/src/vad.js vad-bridge/build.mjs vad-bridge/package-lock.json vad-bridge/node_modules/.installed
+	cd vad-bridge && npm run --silent build
+
 # Regenerates the committed default avatar (assets/avatars/); a test checks they match.
 default-avatar:
 	cargo run --features ssr --bin make_default_avatar
@@ -133,7 +146,7 @@ apt:
 # `make run` starts serving at once. Any change to an input, or to the built files, rebuilds.
 BUILD_STAMP := $(CARGO_TARGET_DIR)/release/.waifu-build-stamp
 
-build: setup $(VIEWER_BUNDLE)
+build: setup $(VIEWER_BUNDLE) $(VAD_BUNDLE)
 	@inputs=$$(tools/build-stamp.sh inputs); \
 	if [ "$$(cat "$(BUILD_STAMP)" 2>/dev/null)" = "$$inputs $$(tools/build-stamp.sh outputs)" ]; then \
 	  echo "==> the release build is up to date (no input changed): not rebuilding"; \
@@ -153,7 +166,7 @@ run: build
 	WAIFU_INSTALL_DIR="$(abspath $(DATA))" exec "$(BIN)" $(ARGS)
 
 # Watch rewrites files under the same names: a release build's compressed twins would be stale.
-dev: setup $(VIEWER_BUNDLE)
+dev: setup $(VIEWER_BUNDLE) $(VAD_BUNDLE)
 	node tools/precompress.mjs --remove $(SITE)
 	cargo leptos watch --split
 
