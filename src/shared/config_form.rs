@@ -210,10 +210,16 @@ form_fields! {
     PROVIDER_TIMEOUT_MS = on_form("tts.providers.*.timeout_ms", Whole, "Timeout (ms)", "");
 
     ASR_PROVIDER = not_on_form("asr.provider");
-    ASR_ENDPOINT = not_on_form("asr.endpoint");
-    ASR_API_KEY = not_on_form("asr.api_key");
-    ASR_API_KEY_SET = not_on_form("asr.api_key_set");
-    ASR_MODEL = not_on_form("asr.model");
+    ASR_LANGUAGE = not_on_form("asr.language");
+    ASR_MAX_SECONDS = not_on_form("asr.max_seconds");
+    ASR_BARGE_IN = not_on_form("asr.barge_in");
+    ASR_WHISPER_THREADS = not_on_form("asr.providers.whisper_local.threads");
+    ASR_SERVER_ENDPOINT = not_on_form("asr.providers.openai_compatible.endpoint");
+    ASR_SERVER_API_KEY = not_on_form("asr.providers.openai_compatible.api_key");
+    /// Derived: whether a key is stored.
+    ASR_SERVER_API_KEY_SET = not_on_form("asr.providers.openai_compatible.api_key_set");
+    ASR_SERVER_MODEL = not_on_form("asr.providers.openai_compatible.model");
+    ASR_SERVER_TIMEOUT_MS = not_on_form("asr.providers.openai_compatible.timeout_ms");
 
     MEMORY_MAX_HISTORY = on_form(
         "memory.max_history",
@@ -230,6 +236,7 @@ form_fields! {
     LIMITS_CHAT_TURNS = not_on_form("limits.chat_turns");
     LIMITS_SYNTHESES = not_on_form("limits.syntheses");
     LIMITS_UPLOADS = not_on_form("limits.uploads");
+    LIMITS_TRANSCRIPTIONS = not_on_form("limits.transcriptions");
     LIMITS_MODEL_QUEUE = not_on_form("limits.model_queue");
     LIMITS_REQUESTS_PER_SECOND = not_on_form("limits.requests_per_second");
     LIMITS_REQUEST_BURST = not_on_form("limits.request_burst");
@@ -248,7 +255,7 @@ mod tests {
     fn config_paths() -> BTreeSet<String> {
         let mut cfg = AppConfig::default();
         cfg.llm.api_key = Secret::new("k");
-        cfg.asr.api_key = Secret::new("k");
+        cfg.asr.providers.openai_compatible.api_key = Secret::new("k");
         for p in TtsProvider::ALL {
             let s = cfg.tts.providers.get_mut(p);
             s.api_key = Secret::new("k");
