@@ -1,7 +1,9 @@
-//! The Setup tab: who answers (language model) and who speaks (voices), saved through the
-//! `save_settings` server function. Keys are write-only: the form only ever learns whether one is set.
+//! The Setup tab: who answers (language model), who speaks (voices) and who listens (speech
+//! recognition), saved through the `save_settings` server function. Keys are write-only: the
+//! form only ever learns whether one is set.
 
 mod fields;
+mod hearing;
 mod speak;
 
 use crate::{
@@ -103,6 +105,7 @@ fn SettingsForm(initial: AppConfig) -> impl IntoView {
                 view! {
                     <LlmFields cfg=cfg.llm errors/>
                     <TtsFields cfg=cfg.tts errors/>
+                    <hearing::AsrFields cfg=cfg.asr errors/>
                     <MemoryFields cfg=cfg.memory errors/>
                 }
             }}
