@@ -9,6 +9,8 @@ export interface MockLlm {
   base: string;
   /** How many chat requests arrived. */
   requests: () => number;
+  /** The chat requests' bodies, in order. */
+  bodies: () => string[];
   close: () => Promise<void>;
 }
 
@@ -23,6 +25,7 @@ function chunk(delta: object, finish: string | null = null) {
 export async function startMockLlm(head: string, words: string[], everyMs: number | ((i: number) => number)): Promise<MockLlm> {
   const wait = typeof everyMs === "number" ? () => everyMs : everyMs;
   let requests = 0;
+  const bodies: string[] = [];
   const server = http.createServer((req, res) => {
     if (req.url?.endsWith("/models")) {
       res.writeHead(200, { "content-type": "application/json" });
@@ -30,8 +33,10 @@ export async function startMockLlm(head: string, words: string[], everyMs: numbe
       return;
     }
     requests++;
-    req.resume();
+    const body: Buffer[] = [];
+    req.on("data", (c) => body.push(c));
     req.on("end", async () => {
+      bodies.push(Buffer.concat(body).toString("utf8"));
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
       let closed = false;
       res.on("close", () => (closed = true));
@@ -52,6 +57,7 @@ export async function startMockLlm(head: string, words: string[], everyMs: numbe
   return {
     base: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
     requests: () => requests,
+    bodies: () => [...bodies],
     close: () => new Promise((r) => server.close(() => r())),
   };
 }
