@@ -179,6 +179,7 @@ async fn stream_chat(
         text: text.to_string(),
         speak,
         character_id: None,
+        ..Default::default()
     })
     .map_err(|e| AppError::new("internal", e.to_string()))?;
     let init = json_init("POST", &body).map_err(|e| js_error("Sending", e))?;
