@@ -6,7 +6,7 @@
 
 use super::{listening::ms_between, request::json_init, voice::Voice};
 use crate::shared::{
-    chat::{ChatInput, ChatStreamEvent, SseSplitter},
+    chat::{ChatInput, ChatStreamEvent, InputKind, SseSplitter},
     AppError,
 };
 use leptos::{prelude::*, task::spawn_local};
@@ -173,23 +173,18 @@ fn chat_body(
     spoken: Option<Spoken>,
     now: f64,
 ) -> Result<String, serde_json::Error> {
-    let mut body = serde_json::to_value(ChatInput {
+    serde_json::to_string(&ChatInput {
         text: text.to_string(),
         speak,
         character_id: None,
-    })?;
-    if let (Some(s), Some(map)) = (spoken, body.as_object_mut()) {
-        map.insert("input".into(), "voice".into());
-        map.insert(
-            "speech_end_ms_ago".into(),
-            ms_between(s.speech_end_at, now).into(),
-        );
-        map.insert(
-            "asr_done_ms_ago".into(),
-            ms_between(s.asr_done_at, now).into(),
-        );
-    }
-    serde_json::to_string(&body)
+        input: if spoken.is_some() {
+            InputKind::Voice
+        } else {
+            InputKind::Text
+        },
+        speech_end_ms_ago: spoken.map(|s| ms_between(s.speech_end_at, now)),
+        asr_done_ms_ago: spoken.map(|s| ms_between(s.asr_done_at, now)),
+    })
 }
 
 fn now_ms() -> f64 {

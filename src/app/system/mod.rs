@@ -236,6 +236,7 @@ fn LatencyView(report: LatencyReport) -> impl IntoView {
         turns,
         stages,
         first_audio,
+        ..
     } = report;
     view! {
         <p class="big" data-testid="latency-first-audio" data-p50=ms_attr(first_audio.p50) data-p95=ms_attr(first_audio.p95)>
