@@ -296,3 +296,43 @@ test("a recogniser that is off is told plainly under the message box", async ({ 
   await expect(mic).toHaveAttribute("data-state", "off");
   await snap(page, "chat-mic-error");
 });
+
+test("Setup saves the recogniser and barge-in; System shows the recogniser's card", async ({ page }) => {
+  test.setTimeout(90_000);
+  await configure(page, llm, { input_mode: "text" });
+  await warmUp(page);
+  await page.goto("/setup");
+  await hydrated(page);
+  const card = page.getByTestId("asr-settings");
+  await expect(card).toBeVisible();
+  const provider = card.locator('select[name="asr.provider"]');
+  await expect(provider).toHaveValue("whisper_local");
+  const endpoint = card.locator('input[name="asr.providers.openai_compatible.endpoint"]');
+  await expect(endpoint).toBeHidden();
+  await provider.selectOption("openai_compatible");
+  await expect(endpoint).toBeVisible();
+  await snap(page, "setup-asr-server");
+  await provider.selectOption("whisper_local");
+  await card.getByTestId("asr-barge-in").check();
+  await card.locator('input[name="asr.language"]').fill("en");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await expect(page.getByTestId("save-status")).toHaveAttribute("data-state", "saved");
+  const cfg = await (await page.request.get("/api/config")).json();
+  expect(cfg.asr.barge_in).toBe(true);
+  expect(cfg.asr.provider).toBe("whisper_local");
+  // Unticking saves false (the hidden entry before the box).
+  await card.getByTestId("asr-barge-in").uncheck();
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await expect
+    .poll(async () => (await (await page.request.get("/api/config")).json()).asr.barge_in)
+    .toBe(false);
+
+  await page.goto("/system");
+  await hydrated(page);
+  const asr = page.locator('[data-testid="health-card"][data-kind="asr"]');
+  await expect(asr).toHaveAttribute("data-provider", "whisper_local");
+  await expect(asr.locator(".provider-name")).toHaveText("Whisper (offline)");
+  await expect(asr).toHaveAttribute("data-state", "ok");
+  await expect(page.getByTestId("installed-whisper-model")).not.toHaveAttribute("data-source", "missing");
+  await snap(page, "system-asr-card");
+});
