@@ -36,7 +36,7 @@ pub fn SetupTab() -> impl IntoView {
         <section class="tab setup" data-testid="tab-setup">
             <h1>"Setup"</h1>
             <p class="muted lead">
-                "Choose who answers and who speaks. The defaults work offline with no key. "
+                "Choose who answers, who speaks and who listens. The defaults work offline with no key. "
                 "Keys stay on this machine, encrypted, are never shown again once saved, and are only "
                 "sent to the server they were saved for."
             </p>

@@ -118,7 +118,7 @@ fn InstalledCard(installed: InstalledHealth) -> impl IntoView {
             <dl>
                 {row("Built-in model", "installed-model", installed.model)}
                 {row("Piper", "installed-piper", installed.piper)}
-                {row("Whisper (speech recognition)", "installed-whisper", installed.whisper)}
+                {row("Whisper", "installed-whisper", installed.whisper)}
                 {row("Whisper model", "installed-whisper-model", installed.whisper_model)}
             </dl>
         </article>
