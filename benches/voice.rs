@@ -11,17 +11,18 @@
 
 #[path = "../tests/it/common/mod.rs"]
 mod common;
+mod support;
 
-use axum::{body::Body, http::Request, Router};
+use axum::Router;
 use common::{openai_mock, tts_mock::VoiceMock};
-use futures::StreamExt;
 use serde_json::{json, Value};
 use std::{
     path::Path,
     time::{Duration, Instant},
 };
+use support::{ms, p50, post, stream};
 use tower::ServiceExt;
-use waifu_rt3d::{llm::embedded::MODEL_FILE, shared::chat::SseSplitter};
+use waifu_rt3d::llm::embedded::MODEL_FILE;
 
 const RUNS: usize = 7;
 /// 30 tokens a second.
@@ -29,90 +30,6 @@ const TOKEN_MS: u64 = 33;
 const VOICE_MS: u64 = 150;
 /// Sentences in the mock reply: 31 tokens, about a second of writing.
 const SENTENCES: usize = 6;
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn p50(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[(values.len() - 1) / 2]
-}
-
-/// What one spoken stream took, from sending the message.
-struct Streamed {
-    first_token: Duration,
-    first_segment: Duration,
-    first_audio: Option<Duration>,
-    complete: Duration,
-    segments: usize,
-    reply_chars: usize,
-}
-
-fn post(uri: &str, body: &Value) -> Request<Body> {
-    Request::post(uri)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .expect("a valid request")
-}
-
-/// Sends a message to `/api/chat/stream` with speak on and reads the events as they come.
-async fn stream(app: &Router, session: i64, text: &str) -> anyhow::Result<Streamed> {
-    let started = Instant::now();
-    let res = app
-        .clone()
-        .oneshot(post(
-            &format!("/api/chat/stream?session_id={session}"),
-            &json!({"text": text, "speak": true}),
-        ))
-        .await?;
-    anyhow::ensure!(res.status() == 200, "status {}", res.status());
-    let mut body = res.into_body().into_data_stream();
-    let mut sse = SseSplitter::default();
-    let (mut first_token, mut first_segment, mut first_audio) = (None, None, None);
-    // Which segments are answered: the first playable audio is the one the browser can start.
-    let mut answered: Vec<Option<bool>> = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk?;
-        for (name, data) in sse.push(&String::from_utf8_lossy(&chunk)) {
-            let data: Value = serde_json::from_str(&data)?;
-            let index = data["index"].as_u64().unwrap_or(0) as usize;
-            match name.as_str() {
-                "token" => {
-                    first_token.get_or_insert(started.elapsed());
-                }
-                "sentence" => {
-                    first_segment.get_or_insert(started.elapsed());
-                    answered.resize(answered.len().max(index + 1), None);
-                }
-                "audio" | "audio_error" => {
-                    answered.resize(answered.len().max(index + 1), None);
-                    answered[index] = Some(name == "audio");
-                    let playable = answered
-                        .iter()
-                        .take_while(|a| a.is_some())
-                        .any(|a| *a == Some(true));
-                    if playable {
-                        first_audio.get_or_insert(started.elapsed());
-                    }
-                }
-                "error" => anyhow::bail!("the reply failed: {data}"),
-                "done" => {
-                    return Ok(Streamed {
-                        first_token: first_token.unwrap_or_default(),
-                        first_segment: first_segment.unwrap_or_default(),
-                        first_audio,
-                        complete: started.elapsed(),
-                        segments: answered.len(),
-                        reply_chars: data["reply"].as_str().map_or(0, |r| r.chars().count()),
-                    })
-                }
-                _ => {}
-            }
-        }
-    }
-    anyhow::bail!("the stream ended without done")
-}
 
 /// Sends a message to `/api/chat` with speak on: the whole reply, then its audio.
 /// Returns the time, whether there was audio, and the reply's length in characters.
@@ -157,7 +74,12 @@ async fn mocks() -> anyhow::Result<()> {
         // A fresh data folder each run: nothing comes from the audio cache.
         let h = common::harness().await;
         configure(&h, settings.clone()).await?;
-        let s = stream(&h.app, 1, "Tell me a story.").await?;
+        let s = stream(
+            &h.app,
+            1,
+            &json!({"text": "Tell me a story.", "speak": true}),
+        )
+        .await?;
         segment.push(ms(s.first_segment));
         pipelined.push(ms(s
             .first_audio
@@ -237,7 +159,7 @@ async fn embedded_with_piper() -> anyhow::Result<()> {
     );
     // The same question in two new sessions: the same prompt for both ways of speaking.
     let question = "Tell me three nice things to do on a rainy day, and why.";
-    let s = stream(&h.app, 2, question).await?;
+    let s = stream(&h.app, 2, &json!({"text": question, "speak": true})).await?;
     println!(
         "  reply: {} characters in {} segments; first token {:.0} ms",
         s.reply_chars,

@@ -12,6 +12,8 @@ pub mod shared;
 pub(crate) mod viewer;
 
 #[cfg(feature = "ssr")]
+pub mod asr;
+#[cfg(feature = "ssr")]
 pub(crate) mod atomic_file;
 #[cfg(feature = "ssr")]
 pub mod avatars;
@@ -37,6 +39,8 @@ pub mod store;
 pub mod tts;
 #[cfg(feature = "ssr")]
 pub(crate) mod turn;
+#[cfg(feature = "ssr")]
+pub(crate) mod warm_worker;
 
 /// Entry points for the `cargo fuzz` targets in `fuzz/`; not an API of the app.
 #[cfg(feature = "ssr")]

@@ -183,6 +183,8 @@ pub enum Queue {
     LlmEmbedded,
     /// Piper's warm worker process.
     TtsPiper,
+    /// Whisper's warm worker process.
+    AsrWhisper,
 }
 
 impl Queue {
@@ -190,6 +192,7 @@ impl Queue {
         match self {
             Queue::LlmEmbedded => "llm_embedded",
             Queue::TtsPiper => "tts_piper",
+            Queue::AsrWhisper => "asr_whisper",
         }
     }
 }

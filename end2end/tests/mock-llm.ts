@@ -10,6 +10,8 @@ export interface MockLlm {
   base: string;
   /** How many chat requests arrived. */
   requests: () => number;
+  /** The chat requests' bodies, in order. */
+  bodies: () => string[];
   close: () => Promise<void>;
 }
 
@@ -25,6 +27,7 @@ export async function startMockLlm(head: string, words: string[], everyMs: numbe
   const wait = typeof everyMs === "number" ? () => everyMs : everyMs;
   let requests = 0;
   let lastPrompt = "";
+  const bodies: string[] = [];
   const server = http.createServer((req, res) => {
     if (req.url?.endsWith("/models")) {
       res.writeHead(200, { "content-type": "application/json" });
@@ -32,9 +35,11 @@ export async function startMockLlm(head: string, words: string[], everyMs: numbe
       return;
     }
     requests++;
-    let body = "";
-    req.on("data", (d) => (body += d));
+    const chunks: Buffer[] = [];
+    req.on("data", (c) => chunks.push(c));
     req.on("end", async () => {
+      const body = Buffer.concat(chunks).toString("utf8");
+      bodies.push(body);
       // Like a server with a prompt cache: the part of this prompt that repeats the previous
       // one's start is "cached" (counted in characters / 4, as tokens).
       let prompt = "";
@@ -69,6 +74,7 @@ export async function startMockLlm(head: string, words: string[], everyMs: numbe
   return {
     base: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
     requests: () => requests,
+    bodies: () => [...bodies],
     close: () => new Promise((r) => server.close(() => r())),
   };
 }

@@ -7,7 +7,7 @@ pub mod system;
 
 use crate::shared::json_text::Reply;
 use crate::shared::{
-    config::{AppConfig, OutputMode, SavedSettings},
+    config::{AppConfig, InputMode, OutputMode, SavedSettings},
     health::Health,
     AppError,
 };
@@ -111,6 +111,35 @@ pub async fn set_output_mode(mode: OutputMode) -> Result<OutputMode, AppError> {
     Ok(saved(state.config.update_from_client(patch).await)?
         .config
         .output_mode)
+}
+
+/// What the Chat tab's microphone needs to know: how the person talks (`input_mode`) and whether
+/// hands-free keeps listening while the avatar speaks (`asr.barge_in`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VoiceInput {
+    pub input_mode: InputMode,
+    pub barge_in: bool,
+}
+
+/// The Chat tab's voice input settings, read once when the tab opens.
+#[server(prefix = "/sfn", endpoint = "settings/voice_input", output = Reply)]
+pub async fn get_voice_input() -> Result<VoiceInput, AppError> {
+    let state = crate::server::AppState::from_context()?;
+    let cfg = state.config.get();
+    Ok(VoiceInput {
+        input_mode: cfg.input_mode,
+        barge_in: cfg.asr.barge_in,
+    })
+}
+
+/// The Chat tab's input switch: saves `input_mode` and answers the mode now in effect.
+#[server(prefix = "/sfn", endpoint = "settings/input_mode/save", output = Reply)]
+pub async fn set_input_mode(mode: InputMode) -> Result<InputMode, AppError> {
+    let state = crate::server::AppState::from_context()?;
+    let patch = serde_json::json!({ "input_mode": mode });
+    Ok(saved(state.config.update_from_client(patch).await)?
+        .config
+        .input_mode)
 }
 
 /// A settings update's outcome for a server function: a file that could not be written is the

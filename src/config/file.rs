@@ -2,7 +2,7 @@
 //! sealed under `secret.key` beside it (see `sealed`).
 
 use super::{
-    apply, cleared_key_notice, from_document, migrate_flat_tts,
+    apply, cleared_key_notice, from_document, migrate_flat_asr, migrate_flat_tts,
     sealed::{self, KeyRing, Opened},
     strip_read_only, Changer, ConfigError, KeySlot,
 };
@@ -180,7 +180,8 @@ fn parse(text: &str, ring: &KeyRing) -> Result<Parsed, String> {
     if !doc.is_object() {
         return Err("not a JSON object".into());
     }
-    let migrated = migrate_flat_tts(&mut doc, AppConfig::default().tts.provider);
+    let migrated =
+        migrate_flat_tts(&mut doc, AppConfig::default().tts.provider) | migrate_flat_asr(&mut doc);
     let sealed = sealed::take_sealed(&mut doc);
     let plain_keys = sealed::has_plain_keys(&doc);
     match from_document(&doc) {

@@ -13,6 +13,7 @@ enum Kind {
     Text,
     Whole,
     Decimal,
+    Bool,
     Secret,
     Clear,
     List,
@@ -31,6 +32,7 @@ fn classify(path: &str) -> Option<Kind> {
         FieldKind::Text | FieldKind::ReadOnly => Some(Kind::Text),
         FieldKind::Whole => Some(Kind::Whole),
         FieldKind::Decimal => Some(Kind::Decimal),
+        FieldKind::Switch => Some(Kind::Bool),
         FieldKind::Secret => Some(Kind::Secret),
         FieldKind::List => Some(Kind::List),
         FieldKind::NotOnForm => None,
@@ -60,6 +62,11 @@ pub fn patch_from_form(entries: &[(String, String)]) -> Result<Value, Vec<FieldE
             Some(Kind::Decimal) => match value.parse::<f64>() {
                 Ok(n) if n.is_finite() => set(&mut patch, path, Value::from(n)),
                 _ => error(path, "must be a number"),
+            },
+            Some(Kind::Bool) => match value {
+                "true" | "on" => set(&mut patch, path, Value::Bool(true)),
+                "false" | "off" => set(&mut patch, path, Value::Bool(false)),
+                _ => error(path, "must be on or off"),
             },
             Some(Kind::Secret) => {
                 if !value.is_empty() {
@@ -177,6 +184,16 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_switch_is_the_last_of_its_hidden_false_and_its_ticked_true() {
+        let on = patch_from_form(&e(&[("asr.barge_in", "false"), ("asr.barge_in", "true")]));
+        assert_eq!(on.unwrap(), json!({"asr": {"barge_in": true}}));
+        let off = patch_from_form(&e(&[("asr.barge_in", "false")]));
+        assert_eq!(off.unwrap(), json!({"asr": {"barge_in": false}}));
+        let bad = patch_from_form(&e(&[("asr.barge_in", "maybe")])).unwrap_err();
+        assert_eq!(bad[0].path, "asr.barge_in");
     }
 
     #[test]

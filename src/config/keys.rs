@@ -26,7 +26,7 @@ impl KeySlot {
     pub fn pointer(self) -> String {
         match self {
             KeySlot::Llm => "/llm".into(),
-            KeySlot::Asr => "/asr".into(),
+            KeySlot::Asr => "/asr/providers/openai_compatible".into(),
             KeySlot::Tts(p) => format!("/tts/providers/{}", p.name()),
         }
     }
@@ -51,7 +51,7 @@ impl KeySlot {
     pub fn key(self, cfg: &AppConfig) -> &Secret {
         match self {
             KeySlot::Llm => &cfg.llm.api_key,
-            KeySlot::Asr => &cfg.asr.api_key,
+            KeySlot::Asr => &cfg.asr.providers.openai_compatible.api_key,
             KeySlot::Tts(p) => &cfg.tts.providers.get(p).api_key,
         }
     }
@@ -59,7 +59,7 @@ impl KeySlot {
     pub fn key_mut(self, cfg: &mut AppConfig) -> &mut Secret {
         match self {
             KeySlot::Llm => &mut cfg.llm.api_key,
-            KeySlot::Asr => &mut cfg.asr.api_key,
+            KeySlot::Asr => &mut cfg.asr.providers.openai_compatible.api_key,
             KeySlot::Tts(p) => &mut cfg.tts.providers.get_mut(p).api_key,
         }
     }
@@ -67,7 +67,7 @@ impl KeySlot {
     pub fn endpoint(self, cfg: &AppConfig) -> &str {
         match self {
             KeySlot::Llm => &cfg.llm.endpoint,
-            KeySlot::Asr => &cfg.asr.endpoint,
+            KeySlot::Asr => &cfg.asr.providers.openai_compatible.endpoint,
             KeySlot::Tts(p) => &cfg.tts.providers.get(p).endpoint,
         }
     }

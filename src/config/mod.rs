@@ -17,7 +17,7 @@ pub use file::ConfigStore;
 pub use form::patch_from_form;
 pub use keys::{origin_of, KeySlot};
 pub use merge::merge_patch;
-pub use migrate::migrate_flat_tts;
+pub use migrate::{migrate_flat_asr, migrate_flat_tts};
 pub use validate::{is_plain_file_name, validate};
 
 use crate::shared::{
@@ -150,6 +150,7 @@ pub fn apply(current: &AppConfig, mut patch: Value, who: Changer) -> Result<Appl
     }
     strip_read_only(&mut patch);
     migrate_flat_tts(&mut patch, current.tts.provider);
+    migrate_flat_asr(&mut patch);
     let mut doc = serde_json::to_value(current).unwrap_or(Value::Null);
     strip_read_only(&mut doc);
     let before = doc.clone();

@@ -168,7 +168,13 @@ pub enum Unreadable {
 }
 
 fn associated_data(slot: KeySlot, origin: &str) -> String {
-    format!("waifu-rt3d api key v1\n{}\n{origin}", slot.path())
+    // The ASR key moved from `asr.api_key` to `asr.providers.openai_compatible.api_key`; it is
+    // still bound to its old name so that a key sealed before the move still opens.
+    let name = match slot {
+        KeySlot::Asr => "asr.api_key".to_string(),
+        other => other.path(),
+    };
+    format!("waifu-rt3d api key v1\n{name}\n{origin}")
 }
 
 /// Sealed keys taken out of a loaded document, to be opened once the config, and so the origin

@@ -126,10 +126,39 @@ pub fn validate(cfg: &AppConfig) -> Vec<FieldError> {
         }
     }
 
+    let asr = &cfg.asr;
     v.check(
-        "asr.endpoint",
-        cfg.asr.endpoint.chars().count() <= MAX_ENDPOINT_CHARS,
-        "must be at most 2048 characters",
+        "asr.language",
+        asr.language.len() <= 8
+            && asr
+                .language
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-'),
+        "must be a language code such as en or de, or empty to let the engine tell",
+    );
+    // OpenAI caps an upload at 25 MB, about 25 minutes of compressed speech; a spoken turn
+    // is seconds long, so ten minutes is room for anything a person says in one go.
+    v.range("asr.max_seconds", asr.max_seconds.into(), 1, 600);
+    v.range(
+        "asr.providers.whisper_local.threads",
+        asr.providers.whisper_local.threads.into(),
+        1,
+        64,
+    );
+    let server = &asr.providers.openai_compatible;
+    if asr.provider.uses_endpoint() || !server.endpoint.is_empty() {
+        v.url("asr.providers.openai_compatible.endpoint", &server.endpoint);
+    }
+    v.check(
+        "asr.providers.openai_compatible.model",
+        server.model.len() <= 256,
+        "must be at most 256 characters",
+    );
+    v.range(
+        "asr.providers.openai_compatible.timeout_ms",
+        server.timeout_ms,
+        100,
+        600_000,
     );
 
     v.range("memory.max_history", cfg.memory.max_history.into(), 0, 200);
@@ -147,6 +176,7 @@ pub fn validate(cfg: &AppConfig) -> Vec<FieldError> {
     v.range("limits.chat_turns", l.chat_turns.into(), 1, 10_000);
     v.range("limits.syntheses", l.syntheses.into(), 1, 1_000);
     v.range("limits.uploads", l.uploads.into(), 1, 1_000);
+    v.range("limits.transcriptions", l.transcriptions.into(), 1, 1_000);
     v.range("limits.model_queue", l.model_queue.into(), 1, 10_000);
     v.range(
         "limits.requests_per_second",
@@ -286,7 +316,7 @@ mod tests {
         let long_url = format!("http://127.0.0.1:1234/{}", "a".repeat(MAX_ENDPOINT_CHARS));
         cfg.llm.endpoint = long_url.clone();
         cfg.tts.providers.fish_audio.endpoint = long_url.clone();
-        cfg.asr.endpoint = long_url;
+        cfg.asr.providers.openai_compatible.endpoint = long_url;
         cfg.tts.providers.espeak.voice_id = "a".repeat(129);
         let found = validate(&cfg);
         let paths: Vec<_> = found.iter().map(|f| f.path.as_str()).collect();
@@ -296,7 +326,7 @@ mod tests {
                 "llm.endpoint",
                 "tts.providers.fish_audio.endpoint",
                 "tts.providers.espeak.voice_id",
-                "asr.endpoint",
+                "asr.providers.openai_compatible.endpoint",
             ]
         );
         assert!(found[0].message.contains("2048"), "{found:?}");

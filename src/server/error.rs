@@ -367,6 +367,22 @@ impl From<crate::turn::TurnError> for ApiError {
     }
 }
 
+impl From<crate::asr::AsrError> for ApiError {
+    fn from(e: crate::asr::AsrError) -> Self {
+        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
+        if status == StatusCode::BAD_GATEWAY {
+            tracing::warn!(code = e.code(), error = %e, "speech recognition failed");
+        }
+        let error = ApiError::new(status, e.code(), e.to_string());
+        match status {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                error.retry_after(crate::server::limits::RETRY_AFTER_S)
+            }
+            _ => error,
+        }
+    }
+}
+
 /// A numeric id from a path segment: `abc` is a 400, not a 500 or an empty 404.
 pub fn parse_id(raw: &str, what: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>().map_err(|_| {

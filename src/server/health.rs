@@ -1,7 +1,10 @@
 //! The health report: what works, what does not, and what to do about it.
 
 use super::state::AppState;
-use crate::{llm::LlmError, shared::config::LlmConfig};
+use crate::{
+    llm::LlmError,
+    shared::config::{InputMode, LlmConfig},
+};
 use crate::{
     shared::health::{Health, LibsHealth, LlmCheck, ProviderHealth, ProviderState},
     store,
@@ -67,10 +70,11 @@ pub async fn check_llm(state: &AppState, cfg: &LlmConfig) -> LlmCheck {
 
 pub async fn report(state: &AppState) -> Health {
     let cfg = state.config.get();
-    let (db, llm, tts) = tokio::join!(
+    let (db, llm, tts, asr) = tokio::join!(
         store::db_health(&state.db),
         probe_llm(state, &cfg.llm),
-        state.tts.probe_all()
+        state.tts.probe_all(),
+        state.asr.probe()
     );
 
     let bundle = viewer_bundle(Path::new(state.leptos_options.site_root.as_ref())).is_file();
@@ -100,6 +104,14 @@ pub async fn report(state: &AppState) -> Health {
         issues.push("No voice is available: replies can be read but not heard.".into());
     }
 
+    // Only when voice input is on: a recogniser nobody uses is nothing to worry about.
+    if cfg.input_mode != InputMode::Text && asr.state != ProviderState::Ok {
+        issues.push(format!(
+            "Speech recognition ({}): {}",
+            asr.provider, asr.detail
+        ));
+    }
+
     let llm_ok = llm.state == ProviderState::Ok;
     Health {
         ok: db.ok && llm_ok,
@@ -108,6 +120,7 @@ pub async fn report(state: &AppState) -> Health {
         lmstudio: llm_ok,
         llm,
         tts,
+        asr,
         db,
         issues,
         version: env!("CARGO_PKG_VERSION").into(),

@@ -49,19 +49,23 @@ pub async fn report(db: &SqlitePool, limit: Option<i64>) -> Result<LatencyReport
 }
 
 /// Per-stage spread, and the headline: time to first audio, heard (`playback_started`, when
-/// the browser reported it) or else sent (`first_audio_sent`).
+/// the browser reported it) or else sent (`first_audio_sent`); for voice turns, the same from
+/// the end of speech.
 pub fn summarise(turns: &[Timings]) -> LatencyReport {
+    let first_audio = |t: &Timings| t.playback_started.or(t.first_audio_sent);
     LatencyReport {
         turns: turns.len() as u32,
         stages: STAGES
             .iter()
             .map(|(name, get)| stats(name, turns.iter().filter_map(get)))
             .collect(),
-        first_audio: stats(
-            "first_audio",
-            turns
-                .iter()
-                .filter_map(|t| t.playback_started.or(t.first_audio_sent)),
+        first_audio: stats("first_audio", turns.iter().filter_map(first_audio)),
+        speech_to_first_audio: stats(
+            "speech_to_first_audio",
+            turns.iter().filter_map(|t| {
+                let before = t.speech_end?.unsigned_abs();
+                first_audio(t).map(|after| after + before)
+            }),
         ),
         recent: turns.iter().take(RECENT_TRACES).cloned().collect(),
     }
@@ -156,6 +160,19 @@ mod tests {
         );
         let ready = r.stages.iter().find(|s| s.stage == "tts_ready").unwrap();
         assert_eq!((ready.count, ready.p50), (0, None));
+    }
+
+    #[test]
+    fn voice_turns_count_from_the_end_of_speech() {
+        let spoken = Timings {
+            speech_end: Some(-700),
+            asr_done: Some(-50),
+            ..turn(Some(900), None, 2_000)
+        };
+        let r = summarise(&[spoken, turn(Some(300), None, 1_000)]);
+        assert_eq!(r.first_audio.count, 2);
+        assert_eq!(r.speech_to_first_audio.count, 1, "typed turns are left out");
+        assert_eq!(r.speech_to_first_audio.p50, Some(1_600));
     }
 
     #[test]

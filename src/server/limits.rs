@@ -1,5 +1,5 @@
-//! The HTTP side of bounded work: the gates of the work the server admits (chat turns and
-//! uploads here; syntheses live in the voice service, the built-in model's queue in its engine),
+//! The HTTP side of bounded work: the gates of the work the server admits (chat turns, uploads
+//! and transcriptions here; syntheses live in the voice service, the built-in model's queue in its engine),
 //! the 503 for a full gate, and the per-client request rate on `/api` (429).
 //!
 //! Every refusal is decided without waiting and carries `Retry-After`. The in-flight limits are
@@ -34,6 +34,7 @@ pub const RETRY_AFTER_S: u64 = 1;
 pub struct Gates {
     pub chat_turns: Arc<Gate>,
     pub uploads: Arc<Gate>,
+    pub transcriptions: Arc<Gate>,
 }
 
 impl Gates {
@@ -47,6 +48,24 @@ impl Gates {
                     format!(
                         "{} uploads are already being received; try again when one has finished.",
                         limits.uploads
+                    ),
+                )
+            })
+    }
+}
+
+impl Gates {
+    /// A place for one recording, from its first byte to its transcript, or the 503 that
+    /// refuses it.
+    pub fn transcription(&self, limits: &LimitsConfig) -> Result<Pass, ApiError> {
+        self.transcriptions
+            .try_enter(places(limits.transcriptions))
+            .ok_or_else(|| {
+                busy(
+                    "busy_transcriptions",
+                    format!(
+                        "{} recordings are already being transcribed; try again when one has finished.",
+                        limits.transcriptions
                     ),
                 )
             })

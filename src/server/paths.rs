@@ -19,6 +19,13 @@ pub fn model_file() -> PathBuf {
 /// the tools folder it is given.
 pub const PIPER_PROGRAM: &str = "tools/piper/venv/bin/piper";
 
+/// faster-whisper's Python inside a data folder: `make setup` makes the virtualenv in
+/// `tools/whisper/venv` (the Makefile's `WHISPER_VENV`).
+pub const WHISPER_PYTHON: &str = "tools/whisper/venv/bin/python3";
+
+/// The Whisper model inside a data folder (the Makefile's `ASR_MODEL_DIR`); its folder is the model.
+pub const WHISPER_MODEL: &str = "models/whisper-tiny.en/model.bin";
+
 /// Where everything lives inside the data folder.
 #[derive(Debug, Clone)]
 pub struct DataPaths {
@@ -141,6 +148,16 @@ impl DataPaths {
     /// The Piper program `make setup` installed.
     pub fn piper(&self) -> Located {
         self.installed(Path::new(PIPER_PROGRAM))
+    }
+
+    /// faster-whisper's Python that `make setup` installed.
+    pub fn whisper(&self) -> Located {
+        self.installed(Path::new(WHISPER_PYTHON))
+    }
+
+    /// The Whisper model's `model.bin` that `make setup` installed.
+    pub fn whisper_model(&self) -> Located {
+        self.installed(Path::new(WHISPER_MODEL))
     }
 
     /// The tools folder the voices use: the one that holds the Piper found, else the data

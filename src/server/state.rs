@@ -2,6 +2,7 @@
 
 use super::{limits::Gates, paths::DataPaths, preflight::Ready, security::Security, site::Site};
 use crate::{
+    asr::AsrService,
     config::ConfigStore,
     llm::LlmRegistry,
     shared::{health::InstalledHealth, AppError},
@@ -25,6 +26,8 @@ pub struct AppState {
     pub llm: Arc<LlmRegistry>,
     /// Speech: the provider chain and the audio cache.
     pub tts: Arc<TtsService>,
+    /// Speech recognition: the configured recogniser and the warm Whisper worker.
+    pub asr: Arc<AsrService>,
     /// Who may send requests: host names, other origins, the access token.
     pub security: Arc<Security>,
     /// Cancelled when the server begins to shut down: chat turns in progress store what they
@@ -54,6 +57,9 @@ impl AppState {
             ready.paths.voice_tools(),
         )
         .context("the HTTP client for the voice providers could not be set up")?;
+        let asr = AsrService::new(config.clone(), ready.paths.clone())
+            .context("the HTTP client for speech recognition could not be set up")?;
+        let (whisper, whisper_model) = (ready.paths.whisper(), ready.paths.whisper_model());
         let llm = Arc::new(
             LlmRegistry::new(model.path.clone(), {
                 let config = config.clone();
@@ -73,6 +79,7 @@ impl AppState {
             db: ready.db,
             llm,
             tts: Arc::new(tts),
+            asr: Arc::new(asr),
             paths: Arc::new(ready.paths),
             warnings: Arc::new(ready.warnings),
             shutdown: tokio_util::sync::CancellationToken::new(),
@@ -80,6 +87,8 @@ impl AppState {
             installed: Arc::new(InstalledHealth {
                 model: model.report(),
                 piper: piper.report(),
+                whisper: whisper.report(),
+                whisper_model: whisper_model.report(),
             }),
         })
     }

@@ -13,12 +13,72 @@ pub struct ChatInput {
     pub speak: bool,
     #[serde(default)]
     pub character_id: Option<i64>,
+    /// Typed, or spoken and transcribed (`/api/asr`); stored with the message.
+    #[serde(default)]
+    pub input: InputKind,
+    /// Voice input only: milliseconds between the end of the utterance and this request, as
+    /// the browser measured them. Capped at [`MAX_LEAD_MS`]; ignored for typed input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech_end_ms_ago: Option<u32>,
+    /// Voice input only: milliseconds between the transcript's arrival and this request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asr_done_ms_ago: Option<u32>,
+}
+
+/// The longest lead before a request that a voice turn's trace records: a minute covers the
+/// slowest transcription; more is a clock or a client gone wrong.
+pub const MAX_LEAD_MS: u32 = 60_000;
+
+/// How a message was given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputKind {
+    #[default]
+    Text,
+    Voice,
+}
+
+impl InputKind {
+    /// The name on the wire and in the database.
+    pub fn name(self) -> &'static str {
+        super::wire_name::of(&self)
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        super::wire_name::parse(name)
+    }
+}
+
+impl ChatInput {
+    /// The voice stages before the request, as trace offsets (negative: before
+    /// `input_received`): `(speech_end, asr_done)`. Both `None` for typed input. Each is capped,
+    /// and the transcript never comes before the end of speech.
+    pub fn lead(&self) -> (Option<i64>, Option<i64>) {
+        if self.input != InputKind::Voice {
+            return (None, None);
+        }
+        let speech = self.speech_end_ms_ago.map(|ms| ms.min(MAX_LEAD_MS));
+        let asr = self
+            .asr_done_ms_ago
+            .map(|ms| ms.min(speech.unwrap_or(MAX_LEAD_MS)));
+        (
+            speech.map(|ms| -i64::from(ms)),
+            asr.map(|ms| -i64::from(ms)),
+        )
+    }
 }
 
 /// Milliseconds since the message arrived, per stage of a turn. Stages that did not happen (no
-/// voice, a failed reply) stay empty.
+/// voice, a failed reply) stay empty. The voice input's stages came before the request, so
+/// their offsets are negative.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
+    /// Voice input: when the person stopped speaking, before the request (a negative offset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech_end: Option<i64>,
+    /// Voice input: when the transcript reached the browser (a negative offset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asr_done: Option<i64>,
     pub input_received: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm_request_started: Option<u64>,
@@ -186,7 +246,7 @@ pub struct PlaybackReport {
 }
 
 /// One stage's spread over recent turns (`GET /api/latency`), in milliseconds since input.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StageStats {
     /// A `Timings` field name, e.g. `first_token`.
     pub stage: String,
@@ -209,6 +269,9 @@ pub struct LatencyReport {
     /// tokens read and taken from the model's cache.
     #[serde(default)]
     pub recent: Vec<Timings>,
+    /// Voice turns only: from the end of speech (`speech_end`) to the first audio, heard or sent.
+    #[serde(default)]
+    pub speech_to_first_audio: StageStats,
 }
 
 /// How many single turns the latency report lists.
@@ -247,6 +310,32 @@ impl SseSplitter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_voice_lead_is_capped_ordered_and_only_for_voice() {
+        let voice = |speech, asr| ChatInput {
+            input: InputKind::Voice,
+            speech_end_ms_ago: speech,
+            asr_done_ms_ago: asr,
+            ..ChatInput::default()
+        };
+        assert_eq!(voice(Some(800), Some(30)).lead(), (Some(-800), Some(-30)));
+        assert_eq!(
+            voice(Some(u32::MAX), None).lead(),
+            (Some(-i64::from(MAX_LEAD_MS)), None)
+        );
+        // The transcript cannot arrive before the person stopped speaking.
+        assert_eq!(voice(Some(100), Some(500)).lead(), (Some(-100), Some(-100)));
+        let typed = ChatInput {
+            speech_end_ms_ago: Some(800),
+            ..ChatInput::default()
+        };
+        assert_eq!(typed.lead(), (None, None));
+        let parsed: ChatInput =
+            serde_json::from_str(r#"{"text":"hi","input":"voice","speech_end_ms_ago":5}"#).unwrap();
+        assert_eq!(parsed.input, InputKind::Voice);
+        assert_eq!(parsed.lead(), (Some(-5), None));
+    }
 
     #[test]
     fn events_split_across_chunks_and_comments_are_skipped() {

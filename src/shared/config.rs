@@ -150,11 +150,16 @@ impl TtsProvider {
     }
 }
 
+/// How the person talks to the companion: typing, holding the microphone button, or speaking
+/// freely with voice activity detection ending each utterance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InputMode {
     Text,
-    Voice,
+    /// The earlier server's `voice` meant the only voice input there was to be: hold to talk.
+    #[serde(alias = "voice")]
+    PushToTalk,
+    HandsFree,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,10 +196,39 @@ pub enum XttsFlavor {
     CoquiServer,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Which speech recogniser turns the microphone's audio into text. `whisper_local` is offline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AsrProvider {
+    WhisperLocal,
+    OpenaiCompatible,
     Disabled,
+}
+
+impl AsrProvider {
+    pub const ALL: [AsrProvider; 3] = [Self::WhisperLocal, Self::OpenaiCompatible, Self::Disabled];
+
+    /// The name in the settings and on the wire, as serde writes it.
+    pub fn name(self) -> &'static str {
+        super::wire_name::of(&self)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::WhisperLocal => "Whisper (offline)",
+            Self::OpenaiCompatible => "OpenAI-compatible server",
+            Self::Disabled => "Off",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        super::wire_name::parse(name)
+    }
+
+    /// Whether requests go to an HTTP endpoint.
+    pub fn uses_endpoint(self) -> bool {
+        self == Self::OpenaiCompatible
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -314,11 +348,45 @@ pub struct TtsProviderSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct AsrConfig {
     pub provider: AsrProvider,
+    /// The spoken language as an ISO 639-1 code; empty lets an engine that can tell guess it.
+    pub language: String,
+    /// The longest recording accepted, in seconds.
+    pub max_seconds: u32,
+    /// Hands-free keeps listening while the avatar speaks, so speaking interrupts it. Off by
+    /// default: without headphones the avatar's own voice would trigger the detector.
+    pub barge_in: bool,
+    pub providers: AsrProviders,
+}
+
+/// Settings for each ASR provider, kept apart like the TTS providers' so that switching never
+/// mixes one provider's endpoint or key with another's.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AsrProviders {
+    pub whisper_local: WhisperLocalSettings,
+    pub openai_compatible: AsrServerSettings,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WhisperLocalSettings {
+    /// CPU threads the recogniser uses; the rest stay free for the language model and the voice.
+    pub threads: u32,
+}
+
+/// A server speaking OpenAI's `POST /audio/transcriptions` (OpenAI, Groq, whisper.cpp's server,
+/// LocalAI, speaches).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AsrServerSettings {
+    /// The base address, usually ending in `/v1`.
     pub endpoint: String,
     #[serde(skip_serializing_if = "Secret::is_empty")]
     pub api_key: Secret,
+    /// Read-only: whether a key is stored. Only meaningful in redacted configs.
     pub api_key_set: bool,
     pub model: String,
+    pub timeout_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -353,6 +421,8 @@ pub struct LimitsConfig {
     pub syntheses: u32,
     /// Avatar uploads being received at once.
     pub uploads: u32,
+    /// Recordings being received or transcribed at once (`/api/asr`).
+    pub transcriptions: u32,
     /// Requests waiting for the built-in model, which answers one at a time.
     pub model_queue: u32,
     /// `/api` requests per second from one client address, on average.
@@ -452,11 +522,29 @@ impl Default for TtsProviders {
 impl Default for AsrConfig {
     fn default() -> Self {
         Self {
-            provider: AsrProvider::Disabled,
+            provider: AsrProvider::WhisperLocal,
+            language: "en".into(),
+            max_seconds: 120,
+            barge_in: false,
+            providers: AsrProviders::default(),
+        }
+    }
+}
+
+impl Default for WhisperLocalSettings {
+    fn default() -> Self {
+        Self { threads: 2 }
+    }
+}
+
+impl Default for AsrServerSettings {
+    fn default() -> Self {
+        Self {
             endpoint: String::new(),
             api_key: Secret::default(),
             api_key_set: false,
-            model: String::new(),
+            model: "whisper-1".into(),
+            timeout_ms: 30_000,
         }
     }
 }
@@ -486,6 +574,8 @@ impl Default for LimitsConfig {
             chat_turns: 8,
             syntheses: 4,
             uploads: 2,
+            // One recording is one utterance; a second at once is another tab or a retry.
+            transcriptions: 2,
             model_queue: 8,
             // A page polling health and history sends a few requests a second; tens a second
             // with a burst of hundreds is far above any person's use and still bounds a script.
@@ -504,7 +594,8 @@ impl AppConfig {
         }
         let mut out = self.clone();
         hide(&mut out.llm.api_key, &mut out.llm.api_key_set);
-        hide(&mut out.asr.api_key, &mut out.asr.api_key_set);
+        let asr = &mut out.asr.providers.openai_compatible;
+        hide(&mut asr.api_key, &mut asr.api_key_set);
         for provider in TtsProvider::ALL {
             let settings = out.tts.providers.get_mut(provider);
             hide(&mut settings.api_key, &mut settings.api_key_set);
@@ -533,9 +624,11 @@ mod tests {
         let mut cfg = AppConfig::default();
         cfg.llm.api_key = Secret::new("sk-very-secret");
         cfg.tts.providers.fish_audio.api_key = Secret::new("fish-secret");
+        cfg.asr.providers.openai_compatible.api_key = Secret::new("asr-secret");
         let dbg = format!("{cfg:?}");
         assert!(!dbg.contains("sk-very-secret"), "{dbg}");
         assert!(!dbg.contains("fish-secret"));
+        assert!(!dbg.contains("asr-secret"));
         assert!(dbg.contains("Secret(***)"));
     }
 
@@ -543,9 +636,12 @@ mod tests {
     fn redacted_config_has_flags_and_no_keys() {
         let mut cfg = AppConfig::default();
         cfg.llm.api_key = Secret::new("sk-very-secret");
+        cfg.asr.providers.openai_compatible.api_key = Secret::new("asr-secret");
         let red = cfg.redacted();
         let json = serde_json::to_string(&red).unwrap();
         assert!(!json.contains("sk-very-secret"));
+        assert!(!json.contains("asr-secret"));
+        assert!(red.asr.providers.openai_compatible.api_key_set);
         assert!(red.llm.api_key_set);
         assert!(!red.tts.providers.fish_audio.api_key_set);
         assert!(!json.contains("\"api_key\""), "{json}");
@@ -563,10 +659,27 @@ mod tests {
             assert_eq!(json, p.name());
             assert_eq!(TtsProvider::from_name(p.name()), Some(p));
         }
+        for p in AsrProvider::ALL {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.name());
+            assert_eq!(AsrProvider::from_name(p.name()), Some(p));
+        }
         for f in AudioFormat::ALL {
             assert_eq!(serde_json::to_value(f).unwrap(), f.name());
         }
         assert_eq!(TtsProvider::from_name("PiperLocal"), None);
+    }
+
+    #[test]
+    fn input_modes_read_the_earlier_voice_as_push_to_talk() {
+        for (name, mode) in [
+            ("text", InputMode::Text),
+            ("push_to_talk", InputMode::PushToTalk),
+            ("hands_free", InputMode::HandsFree),
+        ] {
+            assert_eq!(serde_json::to_value(mode).unwrap(), name);
+        }
+        let old: InputMode = serde_json::from_value(serde_json::json!("voice")).unwrap();
+        assert_eq!(old, InputMode::PushToTalk);
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub enum FieldKind {
     Whole,
     /// A finite number.
     Decimal,
+    /// On or off: a checkbox, sent as `true` (ticked) after a hidden `false`; the last one wins.
+    Switch,
     /// A write-only key: an empty field keeps the stored one, a ticked `<path>.clear` removes it.
     Secret,
     /// A list, one form entry per item (an empty entry says "the list is empty").
@@ -221,11 +223,47 @@ form_fields! {
     /// Read from the form, though the Setup tab shows no box for it.
     PROVIDER_TIMEOUT_MS = on_form("tts.providers.*.timeout_ms", Whole, "Timeout (ms)", "");
 
-    ASR_PROVIDER = not_on_form("asr.provider");
-    ASR_ENDPOINT = not_on_form("asr.endpoint");
-    ASR_API_KEY = not_on_form("asr.api_key");
-    ASR_API_KEY_SET = not_on_form("asr.api_key_set");
-    ASR_MODEL = not_on_form("asr.model");
+    ASR_PROVIDER = on_form("asr.provider", Text, "Recogniser", "Turns what you say into text. Whisper runs on this machine, offline.");
+    ASR_LANGUAGE = on_form(
+        "asr.language",
+        Text,
+        "Language you speak",
+        "en, de, fr, ja, …; empty lets the recogniser guess (the built-in Whisper knows English only).",
+    );
+    ASR_MAX_SECONDS = not_on_form("asr.max_seconds");
+    ASR_BARGE_IN = on_form(
+        "asr.barge_in",
+        Switch,
+        "Barge-in",
+        "With headphones: hands-free keeps listening while the avatar speaks. Without them its own voice would interrupt it.",
+    );
+    ASR_WHISPER_THREADS = not_on_form("asr.providers.whisper_local.threads");
+    ASR_SERVER_ENDPOINT = on_form(
+        "asr.providers.openai_compatible.endpoint",
+        Text,
+        "Endpoint",
+        "The server's OpenAI-compatible base address, usually ending in /v1 (OpenAI, Groq, whisper.cpp, LocalAI, speaches).",
+    );
+    ASR_SERVER_API_KEY = on_form(
+        "asr.providers.openai_compatible.api_key",
+        Secret,
+        "API key",
+        SECRET_HINT,
+    );
+    /// Derived: whether a key is stored.
+    ASR_SERVER_API_KEY_SET = not_on_form("asr.providers.openai_compatible.api_key_set");
+    ASR_SERVER_MODEL = on_form(
+        "asr.providers.openai_compatible.model",
+        Text,
+        "Model",
+        "whisper-1 for OpenAI; the server's own name elsewhere.",
+    );
+    ASR_SERVER_TIMEOUT_MS = on_form(
+        "asr.providers.openai_compatible.timeout_ms",
+        Whole,
+        "Timeout (ms)",
+        "",
+    );
 
     MEMORY_MAX_HISTORY = on_form(
         "memory.max_history",
@@ -242,6 +280,7 @@ form_fields! {
     LIMITS_CHAT_TURNS = not_on_form("limits.chat_turns");
     LIMITS_SYNTHESES = not_on_form("limits.syntheses");
     LIMITS_UPLOADS = not_on_form("limits.uploads");
+    LIMITS_TRANSCRIPTIONS = not_on_form("limits.transcriptions");
     LIMITS_MODEL_QUEUE = not_on_form("limits.model_queue");
     LIMITS_REQUESTS_PER_SECOND = not_on_form("limits.requests_per_second");
     LIMITS_REQUEST_BURST = not_on_form("limits.request_burst");
@@ -260,7 +299,7 @@ mod tests {
     fn config_paths() -> BTreeSet<String> {
         let mut cfg = AppConfig::default();
         cfg.llm.api_key = Secret::new("k");
-        cfg.asr.api_key = Secret::new("k");
+        cfg.asr.providers.openai_compatible.api_key = Secret::new("k");
         for p in TtsProvider::ALL {
             let s = cfg.tts.providers.get_mut(p);
             s.api_key = Secret::new("k");

@@ -124,6 +124,12 @@ pub struct InstalledHealth {
     pub model: InstalledFile,
     /// The Piper program (the local neural voice), unless the settings name another.
     pub piper: InstalledFile,
+    /// The Python of faster-whisper's virtualenv (offline speech recognition).
+    #[serde(default)]
+    pub whisper: InstalledFile,
+    /// The Whisper model's folder (its `model.bin` is what is looked for).
+    #[serde(default)]
+    pub whisper_model: InstalledFile,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -137,6 +143,8 @@ pub struct Health {
     pub lmstudio: bool,
     pub llm: ProviderHealth,
     pub tts: Vec<ProviderHealth>,
+    /// Speech recognition (`asr.provider`); `disabled` is reported as misconfigured, saying so.
+    pub asr: ProviderHealth,
     pub db: DbHealth,
     /// Everything a person should know about, in plain words.
     pub issues: Vec<String>,

@@ -47,6 +47,9 @@ pub struct Message {
     /// The reply was cut short (stopped or failed) and kept as it was.
     #[serde(default)]
     pub partial: bool,
+    /// Typed or spoken (a person's message sent with `"input": "voice"`).
+    #[serde(default)]
+    pub input: super::chat::InputKind,
     pub ts: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub edited_ts: Option<f64>,

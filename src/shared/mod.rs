@@ -1,6 +1,7 @@
 //! [both] Wire types shared by the server and the browser: the config model, the health report and
 //! the one serialisable error.
 
+pub mod asr;
 pub mod avatars;
 pub mod chat;
 pub mod config;

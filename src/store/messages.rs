@@ -1,7 +1,10 @@
 //! Messages of a session. Adding one also moves its session's last activity.
 
 use super::{now_ts, StoreError};
-use crate::shared::history::{Message, MessagePage, Role};
+use crate::shared::{
+    chat::InputKind,
+    history::{Message, MessagePage, Role},
+};
 use sqlx::{FromRow, SqlitePool};
 
 /// A message to store.
@@ -14,6 +17,7 @@ pub struct NewMessage<'a> {
     pub emotion: Option<&'a str>,
     pub partial: bool,
     pub timings: Option<&'a str>,
+    pub input: InputKind,
 }
 
 impl<'a> NewMessage<'a> {
@@ -26,6 +30,7 @@ impl<'a> NewMessage<'a> {
             emotion: None,
             partial: false,
             timings: None,
+            input: InputKind::Text,
         }
     }
 }
@@ -39,6 +44,7 @@ struct MessageRow {
     reasoning: Option<String>,
     emotion: Option<String>,
     partial: bool,
+    input: String,
     ts: f64,
     edited_ts: Option<f64>,
 }
@@ -54,13 +60,16 @@ impl From<MessageRow> for Message {
             reasoning: r.reasoning,
             emotion: r.emotion,
             partial: r.partial,
+            // The table's CHECK constraint admits only these two.
+            input: InputKind::from_name(&r.input).unwrap_or_default(),
             ts: r.ts,
             edited_ts: r.edited_ts,
         }
     }
 }
 
-const COLUMNS: &str = "id, session_id, role, text, reasoning, emotion, partial, ts, edited_ts";
+const COLUMNS: &str =
+    "id, session_id, role, text, reasoning, emotion, partial, input, ts, edited_ts";
 
 /// Stores a message; a trigger moves the session's last activity in the same statement.
 pub async fn add(pool: &SqlitePool, m: &NewMessage<'_>) -> Result<Message, StoreError> {
@@ -70,8 +79,8 @@ pub async fn add(pool: &SqlitePool, m: &NewMessage<'_>) -> Result<Message, Store
     // Stepped to the end (`fetch_all`), so the statement's implicit transaction has committed
     // before the lock above is released.
     let rows: Vec<MessageRow> = sqlx::query_as(&format!(
-        "INSERT INTO messages (session_id, role, text, reasoning, emotion, partial, timings, ts) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+        "INSERT INTO messages (session_id, role, text, reasoning, emotion, partial, timings, input, ts) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
     ))
     .bind(m.session_id)
     .bind(m.role.name())
@@ -80,6 +89,7 @@ pub async fn add(pool: &SqlitePool, m: &NewMessage<'_>) -> Result<Message, Store
     .bind(m.emotion)
     .bind(m.partial)
     .bind(m.timings)
+    .bind(m.input.name())
     .bind(now_ts())
     .fetch_all(pool)
     .await?;
@@ -120,13 +130,13 @@ pub async fn update_reply(
 /// Rows go in as multi-row INSERTs: one statement per row would spend most of the time passing
 /// statements to the database thread.
 pub async fn add_many(pool: &SqlitePool, batch: &[NewMessage<'_>]) -> Result<u64, StoreError> {
-    // 8 bound values per row; SQLite allows 32,766 per statement.
+    // 9 bound values per row; SQLite allows 32,766 per statement.
     const ROWS_PER_STATEMENT: usize = 500;
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let now = now_ts();
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
         let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO messages (session_id, role, text, reasoning, emotion, partial, timings, ts) ",
+            "INSERT INTO messages (session_id, role, text, reasoning, emotion, partial, timings, input, ts) ",
         );
         insert.push_values(chunk, |mut row, m| {
             row.push_bind(m.session_id)
@@ -136,6 +146,7 @@ pub async fn add_many(pool: &SqlitePool, batch: &[NewMessage<'_>]) -> Result<u64
                 .push_bind(m.emotion)
                 .push_bind(m.partial)
                 .push_bind(m.timings)
+                .push_bind(m.input.name())
                 .push_bind(now);
         });
         insert.build().execute(&mut *tx).await?;

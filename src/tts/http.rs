@@ -71,40 +71,7 @@ fn size(bytes: usize) -> String {
     }
 }
 
-/// The gist of an error body: a JSON `message`/`detail`/`msg` where there is one, else the start
-/// of the text. Short, single-line, and never an echo of a request header.
-pub fn error_detail(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let found = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| json_message(&v));
-    let detail = found.unwrap_or_else(|| text.trim().to_string());
-    let detail: String = detail.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut short: String = detail.chars().take(200).collect();
-    if short.len() < detail.len() {
-        short.push('…');
-    }
-    if short.is_empty() {
-        "no details".into()
-    } else {
-        short
-    }
-}
-
-fn json_message(v: &serde_json::Value) -> Option<String> {
-    use serde_json::Value;
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(items) => {
-            let parts: Vec<String> = items.iter().filter_map(json_message).collect();
-            (!parts.is_empty()).then(|| parts.join("; "))
-        }
-        Value::Object(map) => ["message", "msg", "detail", "error"]
-            .iter()
-            .find_map(|k| map.get(*k).and_then(json_message)),
-        _ => None,
-    }
-}
+pub use crate::outbound::error_detail;
 
 /// The usual HTTP status classes. Providers with their own quirks (ElevenLabs' 401 quota)
 /// look at the body first.

@@ -68,15 +68,4 @@ pub fn spawn_error(e: std::io::Error, program: &Path, what: &str) -> TtsError {
     }
 }
 
-/// The last few lines of a program's complaint, on one line.
-pub fn stderr_tail(stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stderr);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
-    let short: String = tail.chars().take(300).collect();
-    if short.is_empty() {
-        "no error output".into()
-    } else {
-        short
-    }
-}
+pub use crate::warm_worker::stderr_tail;

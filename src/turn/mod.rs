@@ -204,7 +204,14 @@ pub async fn start(deps: TurnDeps, session_id: i64, input: ChatInput) -> Result<
         recall,
     );
     let (character, history): (Character, _) = (character?, history?);
-    let stored = messages::add(&db, &NewMessage::new(session_id, Role::User, text)).await?;
+    let stored = messages::add(
+        &db,
+        &NewMessage {
+            input: input.input,
+            ..NewMessage::new(session_id, Role::User, text)
+        },
+    )
+    .await?;
 
     let voice = voice_of(&character);
     let (tx, rx) = mpsc::channel(256);
@@ -223,7 +230,7 @@ pub async fn start(deps: TurnDeps, session_id: i64, input: ChatInput) -> Result<
         total: Duration::from_secs(cfg.total_timeout_s.max(1)),
     };
     let runner = Runner {
-        state: TurnState::new(rules, ms_since(received)),
+        state: TurnState::new(rules, ms_since(received)).with_lead(input.lead()),
         place: Some(place),
         db,
         session_id,

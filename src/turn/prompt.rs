@@ -168,6 +168,7 @@ mod tests {
             reasoning: None,
             emotion: None,
             partial: false,
+            input: Default::default(),
             ts: 1_764_000_000.0,
             edited_ts: None,
         }

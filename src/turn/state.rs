@@ -246,6 +246,13 @@ pub struct TurnState {
 }
 
 impl TurnState {
+    /// The voice input's stages before the request (`ChatInput::lead`), kept in the trace.
+    pub fn with_lead(mut self, (speech_end, asr_done): (Option<i64>, Option<i64>)) -> Self {
+        self.timings.speech_end = speech_end;
+        self.timings.asr_done = asr_done;
+        self
+    }
+
     pub fn new(rules: Rules, now: u64) -> Self {
         let speech = rules.speak.then(|| Speech {
             segmenter: Segmenter::new(),

@@ -323,6 +323,47 @@ async fn server_functions_answer_the_ui() {
     assert_eq!(j["fields"][0]["path"], "memory.max_history");
 }
 
+/// The Chat tab's input switch reads `input_mode` with `asr.barge_in`, and saves `input_mode`
+/// alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_tab_reads_the_voice_input_and_saves_only_the_input_mode() {
+    use waifu_rt3d::shared::config::InputMode;
+    let h = harness().await;
+    let call = |uri: &'static str, form: &'static str| {
+        Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::from(form))
+            .unwrap()
+    };
+    let r = send(&h.app, call("/sfn/settings/voice_input", "")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json(), json!({"input_mode": "text", "barge_in": false}));
+
+    let r = send(
+        &h.app,
+        call("/sfn/settings/input_mode/save", "mode=hands_free"),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(r.json(), json!("hands_free"));
+    let cfg = h.state.config.get();
+    assert_eq!(cfg.input_mode, InputMode::HandsFree);
+    assert!(!cfg.asr.barge_in, "only the mode is saved");
+    let r = send(&h.app, call("/sfn/settings/voice_input", "")).await;
+    assert_eq!(r.json()["input_mode"], "hands_free");
+
+    let r = send(&h.app, call("/sfn/settings/input_mode/save", "mode=shout")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["code"], "invalid_arguments");
+    assert_eq!(h.state.config.get().input_mode, InputMode::HandsFree);
+}
+
 /// The Chat tab's Voice on/off reads and saves `output_mode` alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chat_tab_reads_and_saves_only_the_output_mode() {

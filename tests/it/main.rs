@@ -11,6 +11,7 @@
 
 mod common;
 
+mod asr;
 mod avatars_api;
 mod disk_full;
 mod durability;

@@ -4,9 +4,9 @@
 //! Server functions answer once, so the stream is read with `fetch` and a stream reader. Model
 //! output is only ever set as text, never as HTML.
 
-use super::{request::json_init, voice::Voice};
+use super::{listening::ms_between, request::json_init, voice::Voice};
 use crate::shared::{
-    chat::{ChatInput, ChatStreamEvent, SseSplitter},
+    chat::{ChatInput, ChatStreamEvent, InputKind, SseSplitter},
     AppError,
 };
 use leptos::{prelude::*, task::spawn_local};
@@ -22,6 +22,14 @@ pub enum Phase {
     /// The built-in model is loading (percent).
     LoadingModel(u8),
     Streaming,
+}
+
+/// A message that was spoken: when its speech ended and when its transcript arrived
+/// (`performance.now()`, ms). The chat request says how long before it each happened.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spoken {
+    pub speech_end_at: f64,
+    pub asr_done_at: f64,
 }
 
 /// The live turn, shared by the composer and the message list.
@@ -78,8 +86,9 @@ impl LiveTurn {
         self.phase.get() != Phase::Idle
     }
 
-    /// Sends `text` to `session` and streams the answer.
-    pub fn send(self, session: i64, text: String) {
+    /// Sends `text` to `session` and streams the answer; `spoken` when it came from the
+    /// microphone.
+    pub fn send(self, session: i64, text: String, spoken: Option<Spoken>) {
         let Ok(controller) = web_sys::AbortController::new() else {
             self.error.set(Some(AppError::new(
                 "browser",
@@ -99,7 +108,7 @@ impl LiveTurn {
         self.voice.begin();
         let speak = self.voice.enabled.get_untracked();
         spawn_local(async move {
-            let result = stream_chat(session, &text, speak, &controller, |event| {
+            let result = stream_chat(session, &text, speak, spoken, &controller, |event| {
                 self.apply(event)
             })
             .await;
@@ -160,6 +169,35 @@ impl LiveTurn {
     }
 }
 
+/// The chat request's body; a spoken message says so, and how long before the request its speech
+/// ended and its transcript arrived.
+fn chat_body(
+    text: &str,
+    speak: bool,
+    spoken: Option<Spoken>,
+    now: f64,
+) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&ChatInput {
+        text: text.to_string(),
+        speak,
+        character_id: None,
+        input: if spoken.is_some() {
+            InputKind::Voice
+        } else {
+            InputKind::Text
+        },
+        speech_end_ms_ago: spoken.map(|s| ms_between(s.speech_end_at, now)),
+        asr_done_ms_ago: spoken.map(|s| ms_between(s.asr_done_at, now)),
+    })
+}
+
+fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map(|p| p.now())
+        .unwrap_or_default()
+}
+
 fn js_error(what: &str, e: JsValue) -> AppError {
     let detail = e
         .dyn_ref::<js_sys::Error>()
@@ -176,15 +214,12 @@ async fn stream_chat(
     session: i64,
     text: &str,
     speak: bool,
+    spoken: Option<Spoken>,
     controller: &web_sys::AbortController,
     mut on_event: impl FnMut(ChatStreamEvent),
 ) -> Result<(), AppError> {
-    let body = serde_json::to_string(&ChatInput {
-        text: text.to_string(),
-        speak,
-        character_id: None,
-    })
-    .map_err(|e| AppError::new("internal", e.to_string()))?;
+    let body = chat_body(text, speak, spoken, now_ms())
+        .map_err(|e| AppError::new("internal", e.to_string()))?;
     let init = json_init("POST", &body).map_err(|e| js_error("Sending", e))?;
     init.set_signal(Some(&controller.signal()));
     let window = web_sys::window().ok_or_else(|| AppError::new("browser", "No window."))?;

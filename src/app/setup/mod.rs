@@ -1,7 +1,9 @@
-//! The Setup tab: who answers (language model) and who speaks (voices), saved through the
-//! `save_settings` server function. Keys are write-only: the form only ever learns whether one is set.
+//! The Setup tab: who answers (language model), who speaks (voices) and who listens (speech
+//! recognition), saved through the `save_settings` server function. Keys are write-only: the
+//! form only ever learns whether one is set.
 
 mod fields;
+mod hearing;
 mod speak;
 
 use crate::{
@@ -14,9 +16,8 @@ use crate::{
         config_form::{
             LLM_API_KEY, LLM_CONNECT_TIMEOUT_MS, LLM_ENDPOINT, LLM_FIRST_TOKEN_TIMEOUT_MS,
             LLM_IDLE_TIMEOUT_S, LLM_LOCAL_MODEL, LLM_MAX_TOKENS, LLM_MODEL, LLM_PROVIDER,
-            LLM_SPOKEN_MAX_TOKENS,
-            LLM_TEMPERATURE, LLM_TOTAL_TIMEOUT_S, MEMORY_MAX_HISTORY, TTS_FALLBACK_CHAIN,
-            TTS_FORMAT, TTS_PROVIDER, TTS_SAMPLE_RATE,
+            LLM_SPOKEN_MAX_TOKENS, LLM_TEMPERATURE, LLM_TOTAL_TIMEOUT_S, MEMORY_MAX_HISTORY,
+            TTS_FALLBACK_CHAIN, TTS_FORMAT, TTS_PROVIDER, TTS_SAMPLE_RATE,
         },
         health::{LlmCheck, ProviderHealth, ProviderState},
         AppError,
@@ -35,7 +36,7 @@ pub fn SetupTab() -> impl IntoView {
         <section class="tab setup" data-testid="tab-setup">
             <h1>"Setup"</h1>
             <p class="muted lead">
-                "Choose who answers and who speaks. The defaults work offline with no key. "
+                "Choose who answers, who speaks and who listens. The defaults work offline with no key. "
                 "Keys stay on this machine, encrypted, are never shown again once saved, and are only "
                 "sent to the server they were saved for."
             </p>
@@ -104,6 +105,7 @@ fn SettingsForm(initial: AppConfig) -> impl IntoView {
                 view! {
                     <LlmFields cfg=cfg.llm errors/>
                     <TtsFields cfg=cfg.tts errors/>
+                    <hearing::AsrFields cfg=cfg.asr errors/>
                     <MemoryFields cfg=cfg.memory errors/>
                 }
             }}

@@ -1,5 +1,5 @@
-//! The System tab: the health report as cards (each voice with a "Test"), and the latency of
-//! recent spoken replies, refreshed on demand.
+//! The System tab: the health report as cards (the language model, speech recognition, each
+//! voice with a "Test"), and the latency of recent spoken replies, refreshed on demand.
 
 use crate::{
     api::{
@@ -9,7 +9,7 @@ use crate::{
     app::common::ErrorBanner,
     shared::{
         chat::{LatencyReport, StageStats, Timings},
-        config::{LlmProvider, TtsProvider},
+        config::{AsrProvider, LlmProvider, TtsProvider},
         health::{Health, InstallSource, InstalledFile, InstalledHealth, ProviderHealth},
         history::format_ts,
     },
@@ -54,6 +54,7 @@ fn HealthView(health: Health) -> impl IntoView {
         installed,
         llm,
         tts,
+        asr,
         db,
         issues,
         version,
@@ -78,6 +79,7 @@ fn HealthView(health: Health) -> impl IntoView {
                 </dl>
             </article>
             <ProviderCard title="Language model" kind="llm" health=llm/>
+            <ProviderCard title="Speech recognition" kind="asr" health=asr/>
             {tts.into_iter().map(|t| view! { <VoiceCard health=t/> }).collect_view()}
             <article class="card health" data-testid="health-card" data-kind="libs" data-state=if libs.three && libs.default_avatar { "ok" } else { "misconfigured" }>
                 <h2>"3D viewer"</h2>
@@ -116,6 +118,8 @@ fn InstalledCard(installed: InstalledHealth) -> impl IntoView {
             <dl>
                 {row("Built-in model", "installed-model", installed.model)}
                 {row("Piper", "installed-piper", installed.piper)}
+                {row("Whisper", "installed-whisper", installed.whisper)}
+                {row("Whisper model", "installed-whisper-model", installed.whisper_model)}
             </dl>
         </article>
     }
@@ -237,6 +241,7 @@ fn LatencyView(report: LatencyReport) -> impl IntoView {
         stages,
         first_audio,
         recent,
+        ..
     } = report;
     view! {
         <p class="big" data-testid="latency-first-audio" data-p50=ms_attr(first_audio.p50) data-p95=ms_attr(first_audio.p95)>
@@ -314,6 +319,7 @@ fn provider_label(id: &str) -> String {
     LlmProvider::from_name(id)
         .map(LlmProvider::label)
         .or_else(|| TtsProvider::from_name(id).map(TtsProvider::label))
+        .or_else(|| AsrProvider::from_name(id).map(AsrProvider::label))
         .unwrap_or(id)
         .to_string()
 }

@@ -1,5 +1,6 @@
 //! The REST API for outside clients (docs/api.md). Thin: each handler calls a service.
 
+mod asr;
 mod avatars;
 mod characters;
 mod chat;
@@ -25,6 +26,15 @@ pub fn api() -> Router<AppState> {
         .route("/api/chat", post(chat::chat))
         .route("/api/chat/stream", post(chat::stream))
         .route("/api/tts", post(tts::speak))
+        // The recording is read against its own cap (25 MB, 413), so the default 2 MB body
+        // limit is raised for this route alone.
+        .route(
+            "/api/asr",
+            post(asr::transcribe).layer(DefaultBodyLimit::max(
+                crate::asr::MAX_UPLOAD_BYTES + asr::FRAMING_ALLOWANCE,
+            )),
+        )
+        .route("/api/asr/warm", post(asr::warm))
         .route("/api/messages/{id}/timings", put(latency::put_timings))
         .route("/api/latency", get(latency::get))
         .route("/api/sessions", get(sessions::list).post(sessions::create))

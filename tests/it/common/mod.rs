@@ -1,6 +1,7 @@
 //! The test harness: the whole router on a fresh data folder, driven in-process.
 #![allow(dead_code)]
 
+pub mod asr_mock;
 pub mod openai_mock;
 pub mod tts_mock;
 
@@ -156,9 +157,14 @@ pub fn post_json(uri: &str, body: &str) -> Request<Body> {
 /// A multipart body with one file in the field `file`, as the Viewer tab's upload sends it:
 /// `(content type, body)`.
 pub fn multipart_file(file_name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    multipart_typed(file_name, "application/octet-stream", bytes)
+}
+
+/// [`multipart_file`] with the part's own `Content-Type`.
+pub fn multipart_typed(file_name: &str, part_type: &str, bytes: &[u8]) -> (String, Vec<u8>) {
     let boundary = "XyZboundary42";
     let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: {part_type}\r\n\r\n"
     )
     .into_bytes();
     body.extend_from_slice(bytes);

@@ -174,7 +174,7 @@ fn speech_wav(text: &str) -> Vec<u8> {
     waifu_rt3d::tts::wav::wrap_pcm16_mono(&pcm, 22_050)
 }
 
-async fn serve(router: Router) -> String {
+pub async fn serve(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });
