@@ -21,7 +21,7 @@ use std::{
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
-use support::{ms, p50, stream};
+use support::{configure, ms, p50, stream};
 use tower::ServiceExt;
 use waifu_rt3d::llm::embedded::MODEL_FILE;
 
@@ -135,12 +135,12 @@ fn anchor(python: &Path, model: &Path, files: &[&Path]) -> anyhow::Result<Value>
 async fn recognition(python: &Path, model: &Path) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let h = common::harness().await;
-    h.state
-        .config
-        .update(json!({"asr": {"provider": "whisper_local",
-                               "providers": {"whisper_local": {"threads": THREADS}}}}))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    configure(
+        &h,
+        json!({"asr": {"provider": "whisper_local",
+                       "providers": {"whisper_local": {"threads": THREADS}}}}),
+    )
+    .await?;
     let cases = [
         ("short", speak(dir.path(), "short", SHORT)?),
         ("long", speak(dir.path(), "long", LONG)?),
@@ -204,13 +204,13 @@ async fn conversation(python_found: bool) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let h = common::harness().await;
     std::os::unix::fs::symlink(&model, h.state.paths.models.join(MODEL_FILE))?;
-    h.state
-        .config
-        .update(json!({"llm": {"provider": "embedded", "temperature": 0.0},
-                       "tts": {"provider": "piper_local", "fallback_chain": []},
-                       "asr": {"provider": "whisper_local"}}))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    configure(
+        &h,
+        json!({"llm": {"provider": "embedded", "temperature": 0.0},
+               "tts": {"provider": "piper_local", "fallback_chain": []},
+               "asr": {"provider": "whisper_local"}}),
+    )
+    .await?;
     let mut wavs = Vec::new();
     for (i, q) in QUESTIONS.iter().enumerate() {
         wavs.push(std::fs::read(speak(dir.path(), &format!("q{i}"), q)?.0)?);

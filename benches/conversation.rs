@@ -15,28 +15,21 @@
 
 #[path = "../tests/it/common/mod.rs"]
 mod common;
+mod support;
 
 use axum::{
-    body::Body,
     extract::State,
-    http::Request,
     response::{sse, IntoResponse, Sse},
-    routing::{get, post as post_route},
+    routing::{get, post},
     Json, Router,
 };
 use futures::{Stream, StreamExt};
 use serde_json::{json, Value};
-use std::{
-    convert::Infallible,
-    path::Path,
-    sync::Arc,
-    time::{Duration, Instant},
-};
-use tower::ServiceExt;
-use waifu_rt3d::{
-    llm::{embedded::Embedded, embedded::MODEL_FILE, ChatEvent, ChatModel, ChatRequest},
-    llm::{PromptMessage, PromptRole},
-    shared::chat::SseSplitter,
+use std::{convert::Infallible, path::Path, sync::Arc};
+use support::{configure, ms, stream, Streamed};
+use waifu_rt3d::llm::{
+    embedded::{Embedded, MODEL_FILE},
+    ChatEvent, ChatModel, ChatRequest, PromptMessage, PromptRole,
 };
 
 /// The person's side of the conversation: greetings, small talk, facts and follow-ups that need
@@ -64,10 +57,6 @@ const SCRIPT: [&str; 20] = [
     "Thank you, good night!",
 ];
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 /// Nearest-rank percentile of the values (sorted here).
 fn percentile(values: &[f64], p: usize) -> f64 {
     let mut v = values.to_vec();
@@ -76,68 +65,9 @@ fn percentile(values: &[f64], p: usize) -> f64 {
     v[rank - 1]
 }
 
-/// One turn, seen from the client.
-#[derive(Default)]
-struct TurnFigures {
-    first_token: f64,
-    first_segment: f64,
-    first_audio: Option<f64>,
-    complete: f64,
-    prompt_tokens: Option<u64>,
-    prompt_cached: Option<u64>,
-    reply: String,
-}
-
-fn post(uri: &str, body: &Value) -> Request<Body> {
-    Request::post(uri)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .expect("a valid request")
-}
-
-async fn spoken_turn(app: &Router, session: i64, text: &str) -> anyhow::Result<TurnFigures> {
-    let started = Instant::now();
-    let res = app
-        .clone()
-        .oneshot(post(
-            &format!("/api/chat/stream?session_id={session}"),
-            &json!({"text": text, "speak": true}),
-        ))
-        .await?;
-    anyhow::ensure!(res.status() == 200, "status {}", res.status());
-    let mut body = res.into_body().into_data_stream();
-    let mut sse = SseSplitter::default();
-    let mut f = TurnFigures::default();
-    let (mut token, mut segment) = (None, None);
-    while let Some(chunk) = body.next().await {
-        for (name, data) in sse.push(&String::from_utf8_lossy(&chunk?)) {
-            let at = ms(started.elapsed());
-            let data: Value = serde_json::from_str(&data)?;
-            match name.as_str() {
-                "token" => {
-                    token.get_or_insert(at);
-                }
-                "sentence" => {
-                    segment.get_or_insert(at);
-                }
-                "audio" => {
-                    f.first_audio.get_or_insert(at);
-                }
-                "error" => anyhow::bail!("the turn failed: {data}"),
-                "done" => {
-                    f.first_token = token.unwrap_or(at);
-                    f.first_segment = segment.unwrap_or(at);
-                    f.complete = at;
-                    f.prompt_tokens = data["timings"]["prompt_tokens"].as_u64();
-                    f.prompt_cached = data["timings"]["prompt_cached"].as_u64();
-                    f.reply = data["reply"].as_str().unwrap_or_default().to_string();
-                    return Ok(f);
-                }
-                _ => {}
-            }
-        }
-    }
-    anyhow::bail!("the stream ended without done")
+/// One spoken turn, as the browser would send it.
+async fn spoken_turn(app: &Router, session: i64, text: &str) -> anyhow::Result<Streamed> {
+    stream(app, session, &json!({"text": text, "speak": true})).await
 }
 
 /// Runs the script in one new session and prints the table.
@@ -155,10 +85,10 @@ async fn conversation(h: &common::Harness, title: &str) -> anyhow::Result<()> {
         println!(
             "  {:>4}  {:>8.0} ms  {:>10.0} ms  {:>8} ms  {:>6.0} ms   {:>7} / {:<7}  {:>4} chars: {}",
             i + 1,
-            f.first_token,
-            f.first_segment,
-            f.first_audio.map_or("-".into(), |a| format!("{a:.0}")),
-            f.complete,
+            ms(f.first_token),
+            ms(f.first_segment),
+            f.first_audio.map_or("-".into(), |a| format!("{:.0}", ms(a))),
+            ms(f.complete),
             read.map_or("-".into(), |r| r.to_string()),
             f.prompt_cached.map_or("-".into(), |r| r.to_string()),
             f.reply.chars().count(),
@@ -182,15 +112,15 @@ async fn conversation(h: &common::Harness, title: &str) -> anyhow::Result<()> {
     println!("  turns 2–20:");
     row(
         "first token (ms)",
-        later.iter().map(|f| f.first_token).collect(),
+        later.iter().map(|f| ms(f.first_token)).collect(),
     );
     row(
         "first segment (ms)",
-        later.iter().map(|f| f.first_segment).collect(),
+        later.iter().map(|f| ms(f.first_segment)).collect(),
     );
     row(
         "first audio (ms)",
-        later.iter().filter_map(|f| f.first_audio).collect(),
+        later.iter().filter_map(|f| f.first_audio.map(ms)).collect(),
     );
     row(
         "prompt tokens read",
@@ -217,15 +147,6 @@ async fn conversation(h: &common::Harness, title: &str) -> anyhow::Result<()> {
     if silent > 0 {
         println!("  {silent} turns had no audio");
     }
-    Ok(())
-}
-
-async fn configure(h: &common::Harness, patch: Value) -> anyhow::Result<()> {
-    h.state
-        .config
-        .update(patch)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
 
@@ -348,7 +269,7 @@ async fn serve(model_path: &Path, old: bool) -> anyhow::Result<String> {
         old_layout: old,
     });
     let app = Router::new()
-        .route("/v1/chat/completions", post_route(completions))
+        .route("/v1/chat/completions", post(completions))
         .route(
             "/v1/models",
             get(|| async { Json(json!({"data": [{"id": "built-in"}]})) }),

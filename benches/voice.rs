@@ -20,7 +20,7 @@ use std::{
     path::Path,
     time::{Duration, Instant},
 };
-use support::{ms, p50, post, stream};
+use support::{configure, ms, p50, post, stream};
 use tower::ServiceExt;
 use waifu_rt3d::llm::embedded::MODEL_FILE;
 
@@ -48,15 +48,6 @@ async fn whole(app: &Router, session: i64, text: &str) -> anyhow::Result<(Durati
     anyhow::ensure!(j["ok"] == json!(true), "the reply failed: {j}");
     let chars = j["reply"].as_str().map_or(0, |r| r.chars().count());
     Ok((took, j["audio"].is_string(), chars))
-}
-
-async fn configure(h: &common::Harness, patch: Value) -> anyhow::Result<()> {
-    h.state
-        .config
-        .update(patch)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(())
 }
 
 async fn mocks() -> anyhow::Result<()> {

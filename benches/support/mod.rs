@@ -26,6 +26,20 @@ pub struct Streamed {
     pub complete: Duration,
     pub segments: usize,
     pub reply_chars: usize,
+    pub reply: String,
+    /// The prompt's size and the part of it the model took from its cache, from the trace.
+    pub prompt_tokens: Option<u64>,
+    pub prompt_cached: Option<u64>,
+}
+
+/// Changes the harness's settings.
+pub async fn configure(h: &crate::common::Harness, patch: Value) -> anyhow::Result<()> {
+    h.state
+        .config
+        .update(patch)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
 }
 
 pub fn post(uri: &str, body: &Value) -> Request<Body> {
@@ -85,6 +99,9 @@ pub async fn stream(app: &Router, session: i64, body: &Value) -> anyhow::Result<
                         complete: started.elapsed(),
                         segments: answered.len(),
                         reply_chars: data["reply"].as_str().map_or(0, |r| r.chars().count()),
+                        reply: data["reply"].as_str().unwrap_or_default().to_string(),
+                        prompt_tokens: data["timings"]["prompt_tokens"].as_u64(),
+                        prompt_cached: data["timings"]["prompt_cached"].as_u64(),
                     })
                 }
                 _ => {}

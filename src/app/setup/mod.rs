@@ -7,7 +7,7 @@ mod hearing;
 mod speak;
 
 use crate::{
-    api::{check_llm, get_settings, local_models, save_settings},
+    api::{check_llm, get_settings, save_settings},
     app::common::ErrorBanner,
     shared::{
         config::{
@@ -250,7 +250,11 @@ fn LlmFields(cfg: LlmConfig, errors: Signal<Option<AppError>>) -> impl IntoView 
 /// changes it unasked.
 #[component]
 fn LocalModelField(selected: String, errors: Signal<Option<AppError>>) -> impl IntoView {
-    let files = LocalResource::new(local_models);
+    // Filled in the browser once the page is live: the form itself never waits for the list
+    // (a resource read here would hold the whole Setup tab until it arrived).
+    let files = RwSignal::new(None::<Result<Vec<crate::shared::models::LocalModel>, AppError>>);
+    #[cfg(feature = "hydrate")]
+    spawn_local(async move { files.set(Some(crate::api::local_models().await)) });
     view! {
         <Field field=&LLM_LOCAL_MODEL errors>
             <select id="llm.local_model" name="llm.local_model" data-testid="llm-local-model">
