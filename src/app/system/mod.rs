@@ -259,14 +259,17 @@ fn LatencyView(report: LatencyReport) -> impl IntoView {
                 <p class="muted" data-testid="latency-turns" data-turns=turns>
                     {format!("Over the last {turns} replies, in ms since the message was sent.")}
                 </p>
+                <div class="table-scroll">
                 <table class="latency-table">
                     <thead><tr><th>"Stage"</th><th>"P50"</th><th>"P95"</th><th>"Replies"</th></tr></thead>
                     <tbody>
                         {stages.into_iter().map(|s| view! { <StageRow stats=s/> }).collect_view()}
                     </tbody>
                 </table>
+                </div>
                 <h3>"Latest replies"</h3>
                 <p class="muted">"Prompt tokens the model read, and those it reused from its cache of the previous turn."</p>
+                <div class="table-scroll">
                 <table class="latency-table" data-testid="latency-recent">
                     <thead><tr>
                         <th>"First word"</th><th>"First audio"</th><th>"Complete"</th>
@@ -276,6 +279,7 @@ fn LatencyView(report: LatencyReport) -> impl IntoView {
                         {recent.into_iter().map(|t| view! { <TraceRow trace=t/> }).collect_view()}
                     </tbody>
                 </table>
+                </div>
             }
             .into_any()
         }}
