@@ -6,8 +6,9 @@
 //! Then the same script against an OpenAI-compatible server (the built-in engine behind a local
 //! `/v1/chat/completions` endpoint that reports `usage.prompt_tokens_details.cached_tokens`),
 //! twice: with the prompts as the app lays them out, and rewritten into the earlier layout
-//! (recalled memories inside the system prompt, a history window that slides by one message), to
-//! show what the layout is worth to a server's prefix cache.
+//! (recalled memories inside the system prompt), to show what the layout is worth to a server's
+//! prefix cache. (That server is the built-in engine, which also moves cached runs into place, so
+//! a history window sliding by one message would cost it little; a server without that pays it.)
 //!
 //! Figures only, nothing asserted. Needs `make setup` (the model and Piper); run with
 //! `make bench`. `WAIFU_LLM_THREADS` and `WAIFU_PIPER_THREADS` set the thread counts;
@@ -158,7 +159,7 @@ struct Server {
 }
 
 /// The earlier layout, from the app's: the memories that lead the newest message go into the
-/// system prompt, and the history is the last `WINDOW` messages, sliding by one.
+/// system prompt (the history the app sends is at most `WINDOW` messages already).
 fn old_layout(mut messages: Vec<PromptMessage>) -> Vec<PromptMessage> {
     const WINDOW: usize = 12;
     const LEAD: &str = "(Memories from earlier conversations; use them only if they help:\n";
@@ -331,10 +332,6 @@ async fn main() -> anyhow::Result<()> {
         let h = common::harness().await;
         let mut llm =
             json!({"provider": "openai_compatible", "endpoint": endpoint, "model": "built-in"});
-        if old {
-            // The whole history reaches the server, which keeps its own sliding window.
-            configure(&h, json!({"memory": {"max_history": 200}})).await?;
-        }
         llm["temperature"] = json!(0.7);
         configure(&h, json!({"llm": llm, "tts": voice})).await?;
         spoken_turn(&h.app, 1, "Hello!").await?;
