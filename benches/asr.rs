@@ -30,7 +30,7 @@ const TURNS: usize = 10;
 const THREADS: u32 = 2;
 
 /// About 3 s and about 10 s of eSpeak NG's speech.
-const SHORT: &str = "Could you tell me a joke about cats?";
+const SHORT: &str = "Please tell me a funny joke about cats and dogs.";
 const LONG: &str = "I had a long day at work today, the train was late, it rained all afternoon, and I forgot my umbrella at the office, so tell me something cheerful to make the evening better.";
 
 /// The spoken questions of the conversation benchmark.
@@ -78,6 +78,11 @@ fn speak(dir: &Path, name: &str, text: &str) -> anyhow::Result<(PathBuf, f64)> {
 
 /// One `POST /api/asr` with a WAV: its time and answer.
 async fn transcribe(app: &Router, wav: &[u8]) -> anyhow::Result<(Duration, Value)> {
+    transcribe_raw(app, wav).await.map(|(took, j, _)| (took, j))
+}
+
+/// [`transcribe`], with the answer's body as sent.
+async fn transcribe_raw(app: &Router, wav: &[u8]) -> anyhow::Result<(Duration, Value, String)> {
     let started = Instant::now();
     let res = app
         .clone()
@@ -92,7 +97,7 @@ async fn transcribe(app: &Router, wav: &[u8]) -> anyhow::Result<(Duration, Value
     let took = started.elapsed();
     let j: Value = serde_json::from_slice(&bytes)?;
     anyhow::ensure!(status == 200, "/api/asr answered {status}: {j}");
-    Ok((took, j))
+    Ok((took, j, String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// faster-whisper's own API on `files`, same settings, `RUNS` times each after one warm-up:
@@ -149,6 +154,8 @@ async fn recognition(python: &Path, model: &Path) -> anyhow::Result<()> {
     for (_, (path, _)) in &cases {
         transcribe(&h.app, &std::fs::read(path)?).await?;
     }
+    let (_, _, sample) = transcribe_raw(&h.app, &std::fs::read(&cases[0].1 .0)?).await?;
+    println!("== one answer of /api/asr, as sent: {sample}");
     let files: Vec<&Path> = cases.iter().map(|(_, (p, _))| p.as_path()).collect();
     let anchors = anchor(python, model, &files)?;
     println!(
