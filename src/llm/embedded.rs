@@ -699,7 +699,6 @@ impl Session<'_> {
             |what: &str, e: &dyn std::fmt::Display| LlmError::Engine(format!("{what}: {e}"));
 
         let reuse = self.reuse_cache(ctx, &tokens);
-        let reused = reuse;
 
         let mut batch = LlamaBatch::new(N_BATCH, 1);
         let mut last_index = 0;
@@ -760,7 +759,7 @@ impl Session<'_> {
             usage: Some(Usage {
                 prompt_tokens: tokens.len() as u32,
                 completion_tokens: generated,
-                cached_tokens: Some(reused as u32),
+                cached_tokens: Some(reuse as u32),
             }),
         }));
         Ok(())

@@ -270,15 +270,6 @@ async fn exists(
         .await?)
 }
 
-/// The last `n` messages of a session, oldest first (the prompt's recent history).
-pub async fn recent(
-    pool: &SqlitePool,
-    session_id: i64,
-    n: i64,
-) -> Result<Vec<Message>, StoreError> {
-    Ok(page(pool, session_id, Cursor::Latest, n).await?.messages)
-}
-
 /// The history a prompt starts from: at most `max` of the session's last messages, oldest first,
 /// taken from a start that moves `max / 2` messages at a time (see [`window_offset`]).
 pub async fn window(

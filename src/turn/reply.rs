@@ -154,12 +154,13 @@ impl ReplyFilter {
     }
 
     /// Keeps the visible text up to its last complete sentence, when it has one: a reply cut by
-    /// the token limit does not end mid-sentence.
-    pub fn cut_to_last_sentence(&mut self) {
+    /// the token limit does not end mid-sentence. Says whether it had one.
+    pub fn cut_to_last_sentence(&mut self) -> bool {
         let end = super::segment::complete_sentences(&self.visible);
         if end > 0 {
             self.visible.truncate(end);
         }
+        end > 0
     }
 
     /// Everything visible so far, trimmed: what is stored and spoken.

@@ -89,9 +89,10 @@ impl Segmenter {
     }
 
     /// The end of a reply that was cut short: the segments up to its last complete sentence;
-    /// the unfinished sentence after it is never said. When no sentence ended, everything.
-    pub fn finish_complete(&mut self, whole: &str) -> Vec<String> {
-        if complete_sentences(whole) > 0 {
+    /// the unfinished sentence after it is never said. When no sentence of the whole reply ended
+    /// (`any_sentence` false), everything.
+    pub fn finish_complete(&mut self, any_sentence: bool) -> Vec<String> {
+        if any_sentence {
             let keep = complete_sentences(&self.buf);
             self.buf.truncate(keep);
             self.scan = 0;
@@ -502,13 +503,13 @@ mod tests {
         let mut s = Segmenter::new();
         let text = "I love tea. It is warm and I drink it every morning with";
         let mut said = s.push(text);
-        said.extend(s.finish_complete(text));
+        said.extend(s.finish_complete(complete_sentences(text) > 0));
         assert_eq!(said, ["I love tea."]);
         // A long clause was already said at its comma; the unfinished rest is not.
         let mut s = Segmenter::new();
         let text = "It is fine. When the morning comes and the birds begin, I walk to the";
         let mut said = s.push(text);
-        said.extend(s.finish_complete(text));
+        said.extend(s.finish_complete(complete_sentences(text) > 0));
         assert_eq!(
             said,
             ["It is fine.", "When the morning comes and the birds begin,"]
@@ -516,7 +517,7 @@ mod tests {
         // With no complete sentence anywhere, everything is said.
         let mut s = Segmenter::new();
         let mut said = s.push("just words");
-        said.extend(s.finish_complete("just words"));
+        said.extend(s.finish_complete(complete_sentences("just words") > 0));
         assert_eq!(said, ["just words"]);
     }
 

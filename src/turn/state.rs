@@ -590,10 +590,9 @@ impl TurnState {
             }
             if self.cut {
                 self.segments(now, &tail, false, &mut out);
-                let whole = self.filter.visible().to_string();
-                self.filter.cut_to_last_sentence();
+                let any_sentence = self.filter.cut_to_last_sentence();
                 if let Some(sp) = self.speech.as_mut() {
-                    let rest = sp.segmenter.finish_complete(&whole);
+                    let rest = sp.segmenter.finish_complete(any_sentence);
                     self.say(now, rest, &mut out);
                 }
             } else {
