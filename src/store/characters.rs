@@ -15,6 +15,9 @@ struct CharacterRow {
     voice_id: Option<String>,
     tts_provider: Option<String>,
     personality_traits: String,
+    has_portrait: bool,
+    greeting: i64,
+    updated_ts: f64,
 }
 
 impl From<CharacterRow> for Character {
@@ -27,6 +30,9 @@ impl From<CharacterRow> for Character {
             voice_id: r.voice_id,
             tts_provider: r.tts_provider,
             personality_traits: serde_json::from_str(&r.personality_traits).unwrap_or_default(),
+            has_portrait: r.has_portrait,
+            greeting: u32::try_from(r.greeting).unwrap_or(0),
+            updated_ts: r.updated_ts,
         }
     }
 }
@@ -53,8 +59,8 @@ impl CharacterFields {
     }
 }
 
-const COLUMNS: &str =
-    "id, name, system_prompt, avatar_url, voice_id, tts_provider, personality_traits";
+const COLUMNS: &str = "id, name, system_prompt, avatar_url, voice_id, tts_provider, \
+     personality_traits, portrait IS NOT NULL AS has_portrait, greeting, updated_ts";
 
 pub async fn list(pool: &SqlitePool) -> Result<Vec<Character>, StoreError> {
     let rows: Vec<CharacterRow> =
@@ -83,6 +89,9 @@ struct JoinedRow {
     voice_id: Option<String>,
     tts_provider: Option<String>,
     personality_traits: Option<String>,
+    has_portrait: Option<bool>,
+    greeting: Option<i64>,
+    updated_ts: Option<f64>,
 }
 
 impl JoinedRow {
@@ -96,6 +105,9 @@ impl JoinedRow {
                 voice_id: self.voice_id,
                 tts_provider: self.tts_provider,
                 personality_traits: self.personality_traits.unwrap_or_default(),
+                has_portrait: self.has_portrait.unwrap_or(false),
+                greeting: self.greeting.unwrap_or(0),
+                updated_ts: self.updated_ts.unwrap_or(0.0),
             }
             .into(),
         )
@@ -112,7 +124,8 @@ pub async fn for_session(
 ) -> Result<Option<Option<Character>>, StoreError> {
     let row: Option<JoinedRow> = sqlx::query_as(
         "SELECT c.id, c.name, c.system_prompt, c.avatar_url, c.voice_id, c.tts_provider, \
-         c.personality_traits FROM sessions s \
+         c.personality_traits, c.portrait IS NOT NULL AS has_portrait, c.greeting, c.updated_ts \
+         FROM sessions s \
          LEFT JOIN characters c ON c.id = COALESCE(?, s.character_id, ?) WHERE s.id = ?",
     )
     .bind(requested)

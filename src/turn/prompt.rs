@@ -171,6 +171,7 @@ mod tests {
             input: Default::default(),
             ts: 1_764_000_000.0,
             edited_ts: None,
+            lore: Vec::new(),
         }
     }
 
