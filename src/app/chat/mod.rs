@@ -101,7 +101,7 @@ async fn open_new_session(
     changed: RwSignal<u32>,
     navigate: impl Fn(&str, NavigateOptions),
 ) -> Result<i64, crate::shared::AppError> {
-    let s = create_session(None).await?;
+    let s = create_session(None, None, None).await?;
     changed.update(|n| *n += 1);
     navigate(
         &format!("/chat?session={}", s.id),
