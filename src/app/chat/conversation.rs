@@ -195,6 +195,12 @@ fn MessageRow(message: Message, focused: Option<i64>) -> impl IntoView {
             </header>
             // Text only: a message is never parsed as HTML.
             <p class="text">{message.text}</p>
+            {(message.role == Role::Assistant && !message.lore.is_empty()).then(|| view! {
+                <details class="lore-used" data-testid="lore-used">
+                    <summary>{format!("Lorebook: {}", message.lore.join(", "))}</summary>
+                    <p class="muted small-text">"These lorebook entries were in the prompt of this reply."</p>
+                </details>
+            })}
         </article>
     }
 }
