@@ -198,3 +198,120 @@ pub async fn delete(pool: &SqlitePool, id: i64) -> Result<bool, StoreError> {
         .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// The stored card of a character: `None` when there is no such character, `Some(None)` for a
+/// character made before cards (its card is built from its name and prompt).
+pub async fn card_json(pool: &SqlitePool, id: i64) -> Result<Option<Option<String>>, StoreError> {
+    let row: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT card_json FROM characters WHERE id = ?")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(card,)| card))
+}
+
+/// A character as a card describes it, with what the card does not say.
+pub struct CardRow<'a> {
+    pub name: &'a str,
+    /// Never blank: the card's own main prompt, else the default one.
+    pub system_prompt: &'a str,
+    pub card_json: &'a str,
+    pub greeting: u32,
+    pub avatar_url: Option<&'a str>,
+    pub voice_id: Option<&'a str>,
+    pub tts_provider: Option<&'a str>,
+}
+
+/// A portrait and its media type.
+pub struct Portrait {
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+}
+
+/// Adds a character from a card, its portrait with it, in one statement: an import is all
+/// there or not at all.
+pub async fn insert_card(
+    pool: &SqlitePool,
+    c: &CardRow<'_>,
+    portrait: Option<&Portrait>,
+) -> Result<Character, StoreError> {
+    let now = now_ts();
+    let row: CharacterRow = sqlx::query_as(&format!(
+        "INSERT INTO characters (name, system_prompt, card_json, greeting, avatar_url, voice_id, \
+         tts_provider, portrait, portrait_type, created_ts, updated_ts) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+    ))
+    .bind(c.name)
+    .bind(c.system_prompt)
+    .bind(c.card_json)
+    .bind(i64::from(c.greeting))
+    .bind(c.avatar_url)
+    .bind(c.voice_id)
+    .bind(c.tts_provider)
+    .bind(portrait.map(|p| p.bytes.as_slice()))
+    .bind(portrait.map(|p| p.media_type.as_str()))
+    .bind(now)
+    .bind(now)
+    .fetch_one(pool)
+    .await?;
+    Ok(row.into())
+}
+
+/// Rewrites a character's card and choices. `None` when there is no such character.
+pub async fn update_card(
+    pool: &SqlitePool,
+    id: i64,
+    c: &CardRow<'_>,
+) -> Result<Option<Character>, StoreError> {
+    let row: Option<CharacterRow> = sqlx::query_as(&format!(
+        "UPDATE characters SET name = ?, system_prompt = ?, card_json = ?, greeting = ?, \
+         avatar_url = ?, voice_id = ?, tts_provider = ?, updated_ts = ? \
+         WHERE id = ? RETURNING {COLUMNS}"
+    ))
+    .bind(c.name)
+    .bind(c.system_prompt)
+    .bind(c.card_json)
+    .bind(i64::from(c.greeting))
+    .bind(c.avatar_url)
+    .bind(c.voice_id)
+    .bind(c.tts_provider)
+    .bind(now_ts())
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
+/// Only the card JSON, when it is unchanged elsewhere since `seen_ts` (an attached lorebook):
+/// `None` when the character is gone or was edited meanwhile.
+pub async fn set_card_json(
+    pool: &SqlitePool,
+    id: i64,
+    card_json: &str,
+    seen_ts: f64,
+) -> Result<Option<Character>, StoreError> {
+    let row: Option<CharacterRow> = sqlx::query_as(&format!(
+        "UPDATE characters SET card_json = ?, updated_ts = ? WHERE id = ? AND updated_ts = ? \
+         RETURNING {COLUMNS}"
+    ))
+    .bind(card_json)
+    .bind(now_ts())
+    .bind(id)
+    .bind(seen_ts)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
+/// `None` when there is no such character; `Some(None)` when it has no portrait.
+pub async fn portrait(pool: &SqlitePool, id: i64) -> Result<Option<Option<Portrait>>, StoreError> {
+    let row: Option<(Option<Vec<u8>>, Option<String>)> =
+        sqlx::query_as("SELECT portrait, portrait_type FROM characters WHERE id = ?")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(bytes, media_type)| match (bytes, media_type) {
+        (Some(bytes), Some(media_type)) => Some(Portrait { bytes, media_type }),
+        _ => None,
+    }))
+}
