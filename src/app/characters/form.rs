@@ -206,6 +206,10 @@ pub fn CharacterForm(
                         Status::Idle => String::new(),
                     }}
                 </span>
+                // Every problem, also those of fields further down (a lorebook entry's).
+                <ul class="field-errors" role="alert" data-testid="save-errors" hidden=move || errors.with(|e| e.len() < 2)>
+                    {move || errors.get().into_iter().map(|e| view! { <li>{format!("{}: {}", e.path, e.message)}</li> }).collect_view()}
+                </ul>
             </div>
         </form>
     }
