@@ -375,7 +375,7 @@ pub async fn export(state: &AppState, id: i64, format: &str) -> Result<CardFile,
         .await?
         .flatten()
         .and_then(|p| {
-            let media_type = crate::cards::image_type(&p.bytes)?;
+            let media_type = crate::cards::image_media_type(&p.bytes)?;
             Some(crate::cards::Image {
                 bytes: p.bytes,
                 media_type,
