@@ -111,12 +111,17 @@ pub fn fields_of(card: &Value) -> CardFields {
 /// A lorebook's fields; `None` for anything that is not an object.
 pub fn book_of(book: &Value) -> Option<LorebookFields> {
     let obj = book.as_object()?;
-    let entries = match obj.get("entries") {
-        Some(Value::Array(list)) => list.iter().filter_map(entry_of).collect(),
-        // SillyTavern's own files keep entries in an object keyed by number.
-        Some(Value::Object(map)) => map.values().filter_map(entry_of).collect(),
-        _ => Vec::new(),
-    };
+    let list = entry_list(obj.get("entries"));
+    let ids = entry_ids(&list);
+    let entries = list
+        .iter()
+        .zip(ids)
+        .filter_map(|(e, id)| {
+            let mut fields = entry_of(e)?;
+            fields.id = Some(id);
+            Some(fields)
+        })
+        .collect();
     Some(LorebookFields {
         name: text(book, "name"),
         scan_depth: number(obj.get("scan_depth"))
@@ -128,6 +133,39 @@ pub fn book_of(book: &Value) -> Option<LorebookFields> {
         recursive_scanning: flag(obj.get("recursive_scanning"), false),
         entries,
     })
+}
+
+/// A book's entries: a list, or (SillyTavern's own files) an object keyed by number.
+fn entry_list(entries: Option<&Value>) -> Vec<Value> {
+    match entries {
+        Some(Value::Array(list)) => list.clone(),
+        Some(Value::Object(map)) => map.values().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Each entry's id: its own when it has a unique one, else the next free number, in order.
+/// Reading and saving number the same stored book the same way, so the form's entries find
+/// their stored selves (and their unknown fields) even in books without ids.
+fn entry_ids(entries: &[Value]) -> Vec<i64> {
+    let mut next = entries
+        .iter()
+        .filter_map(|e| number(e.get("id")))
+        .max()
+        .unwrap_or(0)
+        .max(0);
+    let mut seen = std::collections::HashSet::new();
+    entries
+        .iter()
+        .map(|e| match number(e.get("id")) {
+            Some(id) if seen.insert(id) => id,
+            _ => {
+                next += 1;
+                seen.insert(next);
+                next
+            }
+        })
+        .collect()
 }
 
 fn entry_of(e: &Value) -> Option<LoreEntryFields> {
@@ -209,27 +247,25 @@ fn write_book(old: Option<Value>, f: &LorebookFields) -> Value {
         Some(Value::Object(m)) => m,
         _ => Map::new(),
     };
-    let old_entries: Vec<Value> = match book.remove("entries") {
-        Some(Value::Array(list)) => list,
-        Some(Value::Object(map)) => map.into_iter().map(|(_, v)| v).collect(),
-        _ => Vec::new(),
-    };
+    let old_entries = entry_list(book.remove("entries").as_ref());
+    let old_ids = entry_ids(&old_entries);
+    let mut next = old_ids.iter().copied().max().unwrap_or(0).max(0);
     let mut entries = Vec::with_capacity(f.entries.len());
-    for (i, e) in f.entries.iter().enumerate() {
-        // The stored entry this one edits: the one with its id, else the one in its place.
+    for e in &f.entries {
+        // The stored entry this one edits (new entries have no id, or one not stored).
         let base = e
             .id
-            .and_then(|id| {
-                old_entries
-                    .iter()
-                    .find(|o| number(o.get("id")) == Some(id))
-            })
-            .or_else(|| match e.id {
-                None => old_entries.get(i).filter(|o| number(o.get("id")).is_none()),
-                Some(_) => None,
-            })
+            .and_then(|id| old_ids.iter().position(|o| *o == id))
+            .and_then(|i| old_entries.get(i))
             .cloned();
-        entries.push(write_entry(base, e));
+        let id = match (e.id, &base) {
+            (Some(id), Some(_)) => id,
+            _ => {
+                next += 1;
+                next
+            }
+        };
+        entries.push(write_entry(base, e, id));
     }
     if !f.name.trim().is_empty() || book.contains_key("name") {
         book.insert("name".into(), Value::String(f.name.trim().into()));
@@ -242,14 +278,12 @@ fn write_book(old: Option<Value>, f: &LorebookFields) -> Value {
     Value::Object(book)
 }
 
-fn write_entry(old: Option<Value>, e: &LoreEntryFields) -> Value {
+fn write_entry(old: Option<Value>, e: &LoreEntryFields, id: i64) -> Value {
     let mut m = match old {
         Some(Value::Object(m)) => m,
         _ => Map::new(),
     };
-    if let Some(id) = e.id {
-        m.insert("id".into(), json!(id));
-    }
+    m.insert("id".into(), json!(id));
     m.insert("keys".into(), json!(clean_list(&e.keys)));
     m.insert("secondary_keys".into(), json!(clean_list(&e.secondary_keys)));
     m.insert("content".into(), json!(e.content));
@@ -313,11 +347,14 @@ pub fn attach_book(card: &mut Value, book: &Value) -> usize {
     let Value::Array(list) = entries else {
         return 0;
     };
-    let mut next = list
-        .iter()
-        .filter_map(|e| number(e.get("id")))
-        .max()
-        .unwrap_or(0);
+    // Entries already there keep the ids the form knows them by.
+    let ids = entry_ids(list);
+    for (e, id) in list.iter_mut().zip(&ids) {
+        if let Some(m) = e.as_object_mut() {
+            m.insert("id".into(), json!(id));
+        }
+    }
+    let mut next = ids.into_iter().max().unwrap_or(0).max(0);
     for mut e in incoming {
         if let Some(m) = e.as_object_mut() {
             next += 1;
@@ -497,7 +534,9 @@ mod tests {
         );
         assert_eq!(added, 3);
         let entries = c["data"]["character_book"]["entries"].as_array().unwrap();
-        assert_eq!(entries[2]["id"], 4);
+        // The stored entry without an id is numbered as the form numbers it (4), the new one next.
+        assert_eq!(entries[1]["id"], 4);
+        assert_eq!(entries[2]["id"], 5);
         let mut bare = blank_card("Ann", "");
         assert_eq!(
             attach_book(&mut bare, &json!({"name": "W", "entries": [{"keys": ["a"]}]})),

@@ -230,3 +230,231 @@ pub fn too_large(limit: usize) -> ApiError {
         ),
     )
 }
+
+impl From<crate::cards::CardError> for ApiError {
+    fn from(e: crate::cards::CardError) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+/// What an import made.
+pub struct ImportedCharacter {
+    pub character: Character,
+    pub format: &'static str,
+    /// The avatar a CHARX card brought, installed in the avatars folder.
+    pub avatar_url: Option<String>,
+}
+
+/// Reads a card file and adds its character, with its portrait and (from a CHARX) its avatar.
+/// Either all of it is there afterwards or none of it.
+pub async fn import(state: &AppState, bytes: bytes::Bytes) -> Result<ImportedCharacter, ApiError> {
+    // Decoding base64 and inflating a zip are work for a blocking thread.
+    let imported = tokio::task::spawn_blocking(move || crate::cards::import(&bytes))
+        .await
+        .map_err(|_| stopped())??;
+    let f = fields::fields_of(&imported.card);
+    let problems = fields::problems(&f);
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    let avatar = match &imported.avatar {
+        Some(file) => Some(install_avatar(state, &f.name, file).await?),
+        None => None,
+    };
+    let json = imported.card.to_string();
+    let portrait = imported
+        .portrait
+        .as_ref()
+        .map(|p| characters::Portrait {
+            bytes: p.bytes.clone(),
+            media_type: p.media_type.to_string(),
+        });
+    let row = CardRow {
+        name: f.name.trim(),
+        system_prompt: main_prompt(&f),
+        card_json: &json,
+        greeting: 0,
+        avatar_url: avatar.as_ref().map(|(_, url)| url.as_str()),
+        voice_id: None,
+        tts_provider: None,
+    };
+    match characters::insert_card(&state.db, &row, portrait.as_ref()).await {
+        Ok(character) => {
+            tracing::info!(id = character.id, format = imported.format.label(), "character imported");
+            Ok(ImportedCharacter {
+                character,
+                format: imported.format.label(),
+                avatar_url: avatar.map(|(_, url)| url),
+            })
+        }
+        Err(e) => {
+            // The character is not there: neither may its avatar be.
+            if let Some((name, _)) = avatar {
+                if let Err(del) = crate::server::avatars::delete(state, &name).await {
+                    tracing::warn!(error = %del, name, "removing the avatar of a failed import failed");
+                }
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// Installs a card's VRM as an avatar under a free name made from the character's; its name and
+/// URL.
+async fn install_avatar(
+    state: &AppState,
+    character: &str,
+    file: &crate::cards::EmbeddedFile,
+) -> Result<(String, String), ApiError> {
+    let caps = crate::server::avatars::upload_caps(state);
+    let stem: String = character
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .trim_matches('-')
+        .to_string();
+    let stem = if stem.is_empty() { "character".into() } else { stem };
+    for n in 1..=50 {
+        let name = if n == 1 {
+            format!("{stem}.vrm")
+        } else {
+            format!("{stem}-{n}.vrm")
+        };
+        let body = futures::stream::once(std::future::ready(Ok(bytes::Bytes::from(
+            file.bytes.clone(),
+        ))));
+        match crate::server::avatars::upload(state, &name, false, caps, body).await {
+            Ok(saved) => {
+                let url = crate::avatars::url_for(&saved.name);
+                return Ok((saved.name, url));
+            }
+            Err(crate::avatars::AvatarError::Exists(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "avatar_exists",
+        format!("The avatars folder already has 50 avatars named after {character}; delete some first."),
+    ))
+}
+
+fn stopped() -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "stopped",
+        "Reading the card stopped unexpectedly; try again.",
+    )
+}
+
+/// A card file to download.
+pub struct CardFile {
+    pub bytes: Vec<u8>,
+    pub content_type: &'static str,
+    pub file_name: String,
+}
+
+/// The character as a V3 card file: `png` (on its portrait, else a plain image; with a V2
+/// `chara` chunk for older tools), `json` or `charx`.
+pub async fn export(state: &AppState, id: i64, format: &str) -> Result<CardFile, ApiError> {
+    let (ext, content_type) = match format {
+        "png" => ("png", "image/png"),
+        "json" => ("json", "application/json"),
+        "charx" => ("charx", "application/zip"),
+        _ => {
+            return Err(ApiError::bad_request(
+                "bad_format",
+                "The export format must be png, json or charx.",
+            ))
+        }
+    };
+    let character = history::get_character(&state.db, id).await?;
+    let card = card_of(&state.db, &character).await?;
+    let portrait = characters::portrait(&state.db, id)
+        .await?
+        .flatten()
+        .and_then(|p| {
+            let media_type = crate::cards::image_media_type(&p.bytes)?;
+            Some(crate::cards::Image {
+                bytes: p.bytes,
+                media_type,
+            })
+        });
+    let avatar = match (&character.avatar_url, format) {
+        (Some(url), "charx") => avatar_file(state, url).await,
+        _ => None,
+    };
+    let format = format.to_string();
+    let bytes = tokio::task::spawn_blocking(move || match format.as_str() {
+        "png" => crate::cards::to_png(&card, portrait.as_ref()),
+        "json" => Ok(crate::cards::to_json(&card)),
+        _ => crate::cards::to_charx(&card, portrait.as_ref(), avatar.as_ref()),
+    })
+    .await
+    .map_err(|_| stopped())??;
+    Ok(CardFile {
+        bytes,
+        content_type,
+        file_name: format!("{}.{ext}", file_stem(&character.name)),
+    })
+}
+
+/// The character's VRM avatar, for a CHARX export (other avatar kinds stay out: the format's
+/// readers expect VRM).
+async fn avatar_file(state: &AppState, url: &str) -> Option<crate::cards::EmbeddedFile> {
+    let list = crate::avatars::list(&state.paths.avatars).ok()?;
+    let found = list.into_iter().find(|a| a.url == url)?;
+    if !found.name.to_ascii_lowercase().ends_with(".vrm") {
+        return None;
+    }
+    let bytes = tokio::fs::read(state.paths.avatars.join(&found.name)).await.ok()?;
+    Some(crate::cards::EmbeddedFile {
+        name: found.name,
+        bytes,
+    })
+}
+
+/// A download's file name: the character's name with only safe characters.
+fn file_stem(name: &str) -> String {
+    let stem: String = name
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .take(60)
+        .collect();
+    let stem = stem.trim().replace(' ', "_");
+    if stem.is_empty() {
+        "character".into()
+    } else {
+        stem
+    }
+}
+
+/// Adds a lorebook file's entries to the character's book; the character and how many entries
+/// its book now has.
+pub async fn attach_lorebook(
+    state: &AppState,
+    id: i64,
+    bytes: bytes::Bytes,
+) -> Result<(Character, usize), ApiError> {
+    let book = tokio::task::spawn_blocking(move || crate::cards::import_lorebook(&bytes))
+        .await
+        .map_err(|_| stopped())??;
+    // Written only if nothing changed the character meanwhile; a second try reads it again.
+    for _ in 0..3 {
+        let character = history::get_character(&state.db, id).await?;
+        let mut card = card_of(&state.db, &character).await?;
+        let count = fields::attach_book(&mut card, &book);
+        if let Some(saved) =
+            characters::set_card_json(&state.db, id, &card.to_string(), character.updated_ts)
+                .await?
+        {
+            return Ok((saved, count));
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "busy_character",
+        "The character changed while the lorebook was being added; try again.",
+    ))
+}

@@ -64,6 +64,18 @@ pub fn api() -> Router<AppState> {
                 .put(characters::update)
                 .delete(characters::delete),
         )
+        // Card and lorebook files: up to 20 MB, counted by the routes themselves (413).
+        .route(
+            "/api/characters/import",
+            post(characters::import).layer(DefaultBodyLimit::max(characters::BODY_LIMIT)),
+        )
+        .route(
+            "/api/characters/{id}/lorebook",
+            post(characters::attach_lorebook)
+                .layer(DefaultBodyLimit::max(characters::BODY_LIMIT)),
+        )
+        .route("/api/characters/{id}/export", get(characters::export))
+        .route("/api/characters/{id}/portrait", get(characters::portrait))
         .route("/api/models", get(models::list))
         .route("/api/avatars", get(avatars::list))
         // The upload route counts the bytes itself against the configured cap (413), so the
