@@ -10,6 +10,12 @@ test.describe.configure({ timeout: 90_000 });
 /** A real SillyTavern card: a PNG portrait with the card in its `chara`/`ccv3` chunks. */
 const seraphina = path.resolve(__dirname, "..", "..", "tests", "fixtures", "cards", "seraphina.png");
 
+/** A SillyTavern World Info file (a lorebook of four entries). */
+const eldoria = path.resolve(__dirname, "..", "..", "tests", "fixtures", "cards", "eldoria_world_info.json");
+
+/** The VRM 0.x twin of the default avatar: `data-vrm` tells it from the default (VRM 1.0). */
+const twin = path.resolve(__dirname, "..", "..", "assets", "avatars", "default-vrm0.vrm");
+
 /** A valid 1×1 PNG with no card in it. */
 const plainPng = Buffer.from(
   "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==",
@@ -77,8 +83,13 @@ test("a dropped card is imported with its portrait, starts a chat with its greet
   await page.getByTestId("new-chat").click();
   await expect(page).toHaveURL(/\/chat\?session=\d+/);
   await expect(page.getByTestId("tab-chat")).toBeVisible();
-  const firstLine = greeting.split("\n")[0].trim().slice(0, 40);
-  await expect(page.getByTestId("messages").locator("article.msg").first()).toContainText(firstLine);
+  // The chat shows the greeting with {{char}} and {{user}} filled in: look for a stretch without them.
+  const stretch = greeting
+    .split(/\{\{[^}]*\}\}|\n/)
+    .map((s) => s.trim())
+    .sort((a, b) => b.length - a.length)[0]
+    .slice(0, 30);
+  await expect(page.getByTestId("messages").locator("article.msg").first()).toContainText(stretch);
   const active = page.locator("li.session.active");
   await expect(active.getByTestId("session-character")).toContainText("Seraphina");
   await snap(page, "characters-new-chat");
@@ -122,6 +133,12 @@ test("a new character is created from the form, and HTML in a card shows as text
   await expect(page.getByTestId("greeting-choice")).toHaveValue("1");
   await expect(page.getByTestId("greeting-choice").locator("option").nth(1)).toHaveText("Alternate 1: A second <u>greeting</u>.");
 
+  // A lorebook file's entries join the book.
+  await page.getByTestId("lorebook-file").setInputFiles(eldoria);
+  await expect(page.getByTestId("lorebook-done")).toHaveText(/^Added \d+ entr/);
+  expect(await page.getByTestId("lore-entry").count()).toBeGreaterThan(1);
+  await expect(form.locator("#lore-0-name")).toHaveValue("Harbour");
+
   // Literal text in the grid and the heading: no element was made from it.
   const item = page.getByTestId("character-grid").locator("li").filter({ hasText: "Bold" });
   await expect(item.locator(".character-name")).toHaveText(name);
@@ -143,4 +160,33 @@ test("a new character is created from the form, and HTML in a card shows as text
   await openTab(page, "/characters?id=1");
   await expect(page.getByTestId("character-form")).toBeVisible();
   await expect(page.getByTestId("delete-character")).toHaveCount(0);
+});
+
+test("a conversation with a character who has an avatar of their own shows it", async ({ page, request }) => {
+  const upload = await request.post("/api/avatars/upload", {
+    multipart: { file: { name: "default-vrm0.vrm", mimeType: "model/gltf-binary", buffer: fs.readFileSync(twin) } },
+  });
+  expect(upload.ok()).toBeTruthy();
+  await openTab(page, "/characters?id=new");
+  const form = page.getByTestId("character-form");
+  await form.locator("[data-field=name]").fill("Vee");
+  await form.locator("[data-field=first_mes]").fill("Hi, it is me in my other dress.");
+  const choice = page.getByTestId("avatar-choice");
+  await expect(choice.locator("option[value='/files/avatars/default-vrm0.vrm']")).toHaveCount(1);
+  await choice.selectOption("/files/avatars/default-vrm0.vrm");
+  await page.getByTestId("save-character").click();
+  await expect(page).toHaveURL(/\/characters\?id=\d+$/);
+  const id = new URL(page.url()).searchParams.get("id");
+  await expect(page.getByTestId("avatar-choice")).toHaveValue("/files/avatars/default-vrm0.vrm");
+
+  await page.getByTestId("new-chat").click();
+  await expect(page).toHaveURL(/\/chat\?session=\d+/);
+  await expect(page.getByTestId("messages")).toContainText("in my other dress");
+  // The configured avatar is the default (VRM 1.0); this conversation shows the character's.
+  await expect(page.getByTestId("avatar")).toHaveAttribute("data-vrm", "0", { timeout: 45_000 });
+  await expect(page.getByTestId("avatar")).toHaveAttribute("data-state", "ready");
+
+  // Leave the data folder as the other specs expect it.
+  expect((await request.delete(`/api/characters/${id}`)).ok()).toBeTruthy();
+  expect((await request.delete("/api/avatars/default-vrm0.vrm")).ok()).toBeTruthy();
 });

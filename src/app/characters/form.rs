@@ -187,7 +187,7 @@ pub fn CharacterForm(
             </fieldset>
             <Voice choices/>
             <LorebookEditor fields id/>
-            <div class="form-actions sticky-actions">
+            <div class="form-actions save-actions">
                 <button type="submit" class="primary" data-testid="save-character"
                     disabled=move || status.get() == Status::Saving>
                     {if id.is_some() { "Save" } else { "Create" }}
