@@ -159,7 +159,8 @@ pub async fn create(pool: &SqlitePool, f: &CharacterFields) -> Result<Character,
 }
 
 /// Updates the given fields; a new name or system prompt also goes into the stored card, so
-/// the card and the row agree. Returns `None` when there is no such character.
+/// the card and the row agree. Returns `None` when there is no such character. (Every
+/// placeholder is numbered: sqlx counts bare `?`s on its own, not as SQLite numbers them.)
 pub async fn update(
     pool: &SqlitePool,
     id: i64,
@@ -177,10 +178,10 @@ pub async fn update(
                  '$.data.system_prompt', \
                    coalesce(?2, json_extract(card_json, '$.data.system_prompt'), '')) END, \
            name = coalesce(?1, name), system_prompt = coalesce(?2, system_prompt), \
-           avatar_url = coalesce(?, avatar_url), voice_id = coalesce(?, voice_id), \
-           tts_provider = coalesce(?, tts_provider), personality_traits = coalesce(?, personality_traits), \
-           updated_ts = ? \
-         WHERE id = ? RETURNING {COLUMNS}"
+           avatar_url = coalesce(?3, avatar_url), voice_id = coalesce(?4, voice_id), \
+           tts_provider = coalesce(?5, tts_provider), personality_traits = coalesce(?6, personality_traits), \
+           updated_ts = ?7 \
+         WHERE id = ?8 RETURNING {COLUMNS}"
     ))
     .bind(&f.name)
     .bind(&f.system_prompt)

@@ -436,3 +436,26 @@ async fn a_lorebook_file_joins_a_characters_book() {
     .await;
     r.error_message(StatusCode::NOT_FOUND, "not_found");
 }
+
+#[tokio::test]
+async fn renaming_a_character_renames_its_card() {
+    let h = harness().await;
+    let id = import(&h, "seraphina.png", &fixture("seraphina.png")).await;
+    let r = send(
+        &h.app,
+        put_json(
+            &format!("/api/characters/{id}"),
+            r#"{"name": "Sera", "voice_id": "en_US-lessac-medium"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["character"]["name"], "Sera");
+    let c = card(&h, id).await;
+    assert_eq!(c["data"]["name"], "Sera");
+    // The rest of the card is untouched.
+    assert!(c["data"]["first_mes"]
+        .as_str()
+        .unwrap()
+        .contains("You wake with a start"));
+}
