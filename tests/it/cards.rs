@@ -459,3 +459,127 @@ async fn renaming_a_character_renames_its_card() {
         .unwrap()
         .contains("You wake with a start"));
 }
+
+async fn sfn(h: &Harness, path: &str, body: Value) -> Reply {
+    let req = Request::post(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    send(&h.app, req).await
+}
+
+/// The Characters tab's form: it loads a card's fields and saves them back into the same JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_form_saves_into_the_card_and_keeps_what_it_does_not_show() {
+    let h = harness().await;
+    let id = import(&h, "seraphina.png", &fixture("seraphina.png")).await;
+    let before = card(&h, id).await;
+    let req = Request::post("/sfn/characters/load")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "application/json")
+        .body(Body::from(format!("id={id}")))
+        .unwrap();
+    let r = send(&h.app, req).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let loaded = r.json();
+    let mut fields = loaded["fields"].clone();
+    assert_eq!(fields["name"], "Seraphina");
+    assert_eq!(fields["book"]["entries"].as_array().unwrap().len(), 4);
+
+    fields["scenario"] = json!("A <script>alert(1)</script> storm rolls in.");
+    fields["alternate_greetings"] = json!(["Hello again, {{user}}."]);
+    fields["book"]["entries"][1]["enabled"] = json!(false);
+    let choices = json!({"greeting": 1, "tts_provider": "espeak", "voice_id": "",
+        "avatar_url": "/files/avatars/default.vrm"});
+    let r = sfn(
+        &h,
+        "/sfn/characters/save",
+        json!({"id": id, "fields": fields, "choices": choices}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let saved = r.json();
+    assert_eq!(saved["character"]["greeting"], 1);
+    assert_eq!(saved["character"]["tts_provider"], "espeak");
+    assert_eq!(
+        saved["character"]["avatar_url"],
+        "/files/avatars/default.vrm"
+    );
+
+    let after = card(&h, id).await;
+    // Text is stored as typed; only the edited fields changed.
+    assert_eq!(
+        after["data"]["scenario"],
+        "A <script>alert(1)</script> storm rolls in."
+    );
+    assert_eq!(
+        after["data"]["character_book"]["entries"][1]["enabled"],
+        false
+    );
+    assert_eq!(after["data"]["extensions"], before["data"]["extensions"]);
+    assert_eq!(after["create_date"], before["create_date"]);
+    assert_eq!(
+        after["data"]["character_book"]["entries"][0]["extensions"],
+        before["data"]["character_book"]["entries"][0]["extensions"]
+    );
+    // The chosen greeting opens the next conversation.
+    let r = send(
+        &h.app,
+        post_json("/api/sessions", &json!({"character_id": id}).to_string()),
+    )
+    .await;
+    let msgs = first_messages(&h, r.json()["id"].as_i64().unwrap()).await;
+    assert_eq!(msgs[0]["text"], "Hello again, You.");
+
+    // Bad saves say which fields, and change nothing.
+    let mut bad = fields.clone();
+    bad["name"] = json!(" ");
+    bad["book"]["entries"][0]["use_regex"] = json!(true);
+    bad["book"]["entries"][0]["keys"] = json!(["(unclosed"]);
+    let r = sfn(
+        &h,
+        "/sfn/characters/save",
+        json!({"id": id, "fields": bad, "choices": {}}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let e = r.json();
+    assert_eq!(e["code"], "invalid_card");
+    let paths: Vec<&str> = e["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["name", "book.entries[0].keys"]);
+    for (choices, code) in [
+        (json!({"greeting": 9}), "bad_greeting"),
+        (
+            json!({"avatar_url": "/files/avatars/nope.vrm"}),
+            "unknown_avatar",
+        ),
+        (json!({"tts_provider": "shout"}), "invalid_tts_provider"),
+    ] {
+        let r = sfn(
+            &h,
+            "/sfn/characters/save",
+            json!({"id": id, "fields": fields, "choices": choices}),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["code"], code);
+    }
+    assert_eq!(card(&h, id).await, after);
+
+    // A new character from the form.
+    let r = sfn(
+        &h,
+        "/sfn/characters/save",
+        json!({"id": null, "fields": {"name": "Nova", "first_mes": "Hi!"}, "choices": {}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let nova = r.json()["character"]["id"].as_i64().unwrap();
+    assert_eq!(card(&h, nova).await["data"]["first_mes"], "Hi!");
+}
