@@ -303,6 +303,13 @@ mod tests {
                 "{name}"
             );
         }
+        // The same 100 MiB card.json with both headers claiming 1000 bytes: whatever the
+        // reader makes of the lie, it neither unpacks 100 MiB nor takes the entry as a card.
+        let err = import(&fixture("bomb_lying_sizes.charx")).unwrap_err();
+        assert!(
+            matches!(err.code(), "charx_too_large" | "charx_bad_zip"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -253,11 +253,10 @@ fn write_book(old: Option<Value>, f: &LorebookFields) -> Value {
     let mut entries = Vec::with_capacity(f.entries.len());
     for e in &f.entries {
         // The stored entry this one edits (new entries have no id, or one not stored).
-        let base = e
-            .id
-            .and_then(|id| old_ids.iter().position(|o| *o == id))
-            .and_then(|i| old_entries.get(i))
-            .cloned();
+        let base =
+            e.id.and_then(|id| old_ids.iter().position(|o| *o == id))
+                .and_then(|i| old_entries.get(i))
+                .cloned();
         let id = match (e.id, &base) {
             (Some(id), Some(_)) => id,
             _ => {
@@ -285,7 +284,10 @@ fn write_entry(old: Option<Value>, e: &LoreEntryFields, id: i64) -> Value {
     };
     m.insert("id".into(), json!(id));
     m.insert("keys".into(), json!(clean_list(&e.keys)));
-    m.insert("secondary_keys".into(), json!(clean_list(&e.secondary_keys)));
+    m.insert(
+        "secondary_keys".into(),
+        json!(clean_list(&e.secondary_keys)),
+    );
     m.insert("content".into(), json!(e.content));
     m.insert("enabled".into(), json!(e.enabled));
     m.insert("constant".into(), json!(e.constant));
@@ -539,7 +541,10 @@ mod tests {
         assert_eq!(entries[2]["id"], 5);
         let mut bare = blank_card("Ann", "");
         assert_eq!(
-            attach_book(&mut bare, &json!({"name": "W", "entries": [{"keys": ["a"]}]})),
+            attach_book(
+                &mut bare,
+                &json!({"name": "W", "entries": [{"keys": ["a"]}]})
+            ),
             1
         );
         assert_eq!(bare["data"]["character_book"]["name"], "W");

@@ -151,7 +151,13 @@ pub fn activate(
     let mut chosen: Vec<(usize, String)> = Vec::new();
     let mut left = book.token_budget;
     let mut order: Vec<usize> = (0..matchers.len()).filter(|&i| on[i]).collect();
-    order.sort_by_key(|&i| (!matchers[i].entry.constant, matchers[i].entry.insertion_order, i));
+    order.sort_by_key(|&i| {
+        (
+            !matchers[i].entry.constant,
+            matchers[i].entry.insertion_order,
+            i,
+        )
+    });
     for i in order {
         let text = expand(matchers[i].entry.content.trim());
         let c = cost(&text);

@@ -182,7 +182,10 @@ mod tests {
             picks.into_iter().collect::<Vec<_>>(),
             ["blue", "green", "red"]
         );
-        assert_eq!(m(7).expand("{{random:a,b,c}}"), m(7).expand("{{random:a,b,c}}"));
+        assert_eq!(
+            m(7).expand("{{random:a,b,c}}"),
+            m(7).expand("{{random:a,b,c}}")
+        );
         let double = m(3).expand("{{random::x, y::z}}");
         assert!(double == "x, y" || double == "z", "{double}");
     }
@@ -197,7 +200,10 @@ mod tests {
             let n: u64 = m(seed).expand("{{roll:d20}}").parse().unwrap();
             assert!((1..=20).contains(&n));
         }
-        assert_eq!(m(1).expand("{{roll:0}} {{roll:x}}"), "{{roll:0}} {{roll:x}}");
+        assert_eq!(
+            m(1).expand("{{roll:0}} {{roll:x}}"),
+            "{{roll:0}} {{roll:x}}"
+        );
     }
 
     proptest! {

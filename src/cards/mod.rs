@@ -15,11 +15,11 @@
 //! rest.
 
 mod book;
+mod charx;
+mod export;
 pub mod fields;
 pub mod lore;
 pub mod macros;
-mod charx;
-mod export;
 mod normalize;
 mod png;
 
@@ -77,6 +77,19 @@ pub enum Format {
 
 impl Format {
     /// A short name for people: "PNG (V2 card)".
+    /// The format's name on the wire (`png_v2`, `charx`, …).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Format::PngV1 => "png_v1",
+            Format::PngV2 => "png_v2",
+            Format::PngV3 => "png_v3",
+            Format::JsonV1 => "json_v1",
+            Format::JsonV2 => "json_v2",
+            Format::JsonV3 => "json_v3",
+            Format::Charx => "charx",
+        }
+    }
+
     pub fn label(&self) -> &'static str {
         match self {
             Format::PngV1 => "PNG (V1 card)",

@@ -169,9 +169,15 @@ pub async fn save(
 /// What `{{char}}` and `{{user}}` are for `card`'s character.
 pub fn macros<'a>(card: &'a Value, user: &'a str, seed: u64) -> Macros<'a> {
     let d = fields::data(card);
-    let name = |k: &str| d.get(k).and_then(Value::as_str).filter(|s| !s.trim().is_empty());
+    let name = |k: &str| {
+        d.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+    };
     Macros {
-        char: name("nickname").or_else(|| name("name")).unwrap_or("Companion"),
+        char: name("nickname")
+            .or_else(|| name("name"))
+            .unwrap_or("Companion"),
         user,
         seed,
     }
@@ -263,13 +269,10 @@ pub async fn import(state: &AppState, bytes: bytes::Bytes) -> Result<ImportedCha
         None => None,
     };
     let json = imported.card.to_string();
-    let portrait = imported
-        .portrait
-        .as_ref()
-        .map(|p| characters::Portrait {
-            bytes: p.bytes.clone(),
-            media_type: p.media_type.to_string(),
-        });
+    let portrait = imported.portrait.as_ref().map(|p| characters::Portrait {
+        bytes: p.bytes.clone(),
+        media_type: p.media_type.to_string(),
+    });
     let row = CardRow {
         name: f.name.trim(),
         system_prompt: main_prompt(&f),
@@ -281,10 +284,14 @@ pub async fn import(state: &AppState, bytes: bytes::Bytes) -> Result<ImportedCha
     };
     match characters::insert_card(&state.db, &row, portrait.as_ref()).await {
         Ok(character) => {
-            tracing::info!(id = character.id, format = imported.format.label(), "character imported");
+            tracing::info!(
+                id = character.id,
+                format = imported.format.label(),
+                "character imported"
+            );
             Ok(ImportedCharacter {
                 character,
-                format: imported.format.label(),
+                format: imported.format.code(),
                 avatar_url: avatar.map(|(_, url)| url),
             })
         }
@@ -314,7 +321,11 @@ async fn install_avatar(
         .collect::<String>()
         .trim_matches('-')
         .to_string();
-    let stem = if stem.is_empty() { "character".into() } else { stem };
+    let stem = if stem.is_empty() {
+        "character".into()
+    } else {
+        stem
+    };
     for n in 1..=50 {
         let name = if n == 1 {
             format!("{stem}.vrm")
@@ -336,7 +347,9 @@ async fn install_avatar(
     Err(ApiError::new(
         StatusCode::CONFLICT,
         "avatar_exists",
-        format!("The avatars folder already has 50 avatars named after {character}; delete some first."),
+        format!(
+            "The avatars folder already has 50 avatars named after {character}; delete some first."
+        ),
     ))
 }
 
@@ -408,7 +421,9 @@ async fn avatar_file(state: &AppState, url: &str) -> Option<crate::cards::Embedd
     if !found.name.to_ascii_lowercase().ends_with(".vrm") {
         return None;
     }
-    let bytes = tokio::fs::read(state.paths.avatars.join(&found.name)).await.ok()?;
+    let bytes = tokio::fs::read(state.paths.avatars.join(&found.name))
+        .await
+        .ok()?;
     Some(crate::cards::EmbeddedFile {
         name: found.name,
         bytes,

@@ -158,7 +158,9 @@ pub async fn create(pool: &SqlitePool, f: &CharacterFields) -> Result<Character,
     Ok(row.into())
 }
 
-/// Updates the given fields. Returns `None` when there is no such character.
+/// Updates the given fields; a new name or system prompt also goes into the stored card, so
+/// the card and the row agree. Returns `None` when there is no such character. (Every
+/// placeholder is numbered: sqlx counts bare `?`s on its own, not as SQLite numbers them.)
 pub async fn update(
     pool: &SqlitePool,
     id: i64,
@@ -170,11 +172,16 @@ pub async fn update(
         .map(|t| serde_json::to_string(t).unwrap_or_else(|_| "[]".into()));
     let row: Option<CharacterRow> = sqlx::query_as(&format!(
         "UPDATE characters SET \
-           name = coalesce(?, name), system_prompt = coalesce(?, system_prompt), \
-           avatar_url = coalesce(?, avatar_url), voice_id = coalesce(?, voice_id), \
-           tts_provider = coalesce(?, tts_provider), personality_traits = coalesce(?, personality_traits), \
-           updated_ts = ? \
-         WHERE id = ? RETURNING {COLUMNS}"
+           card_json = CASE WHEN card_json IS NULL OR (?1 IS NULL AND ?2 IS NULL) THEN card_json \
+               ELSE json_set(card_json, \
+                 '$.data.name', coalesce(?1, json_extract(card_json, '$.data.name'), ''), \
+                 '$.data.system_prompt', \
+                   coalesce(?2, json_extract(card_json, '$.data.system_prompt'), '')) END, \
+           name = coalesce(?1, name), system_prompt = coalesce(?2, system_prompt), \
+           avatar_url = coalesce(?3, avatar_url), voice_id = coalesce(?4, voice_id), \
+           tts_provider = coalesce(?5, tts_provider), personality_traits = coalesce(?6, personality_traits), \
+           updated_ts = ?7 \
+         WHERE id = ?8 RETURNING {COLUMNS}"
     ))
     .bind(&f.name)
     .bind(&f.system_prompt)

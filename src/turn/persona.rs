@@ -194,7 +194,9 @@ mod tests {
             s.find(needle)
                 .unwrap_or_else(|| panic!("{needle:?} missing from {s}"))
         };
-        assert!(s.starts_with("Write Seraphina's next reply in a fictional chat between Seraphina and Mika."));
+        assert!(s.starts_with(
+            "Write Seraphina's next reply in a fictional chat between Seraphina and Mika."
+        ));
         assert!(at("Stay in character.") < at("The glade heals Mika."));
         assert!(at("The glade heals Mika.") < at("Seraphina guards the forest of <b>Eldoria</b>."));
         assert!(at("Eldoria") < at("Seraphina's personality: caring, calm"));
@@ -202,7 +204,10 @@ mod tests {
         assert!(at("Scenario") < at("Magic is rare."));
         assert!(at("Magic is rare.") < at("Examples of how Seraphina speaks:\nMika: Hi\nSeraphina: Hello.\n\nMika: Who are you?"));
         assert!(!s.contains("Never used.") && !s.contains("editors only") && !s.contains("{{"));
-        assert_eq!(p.post_history().as_deref(), Some("Reply as Seraphina only."));
+        assert_eq!(
+            p.post_history().as_deref(),
+            Some("Reply as Seraphina only.")
+        );
     }
 
     #[test]

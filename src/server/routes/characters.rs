@@ -14,9 +14,9 @@ use axum::{
     Json,
 };
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 #[derive(Deserialize, Default)]
 pub struct CharacterBody {
@@ -223,10 +223,5 @@ pub async fn portrait(
     if fresh {
         return Ok((StatusCode::NOT_MODIFIED, common).into_response());
     }
-    Ok((
-        common,
-        [(header::CONTENT_TYPE, p.media_type)],
-        p.bytes,
-    )
-        .into_response())
+    Ok((common, [(header::CONTENT_TYPE, p.media_type)], p.bytes).into_response())
 }

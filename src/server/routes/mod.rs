@@ -71,8 +71,7 @@ pub fn api() -> Router<AppState> {
         )
         .route(
             "/api/characters/{id}/lorebook",
-            post(characters::attach_lorebook)
-                .layer(DefaultBodyLimit::max(characters::BODY_LIMIT)),
+            post(characters::attach_lorebook).layer(DefaultBodyLimit::max(characters::BODY_LIMIT)),
         )
         .route("/api/characters/{id}/export", get(characters::export))
         .route("/api/characters/{id}/portrait", get(characters::portrait))
