@@ -93,6 +93,11 @@ test("a dropped card is imported with its portrait, starts a chat with its greet
   const active = page.locator("li.session.active");
   await expect(active.getByTestId("session-character")).toContainText("Seraphina");
   await snap(page, "characters-new-chat");
+  // Also when the page is rendered on the server.
+  await page.reload();
+  await hydrated(page);
+  await expect(page.locator("li.session.active").getByTestId("session-character")).toContainText("Seraphina");
+  await expect(page.locator("li.session.active").getByTestId("session-character").locator("img")).toBeVisible();
 });
 
 test("a PNG without a card is refused in plain words", async ({ page }) => {
