@@ -3,6 +3,7 @@ import { test, expect } from "./fixtures";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { hydrated, snap } from "./helpers";
+import { startMockLlm } from "./mock-llm";
 
 // A cold WASM piece for the tab and the avatar beside the chat make the first steps slow.
 test.describe.configure({ timeout: 90_000 });
@@ -194,4 +195,45 @@ test("a conversation with a character who has an avatar of their own shows it", 
   // Leave the data folder as the other specs expect it.
   expect((await request.delete(`/api/characters/${id}`)).ok()).toBeTruthy();
   expect((await request.delete("/api/avatars/default-vrm0.vrm")).ok()).toBeTruthy();
+});
+
+test("a reply whose prompt had lorebook entries names them", async ({ page, request }) => {
+  const llm = await startMockLlm("[happy] The harbour ", ["is", "busy."], 20);
+  try {
+    const r = await request.put("/api/config", {
+      data: { output_mode: "text", llm: { provider: "lmstudio", endpoint: llm.base, model: "mock" } },
+    });
+    expect(r.ok()).toBeTruthy();
+    await openTab(page, "/characters?id=new");
+    const form = page.getByTestId("character-form");
+    await form.locator("[data-field=name]").fill("Lore Keeper");
+    await form.locator("[data-field=first_mes]").fill("Welcome to the port town.");
+    await page.getByTestId("add-lorebook").click();
+    await page.getByTestId("add-entry").click();
+    await form.locator("#lore-0-name").fill("Harbour");
+    await form.locator("#lore-0-keys").fill("harbour");
+    await form.locator("#lore-0-content").fill("The harbour is busy at dawn.");
+    await page.getByTestId("lore-entry").first().locator("input[data-field=constant]").check();
+    await page.getByTestId("save-character").click();
+    await expect(page).toHaveURL(/\/characters\?id=\d+$/);
+    const id = new URL(page.url()).searchParams.get("id");
+
+    await page.getByTestId("new-chat").click();
+    await expect(page).toHaveURL(/\/chat\?session=\d+/);
+    await hydrated(page);
+    await page.getByTestId("composer").fill("Tell me about the harbour.");
+    await page.getByTestId("composer").press("Enter");
+    const reply = page.locator('.msg[data-role="assistant"]').last();
+    await expect(reply).toContainText("busy.", { timeout: 20_000 });
+    await expect(page.getByTestId("live-reply")).toHaveCount(0);
+    const lore = reply.getByTestId("lore-used");
+    await expect(lore.locator("summary")).toHaveText("Lorebook: Harbour");
+    // The greeting was not a reply to a prompt: it names no entries.
+    await expect(page.locator('.msg[data-role="assistant"]').first().getByTestId("lore-used")).toHaveCount(0);
+    await snap(page, "characters-lore-used");
+    expect((await request.delete(`/api/characters/${id}`)).ok()).toBeTruthy();
+  } finally {
+    await request.put("/api/config", { data: { llm: null, output_mode: null } });
+    await llm.close();
+  }
 });
