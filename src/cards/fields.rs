@@ -9,11 +9,15 @@ use crate::shared::cards::{
 use crate::shared::FieldError;
 use serde_json::{json, Map, Value};
 
-/// The main prompt of a card that has none (SillyTavern's default, plus the emotion tag the
-/// avatar's face follows). A card's own `system_prompt` may include it as `{{original}}`.
-pub const DEFAULT_MAIN_PROMPT: &str = "Write {{char}}'s next reply in a fictional chat between \
-     {{char}} and {{user}}. Begin every reply with exactly one emotion tag that fits it, chosen \
-     from [happy], [sad], [angry], [relaxed], [surprised] and [neutral].";
+/// The main prompt of a card that has none (SillyTavern's default). A card's own
+/// `system_prompt` may include it as `{{original}}`.
+pub const DEFAULT_MAIN_PROMPT: &str =
+    "Write {{char}}'s next reply in a fictional chat between {{char}} and {{user}}.";
+
+/// Follows a card's main prompt, unless it already asks for these tags: the avatar's face
+/// follows them, and cards are written for apps without a face.
+pub const EMOTION_LINE: &str = "Begin every reply with exactly one emotion tag that fits it, \
+     chosen from [happy], [sad], [angry], [relaxed], [surprised] and [neutral].";
 
 /// Caps on what a form may save: long enough for any published card, short enough that one
 /// save cannot fill the disk.

@@ -8,7 +8,7 @@
 
 use crate::{
     cards::{
-        fields::{self, DEFAULT_MAIN_PROMPT},
+        fields::{self, DEFAULT_MAIN_PROMPT, EMOTION_LINE},
         lore::{self, Activated},
         macros::Macros,
     },
@@ -40,12 +40,15 @@ impl Persona {
             .find(|n| !n.trim().is_empty())
             .map(|n| n.trim().to_string())
             .unwrap_or_default();
-        let main = match card {
+        let mut main = match card {
             None => character.system_prompt.clone(),
             Some(_) if f.system_prompt.trim().is_empty() => DEFAULT_MAIN_PROMPT.to_string(),
             // `{{original}}` is the prompt the card replaces (the spec's way to extend it).
             Some(_) => replace_ci(&f.system_prompt, "{{original}}", DEFAULT_MAIN_PROMPT),
         };
+        if card.is_some() && !main.contains("[happy]") {
+            main = format!("{} {EMOTION_LINE}", main.trim_end());
+        }
         Self {
             name,
             user: user.to_string(),
@@ -204,6 +207,8 @@ mod tests {
         assert!(at("Scenario") < at("Magic is rare."));
         assert!(at("Magic is rare.") < at("Examples of how Seraphina speaks:\nMika: Hi\nSeraphina: Hello.\n\nMika: Who are you?"));
         assert!(!s.contains("Never used.") && !s.contains("editors only") && !s.contains("{{"));
+        // The avatar's face needs the emotion tags; the card did not ask for them.
+        assert!(at("Stay in character.") < at("Begin every reply with exactly one emotion tag"));
         assert_eq!(
             p.post_history().as_deref(),
             Some("Reply as Seraphina only.")

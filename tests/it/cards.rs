@@ -572,6 +572,22 @@ async fn the_form_saves_into_the_card_and_keeps_what_it_does_not_show() {
     }
     assert_eq!(card(&h, id).await, after);
 
+    // A name in another script downloads under that name.
+    let mut jp = fields.clone();
+    jp["name"] = json!("セラフィナ");
+    let r = sfn(
+        &h,
+        "/sfn/characters/save",
+        json!({"id": id, "fields": jp, "choices": {}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let out = export(&h, id, "json").await;
+    assert_eq!(out.status, 200);
+    assert!(out
+        .header(header::CONTENT_DISPOSITION)
+        .ends_with("filename*=UTF-8''%E3%82%BB%E3%83%A9%E3%83%95%E3%82%A3%E3%83%8A.json"));
+
     // A new character from the form.
     let r = sfn(
         &h,

@@ -189,7 +189,7 @@ pub async fn export(
             (header::CONTENT_TYPE, file.content_type.to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}\"", file.file_name),
+                super::attachment(&file.file_name),
             ),
             (header::CACHE_CONTROL, "no-store".to_string()),
         ],

@@ -179,7 +179,7 @@ pub async fn export(
             (header::CONTENT_TYPE, doc.content_type.to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}\"", doc.file_name),
+                super::attachment(&doc.file_name),
             ),
         ],
         doc.body,
