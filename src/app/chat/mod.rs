@@ -51,6 +51,10 @@ impl ChatCharacters {
     }
 }
 
+/// Who answers in the open conversation, by name: its character, else the default one.
+#[derive(Clone, Copy)]
+pub struct SpeakerName(pub Signal<String>);
+
 /// The Chat tab.
 #[component]
 pub fn ChatTab() -> impl IntoView {
@@ -86,6 +90,23 @@ pub fn ChatTab() -> impl IntoView {
             .avatar_url
             .filter(|url| !url.is_empty())
     });
+    provide_context(SpeakerName(Signal::derive(move || {
+        let id = selected.get();
+        let character_id = id
+            .and_then(|id| {
+                sessions
+                    .get()?
+                    .ok()?
+                    .into_iter()
+                    .find(|s| s.id == id)?
+                    .character_id
+            })
+            .unwrap_or(1);
+        characters
+            .find(character_id)
+            .map(|c| c.name)
+            .unwrap_or_else(|| "Companion".into())
+    })));
     let avatar = ViewerHandle::new();
     let voice = Voice::new(avatar);
     let live = LiveTurn::new(voice);
