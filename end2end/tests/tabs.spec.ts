@@ -3,6 +3,7 @@ import { snap } from "./helpers";
 
 const tabs = [
   { name: "Chat", path: "/chat", testid: "tab-chat" },
+  { name: "Characters", path: "/characters", testid: "tab-characters" },
   { name: "Viewer", path: "/viewer", testid: "tab-viewer" },
   { name: "Setup", path: "/setup", testid: "tab-setup" },
   { name: "System", path: "/system", testid: "tab-system" },

@@ -19,10 +19,16 @@ pub async fn list_sessions() -> Result<Vec<SessionSummary>, AppError> {
         .map_err(api_error)
 }
 
+/// A new conversation; with `character_id`, bound to that character and opened by its greeting
+/// (`greeting`, else the character's chosen one).
 #[server(prefix = "/sfn", endpoint = "sessions/create", output = Reply)]
-pub async fn create_session(title: Option<String>) -> Result<SessionSummary, AppError> {
+pub async fn create_session(
+    title: Option<String>,
+    character_id: Option<i64>,
+    greeting: Option<u32>,
+) -> Result<SessionSummary, AppError> {
     let s = crate::server::AppState::from_context()?;
-    crate::server::history::create_session(&s.db, title.as_deref())
+    crate::server::cards::create_session(&s, title.as_deref(), character_id, greeting)
         .await
         .map_err(api_error)
 }

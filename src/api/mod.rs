@@ -2,6 +2,7 @@
 //! build the macro turns each into an HTTP call to `/sfn/...`.
 
 pub mod avatars;
+pub mod characters;
 pub mod history;
 pub mod system;
 

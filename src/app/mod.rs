@@ -1,6 +1,7 @@
 //! [both] The UI: the page shell, the tab bar and one folder per tab. Components only; the logic
 //! they call lives in `api` (server functions) and `shared`.
 
+mod characters;
 mod chat;
 mod common;
 mod setup;
@@ -72,6 +73,7 @@ pub fn App() -> impl IntoView {
                 </a>
                 <nav class="tabs" aria-label="Tabs">
                     <A href="/chat">"Chat"</A>
+                    <A href="/characters">"Characters"</A>
                     <A href="/viewer">"Viewer"</A>
                     <A href="/setup">"Setup"</A>
                     <A href="/system">"System"</A>
@@ -81,6 +83,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=chat::ChatTab/>
                     <Route path=StaticSegment("chat") view=chat::ChatTab/>
+                    <Route path=StaticSegment("characters") view={Lazy::<CharactersRoute>::new()}/>
                     <Route path=StaticSegment("viewer") view={Lazy::<ViewerRoute>::new()}/>
                     <Route path=StaticSegment("setup") view={Lazy::<SetupRoute>::new()}/>
                     <Route path=StaticSegment("system") view={Lazy::<SystemRoute>::new()}/>
@@ -109,6 +112,7 @@ macro_rules! lazy_tab {
     };
 }
 
+lazy_tab!(CharactersRoute, characters::CharactersTab);
 lazy_tab!(ViewerRoute, viewer::ViewerTab);
 lazy_tab!(SetupRoute, setup::SetupTab);
 lazy_tab!(SystemRoute, system::SystemTab);

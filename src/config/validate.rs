@@ -162,6 +162,12 @@ pub fn validate(cfg: &AppConfig) -> Vec<FieldError> {
     );
 
     v.range("memory.max_history", cfg.memory.max_history.into(), 0, 200);
+    let user = cfg.user.name.trim();
+    v.check(
+        "user.name",
+        !user.is_empty() && user.chars().count() <= 64 && !user.chars().any(char::is_control),
+        "must be 1 to 64 characters",
+    );
     v.range("memory.recall", cfg.memory.recall.into(), 0, 10);
 
     v.check(

@@ -562,13 +562,19 @@ impl Session<'_> {
                 return Ok(prompt);
             }
             // Too long: drop a block of the oldest messages after the system prompt, keeping
-            // the last one.
+            // the newest message from the person and whatever follows it (a card's
+            // post-history instructions).
             let first = usize::from(
                 messages
                     .first()
                     .is_some_and(|(_, m)| m.role == PromptRole::System),
             );
-            if messages.len() <= first + 1 {
+            let keep = messages
+                .iter()
+                .rposition(|(_, m)| m.role == PromptRole::User)
+                .unwrap_or(messages.len().saturating_sub(1))
+                .max(first);
+            if keep <= first {
                 return Err(LlmError::Engine(format!(
                     "the message is too long for the built-in model ({} tokens, at most {budget})",
                     tokens.len()
@@ -576,7 +582,7 @@ impl Session<'_> {
             }
             let mut dropped = 0;
             let mut end = first;
-            while end < messages.len() - 1 && (end == first || dropped < budget / 2) {
+            while end < keep && (end == first || dropped < budget / 2) {
                 let index = messages[end].0;
                 dropped += prompt.sources.iter().filter(|s| **s == Some(index)).count();
                 end += 1;

@@ -25,6 +25,7 @@ pub fn deps(state: &AppState) -> TurnDeps {
             llm: cfg.llm.clone(),
             memory: cfg.memory.clone(),
             chat_turns: limit,
+            user_name: cfg.user.name.clone(),
         },
         admit: Box::new(move || {
             gate.try_enter(places(limit))

@@ -314,7 +314,7 @@ fn capped(field: &str, value: Option<&str>, max: usize) -> Result<(), HistoryErr
 }
 
 /// The checks a character's fields need on their own, before anything is looked up.
-fn check_character_fields(f: &CharacterFields) -> Result<(), HistoryError> {
+pub(crate) fn check_character_fields(f: &CharacterFields) -> Result<(), HistoryError> {
     capped("name", f.name.as_deref(), MAX_CHARACTER_NAME_CHARS)?;
     capped(
         "system_prompt",
@@ -357,7 +357,7 @@ fn check_character_fields(f: &CharacterFields) -> Result<(), HistoryError> {
 
 /// A character's voice id must suit the provider that will get it: its own `tts_provider`, else
 /// the configured first voice (`default`), as in a chat turn.
-fn check_character_voice(
+pub(crate) fn check_character_voice(
     voice: Option<&str>,
     tts_provider: Option<&str>,
     default: TtsProvider,

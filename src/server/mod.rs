@@ -2,6 +2,7 @@
 //! routes. Services (config, store) live in their own modules; this layer only wires them up.
 
 pub(crate) mod avatars;
+pub(crate) mod cards;
 pub mod chat;
 pub(crate) mod cli;
 pub(crate) mod compression;

@@ -241,6 +241,7 @@ pub struct AppConfig {
     pub tts: TtsConfig,
     pub asr: AsrConfig,
     pub memory: MemoryConfig,
+    pub user: UserConfig,
     pub avatar: AvatarConfig,
     pub limits: LimitsConfig,
 }
@@ -398,6 +399,20 @@ pub struct MemoryConfig {
     pub recall: u32,
 }
 
+/// The person talking to the companions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UserConfig {
+    /// What `{{user}}` in a character card becomes.
+    pub name: String,
+}
+
+impl Default for UserConfig {
+    fn default() -> Self {
+        Self { name: "You".into() }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AvatarConfig {
@@ -441,6 +456,7 @@ impl Default for AppConfig {
             tts: TtsConfig::default(),
             asr: AsrConfig::default(),
             memory: MemoryConfig::default(),
+            user: UserConfig::default(),
             avatar: AvatarConfig::default(),
             limits: LimitsConfig::default(),
         }

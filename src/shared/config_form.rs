@@ -273,6 +273,13 @@ form_fields! {
     );
     MEMORY_RECALL = not_on_form("memory.recall");
 
+    USER_NAME = on_form(
+        "user.name",
+        Text,
+        "Your name",
+        "What the characters call you: {{user}} in a character card.",
+    );
+
     AVATAR_ACTIVE = not_on_form("avatar.active");
     AVATAR_MAX_UPLOAD_MB = not_on_form("avatar.max_upload_mb");
     AVATAR_MAX_TOTAL_MB = not_on_form("avatar.max_total_mb");

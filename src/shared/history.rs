@@ -53,6 +53,9 @@ pub struct Message {
     pub ts: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub edited_ts: Option<f64>,
+    /// The lorebook entries (their names) that were in the prompt of this reply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lore: Vec<String>,
 }
 
 /// A page of a session's messages, oldest first.
@@ -99,6 +102,16 @@ pub struct Character {
     pub voice_id: Option<String>,
     pub tts_provider: Option<String>,
     pub personality_traits: Vec<String>,
+    /// A portrait is at `/api/characters/{id}/portrait`.
+    #[serde(default)]
+    pub has_portrait: bool,
+    /// The greeting new conversations start with: 0 is the card's `first_mes`, n its n-th
+    /// alternate greeting.
+    #[serde(default)]
+    pub greeting: u32,
+    /// Seconds: changes with every edit, so a portrait URL can carry it to skip stale caches.
+    #[serde(default)]
+    pub updated_ts: f64,
 }
 
 /// `2026-11-25 14:03 UTC`, without pulling in a date library.

@@ -3,6 +3,7 @@
 
 pub mod asr;
 pub mod avatars;
+pub mod cards;
 pub mod chat;
 pub mod config;
 pub mod config_form;

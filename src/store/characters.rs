@@ -15,6 +15,9 @@ struct CharacterRow {
     voice_id: Option<String>,
     tts_provider: Option<String>,
     personality_traits: String,
+    has_portrait: bool,
+    greeting: i64,
+    updated_ts: f64,
 }
 
 impl From<CharacterRow> for Character {
@@ -27,6 +30,9 @@ impl From<CharacterRow> for Character {
             voice_id: r.voice_id,
             tts_provider: r.tts_provider,
             personality_traits: serde_json::from_str(&r.personality_traits).unwrap_or_default(),
+            has_portrait: r.has_portrait,
+            greeting: u32::try_from(r.greeting).unwrap_or(0),
+            updated_ts: r.updated_ts,
         }
     }
 }
@@ -53,8 +59,8 @@ impl CharacterFields {
     }
 }
 
-const COLUMNS: &str =
-    "id, name, system_prompt, avatar_url, voice_id, tts_provider, personality_traits";
+const COLUMNS: &str = "id, name, system_prompt, avatar_url, voice_id, tts_provider, \
+     personality_traits, portrait IS NOT NULL AS has_portrait, greeting, updated_ts";
 
 pub async fn list(pool: &SqlitePool) -> Result<Vec<Character>, StoreError> {
     let rows: Vec<CharacterRow> =
@@ -83,6 +89,9 @@ struct JoinedRow {
     voice_id: Option<String>,
     tts_provider: Option<String>,
     personality_traits: Option<String>,
+    has_portrait: Option<bool>,
+    greeting: Option<i64>,
+    updated_ts: Option<f64>,
 }
 
 impl JoinedRow {
@@ -96,6 +105,9 @@ impl JoinedRow {
                 voice_id: self.voice_id,
                 tts_provider: self.tts_provider,
                 personality_traits: self.personality_traits.unwrap_or_default(),
+                has_portrait: self.has_portrait.unwrap_or(false),
+                greeting: self.greeting.unwrap_or(0),
+                updated_ts: self.updated_ts.unwrap_or(0.0),
             }
             .into(),
         )
@@ -112,7 +124,8 @@ pub async fn for_session(
 ) -> Result<Option<Option<Character>>, StoreError> {
     let row: Option<JoinedRow> = sqlx::query_as(
         "SELECT c.id, c.name, c.system_prompt, c.avatar_url, c.voice_id, c.tts_provider, \
-         c.personality_traits FROM sessions s \
+         c.personality_traits, c.portrait IS NOT NULL AS has_portrait, c.greeting, c.updated_ts \
+         FROM sessions s \
          LEFT JOIN characters c ON c.id = COALESCE(?, s.character_id, ?) WHERE s.id = ?",
     )
     .bind(requested)
@@ -145,7 +158,9 @@ pub async fn create(pool: &SqlitePool, f: &CharacterFields) -> Result<Character,
     Ok(row.into())
 }
 
-/// Updates the given fields. Returns `None` when there is no such character.
+/// Updates the given fields; a new name or system prompt also goes into the stored card, so
+/// the card and the row agree. Returns `None` when there is no such character. (Every
+/// placeholder is numbered: sqlx counts bare `?`s on its own, not as SQLite numbers them.)
 pub async fn update(
     pool: &SqlitePool,
     id: i64,
@@ -157,11 +172,16 @@ pub async fn update(
         .map(|t| serde_json::to_string(t).unwrap_or_else(|_| "[]".into()));
     let row: Option<CharacterRow> = sqlx::query_as(&format!(
         "UPDATE characters SET \
-           name = coalesce(?, name), system_prompt = coalesce(?, system_prompt), \
-           avatar_url = coalesce(?, avatar_url), voice_id = coalesce(?, voice_id), \
-           tts_provider = coalesce(?, tts_provider), personality_traits = coalesce(?, personality_traits), \
-           updated_ts = ? \
-         WHERE id = ? RETURNING {COLUMNS}"
+           card_json = CASE WHEN card_json IS NULL OR (?1 IS NULL AND ?2 IS NULL) THEN card_json \
+               ELSE json_set(card_json, \
+                 '$.data.name', coalesce(?1, json_extract(card_json, '$.data.name'), ''), \
+                 '$.data.system_prompt', \
+                   coalesce(?2, json_extract(card_json, '$.data.system_prompt'), '')) END, \
+           name = coalesce(?1, name), system_prompt = coalesce(?2, system_prompt), \
+           avatar_url = coalesce(?3, avatar_url), voice_id = coalesce(?4, voice_id), \
+           tts_provider = coalesce(?5, tts_provider), personality_traits = coalesce(?6, personality_traits), \
+           updated_ts = ?7 \
+         WHERE id = ?8 RETURNING {COLUMNS}"
     ))
     .bind(&f.name)
     .bind(&f.system_prompt)
@@ -184,4 +204,121 @@ pub async fn delete(pool: &SqlitePool, id: i64) -> Result<bool, StoreError> {
         .execute(pool)
         .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// The stored card of a character: `None` when there is no such character, `Some(None)` for a
+/// character made before cards (its card is built from its name and prompt).
+pub async fn card_json(pool: &SqlitePool, id: i64) -> Result<Option<Option<String>>, StoreError> {
+    let row: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT card_json FROM characters WHERE id = ?")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(card,)| card))
+}
+
+/// A character as a card describes it, with what the card does not say.
+pub struct CardRow<'a> {
+    pub name: &'a str,
+    /// Never blank: the card's own main prompt, else the default one.
+    pub system_prompt: &'a str,
+    pub card_json: &'a str,
+    pub greeting: u32,
+    pub avatar_url: Option<&'a str>,
+    pub voice_id: Option<&'a str>,
+    pub tts_provider: Option<&'a str>,
+}
+
+/// A portrait and its media type.
+pub struct Portrait {
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+}
+
+/// Adds a character from a card, its portrait with it, in one statement: an import is all
+/// there or not at all.
+pub async fn insert_card(
+    pool: &SqlitePool,
+    c: &CardRow<'_>,
+    portrait: Option<&Portrait>,
+) -> Result<Character, StoreError> {
+    let now = now_ts();
+    let row: CharacterRow = sqlx::query_as(&format!(
+        "INSERT INTO characters (name, system_prompt, card_json, greeting, avatar_url, voice_id, \
+         tts_provider, portrait, portrait_type, created_ts, updated_ts) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+    ))
+    .bind(c.name)
+    .bind(c.system_prompt)
+    .bind(c.card_json)
+    .bind(i64::from(c.greeting))
+    .bind(c.avatar_url)
+    .bind(c.voice_id)
+    .bind(c.tts_provider)
+    .bind(portrait.map(|p| p.bytes.as_slice()))
+    .bind(portrait.map(|p| p.media_type.as_str()))
+    .bind(now)
+    .bind(now)
+    .fetch_one(pool)
+    .await?;
+    Ok(row.into())
+}
+
+/// Rewrites a character's card and choices. `None` when there is no such character.
+pub async fn update_card(
+    pool: &SqlitePool,
+    id: i64,
+    c: &CardRow<'_>,
+) -> Result<Option<Character>, StoreError> {
+    let row: Option<CharacterRow> = sqlx::query_as(&format!(
+        "UPDATE characters SET name = ?, system_prompt = ?, card_json = ?, greeting = ?, \
+         avatar_url = ?, voice_id = ?, tts_provider = ?, updated_ts = ? \
+         WHERE id = ? RETURNING {COLUMNS}"
+    ))
+    .bind(c.name)
+    .bind(c.system_prompt)
+    .bind(c.card_json)
+    .bind(i64::from(c.greeting))
+    .bind(c.avatar_url)
+    .bind(c.voice_id)
+    .bind(c.tts_provider)
+    .bind(now_ts())
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
+/// Only the card JSON, when it is unchanged elsewhere since `seen_ts` (an attached lorebook):
+/// `None` when the character is gone or was edited meanwhile.
+pub async fn set_card_json(
+    pool: &SqlitePool,
+    id: i64,
+    card_json: &str,
+    seen_ts: f64,
+) -> Result<Option<Character>, StoreError> {
+    let row: Option<CharacterRow> = sqlx::query_as(&format!(
+        "UPDATE characters SET card_json = ?, updated_ts = ? WHERE id = ? AND updated_ts = ? \
+         RETURNING {COLUMNS}"
+    ))
+    .bind(card_json)
+    .bind(now_ts())
+    .bind(id)
+    .bind(seen_ts)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
+/// `None` when there is no such character; `Some(None)` when it has no portrait.
+pub async fn portrait(pool: &SqlitePool, id: i64) -> Result<Option<Option<Portrait>>, StoreError> {
+    let row: Option<(Option<Vec<u8>>, Option<String>)> =
+        sqlx::query_as("SELECT portrait, portrait_type FROM characters WHERE id = ?")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(bytes, media_type)| match (bytes, media_type) {
+        (Some(bytes), Some(media_type)) => Some(Portrait { bytes, media_type }),
+        _ => None,
+    }))
 }

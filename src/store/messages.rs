@@ -18,6 +18,8 @@ pub struct NewMessage<'a> {
     pub partial: bool,
     pub timings: Option<&'a str>,
     pub input: InputKind,
+    /// A JSON array of the lorebook entries in this reply's prompt.
+    pub lore: Option<&'a str>,
 }
 
 impl<'a> NewMessage<'a> {
@@ -31,6 +33,7 @@ impl<'a> NewMessage<'a> {
             partial: false,
             timings: None,
             input: InputKind::Text,
+            lore: None,
         }
     }
 }
@@ -47,6 +50,7 @@ struct MessageRow {
     input: String,
     ts: f64,
     edited_ts: Option<f64>,
+    lore: Option<String>,
 }
 
 impl From<MessageRow> for Message {
@@ -64,12 +68,16 @@ impl From<MessageRow> for Message {
             input: InputKind::from_name(&r.input).unwrap_or_default(),
             ts: r.ts,
             edited_ts: r.edited_ts,
+            lore: r
+                .lore
+                .and_then(|l| serde_json::from_str(&l).ok())
+                .unwrap_or_default(),
         }
     }
 }
 
 const COLUMNS: &str =
-    "id, session_id, role, text, reasoning, emotion, partial, input, ts, edited_ts";
+    "id, session_id, role, text, reasoning, emotion, partial, input, ts, edited_ts, lore";
 
 /// Stores a message; a trigger moves the session's last activity in the same statement.
 pub async fn add(pool: &SqlitePool, m: &NewMessage<'_>) -> Result<Message, StoreError> {
@@ -79,8 +87,8 @@ pub async fn add(pool: &SqlitePool, m: &NewMessage<'_>) -> Result<Message, Store
     // Stepped to the end (`fetch_all`), so the statement's implicit transaction has committed
     // before the lock above is released.
     let rows: Vec<MessageRow> = sqlx::query_as(&format!(
-        "INSERT INTO messages (session_id, role, text, reasoning, emotion, partial, timings, input, ts) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+        "INSERT INTO messages (session_id, role, text, reasoning, emotion, partial, timings, input, lore, ts) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
     ))
     .bind(m.session_id)
     .bind(m.role.name())
@@ -90,6 +98,7 @@ pub async fn add(pool: &SqlitePool, m: &NewMessage<'_>) -> Result<Message, Store
     .bind(m.partial)
     .bind(m.timings)
     .bind(m.input.name())
+    .bind(m.lore)
     .bind(now_ts())
     .fetch_all(pool)
     .await?;
@@ -112,13 +121,14 @@ pub async fn update_reply(
     let _write = super::WRITE.lock().await;
     let done = sqlx::query(
         "UPDATE messages SET text = ?, reasoning = ?, emotion = ?, partial = ?, \
-         timings = coalesce(?, timings) WHERE id = ? AND session_id = ?",
+         timings = coalesce(?, timings), lore = coalesce(?, lore) WHERE id = ? AND session_id = ?",
     )
     .bind(m.text)
     .bind(m.reasoning)
     .bind(m.emotion)
     .bind(m.partial)
     .bind(m.timings)
+    .bind(m.lore)
     .bind(id)
     .bind(m.session_id)
     .execute(pool)

@@ -81,6 +81,55 @@ pub async fn create(pool: &SqlitePool, title: Option<&str>) -> Result<SessionSum
     })
 }
 
+/// A session bound to a character, opened by its greeting (stored as the character's message)
+/// when there is one: both in one transaction.
+pub async fn create_for_character(
+    pool: &SqlitePool,
+    title: Option<&str>,
+    character_id: i64,
+    greeting: Option<&str>,
+) -> Result<SessionSummary, StoreError> {
+    let now = now_ts();
+    let title = title
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .unwrap_or(DEFAULT_TITLE);
+    let _write = super::WRITE.lock().await;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO sessions (title, character_id, created_ts, updated_ts) VALUES (?, ?, ?, ?) \
+         RETURNING id",
+    )
+    .bind(title)
+    .bind(character_id)
+    .bind(now)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    let mut count = 0;
+    if let Some(text) = greeting.filter(|g| !g.trim().is_empty()) {
+        sqlx::query(
+            "INSERT INTO messages (session_id, role, text, input, ts) \
+             VALUES (?, 'assistant', ?, 'text', ?)",
+        )
+        .bind(id)
+        .bind(text)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        count = 1;
+    }
+    tx.commit().await?;
+    Ok(SessionSummary {
+        id,
+        title: title.to_string(),
+        created_ts: now,
+        message_count: count,
+        last_ts: now,
+        character_id: Some(character_id),
+    })
+}
+
 /// The session with this id, created (empty, default title) if it does not exist yet.
 pub async fn ensure(pool: &SqlitePool, id: i64) -> Result<SessionSummary, StoreError> {
     create_with_id(pool, id).await?;

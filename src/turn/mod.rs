@@ -23,6 +23,7 @@
 //! an HTTP answer.
 
 mod error;
+mod persona;
 mod prompt;
 pub mod reply;
 mod runner;
@@ -90,6 +91,8 @@ pub struct TurnSettings {
     pub memory: MemoryConfig,
     /// `limits.chat_turns`, to say in the refusal when every place is taken.
     pub chat_turns: u32,
+    /// `user.name`: what `{{user}}` in a character card becomes.
+    pub user_name: String,
 }
 
 /// A running turn: its events, in order, ending with `done` or `error`.
@@ -176,14 +179,20 @@ pub async fn start(deps: TurnDeps, session_id: i64, input: ChatInput) -> Result<
                     .flatten()
             }
         };
-        match (found, requested) {
-            (Some(c), _) => Ok(c),
-            (None, Some(id)) => Err(TurnError::NoSuchCharacter(id)),
+        let character = match (found, requested) {
+            (Some(c), _) => c,
+            (None, Some(id)) => return Err(TurnError::NoSuchCharacter(id)),
             // The session's character was deleted: fall back to the default one.
             (None, None) => characters::get(&db, characters::DEFAULT_ID)
                 .await?
-                .ok_or(TurnError::NoDefaultCharacter),
-        }
+                .ok_or(TurnError::NoDefaultCharacter)?,
+        };
+        // Written only from a JSON value (`server::cards`); anything else counts as no card.
+        let card = characters::card_json(&db, character.id)
+            .await?
+            .flatten()
+            .and_then(|json| serde_json::from_str::<serde_json::Value>(&json).ok());
+        Ok::<_, TurnError>((character, card))
     };
     let recall = async {
         if settings.memory.recall == 0 {
@@ -203,7 +212,25 @@ pub async fn start(deps: TurnDeps, session_id: i64, input: ChatInput) -> Result<
         messages::window(&db, session_id, max_history),
         recall,
     );
-    let (character, history): (Character, _) = (character?, history?);
+    let ((character, card), history): ((Character, _), _) = (character?, history?);
+    // Seeded by the conversation, so its random macros hold still from turn to turn.
+    let persona = persona::Persona::new(
+        &character,
+        card.as_ref(),
+        &settings.user_name,
+        session_id.unsigned_abs(),
+    );
+    let recent: Vec<&str> = history
+        .iter()
+        .map(|m| m.text.as_str())
+        .chain([text])
+        .collect();
+    let lore = persona.lore(&recent);
+    let system_prompt = persona.system_prompt(&lore);
+    let post_history = persona.post_history();
+    let lore_names = (!lore.is_empty())
+        .then(|| serde_json::to_string(&lore.names).ok())
+        .flatten();
     let stored = messages::add(
         &db,
         &NewMessage {
@@ -239,6 +266,7 @@ pub async fn start(deps: TurnDeps, session_id: i64, input: ChatInput) -> Result<
         failure: Some(failure_tx),
         voice: Voice::new(tts, voice.clone()),
         shutdown,
+        lore: lore_names,
     };
     let model = llm.get(cfg).map(|model| {
         let max_tokens = if input.speak {
@@ -248,7 +276,8 @@ pub async fn start(deps: TurnDeps, session_id: i64, input: ChatInput) -> Result<
         };
         let context = model.context_tokens();
         let parts = PromptParts {
-            system_prompt: &character.system_prompt,
+            system_prompt: &system_prompt,
+            post_history: post_history.as_deref(),
             spoken: input.speak,
             memories: &memories,
             history: &history,

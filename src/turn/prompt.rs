@@ -29,6 +29,8 @@ pub const SPOKEN_STYLE: &str = "You are speaking aloud: answer in one to three s
 
 pub struct PromptParts<'a> {
     pub system_prompt: &'a str,
+    /// The card's `post_history_instructions`: a system message after the newest one.
+    pub post_history: Option<&'a str>,
     /// The reply will be spoken: [`SPOKEN_STYLE`] joins the system prompt.
     pub spoken: bool,
     pub memories: &'a [Memory],
@@ -87,7 +89,9 @@ pub fn build(parts: &PromptParts<'_>, budget: u32) -> Vec<PromptMessage> {
     user.push_str(parts.user_text);
 
     // A message longer than its reserve takes the room from the history, this turn only.
-    let used = estimate_tokens(&system) + estimate_tokens(&user);
+    let used = estimate_tokens(&system)
+        + estimate_tokens(&user)
+        + parts.post_history.map_or(0, estimate_tokens);
     let fits = budget.saturating_sub(used).min(shares.history);
     let history: Vec<(PromptRole, &str)> = parts
         .history
@@ -112,6 +116,9 @@ pub fn build(parts: &PromptParts<'_>, budget: u32) -> Vec<PromptMessage> {
             .map(|(role, text)| PromptMessage::new(*role, *text)),
     );
     messages.push(PromptMessage::new(PromptRole::User, user));
+    if let Some(after) = parts.post_history {
+        messages.push(PromptMessage::new(PromptRole::System, after));
+    }
     messages
 }
 
@@ -171,6 +178,7 @@ mod tests {
             input: Default::default(),
             ts: 1_764_000_000.0,
             edited_ts: None,
+            lore: Vec::new(),
         }
     }
 
@@ -191,11 +199,25 @@ mod tests {
     ) -> PromptParts<'a> {
         PromptParts {
             system_prompt: "You are Aiko.",
+            post_history: None,
             spoken: false,
             memories,
             history,
             user_text,
         }
+    }
+
+    #[test]
+    fn post_history_instructions_follow_the_newest_message() {
+        let history = [msg(1, Role::User, "hi"), msg(2, Role::Assistant, "hello!")];
+        let mut p = parts(&history, &[], "And now?");
+        p.post_history = Some("Stay in character.");
+        let out = build(&p, 2_000);
+        let last = &out[out.len() - 2..];
+        assert_eq!(last[0].role, PromptRole::User);
+        assert_eq!(last[0].content, "And now?");
+        assert_eq!(last[1].role, PromptRole::System);
+        assert_eq!(last[1].content, "Stay in character.");
     }
 
     #[test]

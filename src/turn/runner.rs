@@ -41,6 +41,8 @@ pub(super) struct Runner {
     pub(super) voice: Voice,
     /// Cancelled when the server shuts down: the turn keeps what arrived and says so.
     pub(super) shutdown: CancellationToken,
+    /// The lorebook entries in this turn's prompt (a JSON list of names), kept with the reply.
+    pub(super) lore: Option<String>,
 }
 
 /// The syntheses of a spoken reply, at most [`PARALLEL_SYNTHESES`] at a time.
@@ -243,6 +245,7 @@ impl Runner {
             reasoning: reply.reasoning.as_deref(),
             emotion: reply.emotion,
             partial: true,
+            lore: self.lore.as_deref(),
             ..NewMessage::new(self.session_id, Role::Assistant, &reply.text)
         };
         let written = match id {
@@ -272,6 +275,7 @@ impl Runner {
             emotion: reply.emotion,
             partial,
             timings: timings.as_deref(),
+            lore: self.lore.as_deref(),
             ..NewMessage::new(self.session_id, Role::Assistant, &reply.text)
         };
         let stored = match id {

@@ -410,6 +410,22 @@ async fn a_session_exports_as_markdown_or_json() {
         StatusCode::NOT_FOUND,
         "not_found",
     );
+    // A title in another script still downloads (a header value must be ASCII).
+    let sid = new_session(&h, "映画の夜").await;
+    let r = send(
+        &h.app,
+        get(&format!("/api/sessions/{sid}/export?format=md")),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert!(r
+        .header(header::CONTENT_DISPOSITION)
+        .ends_with("filename*=UTF-8''%E6%98%A0%E7%94%BB%E3%81%AE%E5%A4%9C.md"));
 }
 
 #[tokio::test]

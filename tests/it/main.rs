@@ -13,6 +13,7 @@ mod common;
 
 mod asr;
 mod avatars_api;
+mod cards;
 mod disk_full;
 mod durability;
 mod embedded;

@@ -1,7 +1,7 @@
 //! One conversation's messages. Older messages page in as you scroll up; a search hit opens the
 //! conversation around that message, highlighted.
 
-use super::{LiveTurn, Phase};
+use super::{LiveTurn, Phase, SpeakerName};
 use crate::{
     api::history::load_messages,
     app::common::ErrorBanner,
@@ -41,6 +41,7 @@ fn MessageList(session: i64, page: MessagePage, focus: Option<i64>) -> impl Into
     let error = RwSignal::new(None::<AppError>);
     let scroller = NodeRef::<html::Div>::new();
     let live = expect_context::<LiveTurn>();
+    let speaker = expect_context::<SpeakerName>();
     let live_here = move || {
         live.session.get() == Some(session)
             && (live.phase.get() != Phase::Idle || live.stopped.get())
@@ -154,7 +155,7 @@ fn MessageList(session: i64, page: MessagePage, focus: Option<i64>) -> impl Into
                 <article class="msg msg-live" data-role="assistant" data-testid="live-reply"
                     data-phase=move || format!("{:?}", live.phase.get())>
                     <header>
-                        <span class="who">"Companion"</span>
+                        <span class="who">{move || speaker.0.get()}</span>
                         {move || if live.stopped.get() {
                             view! { <span class="badge">"cut short"</span> }.into_any()
                         } else {
@@ -174,10 +175,12 @@ fn MessageList(session: i64, page: MessagePage, focus: Option<i64>) -> impl Into
 
 #[component]
 fn MessageRow(message: Message, focused: Option<i64>) -> impl IntoView {
-    let who = match message.role {
-        Role::User => "You",
-        Role::Assistant => "Companion",
-        Role::System => "System",
+    let speaker = expect_context::<SpeakerName>();
+    let role = message.role;
+    let who = move || match role {
+        Role::User => "You".to_string(),
+        Role::Assistant => speaker.0.get(),
+        Role::System => "System".to_string(),
     };
     view! {
         <article
@@ -195,6 +198,12 @@ fn MessageRow(message: Message, focused: Option<i64>) -> impl IntoView {
             </header>
             // Text only: a message is never parsed as HTML.
             <p class="text">{message.text}</p>
+            {(message.role == Role::Assistant && !message.lore.is_empty()).then(|| view! {
+                <details class="lore-used" data-testid="lore-used">
+                    <summary>{format!("Lorebook: {}", message.lore.join(", "))}</summary>
+                    <p class="muted small-text">"These lorebook entries were in the prompt of this reply."</p>
+                </details>
+            })}
         </article>
     }
 }

@@ -13,11 +13,17 @@ mod voice;
 
 use crate::{
     api::{
-        get_output_mode, get_voice_input, history::create_session, set_input_mode, set_output_mode,
-        warm_up_llm,
+        characters::list_characters,
+        get_output_mode, get_voice_input,
+        history::{create_session, list_sessions},
+        set_input_mode, set_output_mode, warm_up_llm,
     },
     app::common::ErrorBanner,
-    shared::config::{InputMode, OutputMode},
+    shared::{
+        config::{InputMode, OutputMode},
+        history::Character,
+        AppError,
+    },
     viewer::ViewerHandle,
 };
 use leptos::{ev, prelude::*, task::spawn_local};
@@ -33,6 +39,21 @@ use voice::Voice;
 /// Bumped after every change to the list of sessions, so the list reloads.
 #[derive(Clone, Copy)]
 pub struct SessionsChanged(pub RwSignal<u32>);
+
+/// Every character, for the names and portraits beside conversations bound to one.
+#[derive(Clone, Copy)]
+pub struct ChatCharacters(Resource<Result<Vec<Character>, AppError>>);
+
+impl ChatCharacters {
+    /// The character with this id, once the list has loaded.
+    pub fn find(self, id: i64) -> Option<Character> {
+        self.0.get()?.ok()?.into_iter().find(|c| c.id == id)
+    }
+}
+
+/// Who answers in the open conversation, by name: its character, else the default one.
+#[derive(Clone, Copy)]
+pub struct SpeakerName(pub Signal<String>);
 
 /// The Chat tab.
 #[component]
@@ -50,7 +71,42 @@ pub fn ChatTab() -> impl IntoView {
             .get("message")
             .and_then(|s| s.parse::<i64>().ok())
     });
-    provide_context(SessionsChanged(RwSignal::new(0)));
+    let changed = SessionsChanged(RwSignal::new(0));
+    provide_context(changed);
+    let sessions = Resource::new(move || changed.0.get(), |_| list_sessions());
+    let characters = ChatCharacters(Resource::new(|| (), |_| list_characters()));
+    provide_context(characters);
+    // A conversation with a character who has an avatar of their own shows it.
+    let character_avatar = Signal::derive(move || {
+        let id = selected.get()?;
+        let character_id = sessions
+            .get()?
+            .ok()?
+            .into_iter()
+            .find(|s| s.id == id)?
+            .character_id?;
+        characters
+            .find(character_id)?
+            .avatar_url
+            .filter(|url| !url.is_empty())
+    });
+    provide_context(SpeakerName(Signal::derive(move || {
+        let id = selected.get();
+        let character_id = id
+            .and_then(|id| {
+                sessions
+                    .get()?
+                    .ok()?
+                    .into_iter()
+                    .find(|s| s.id == id)?
+                    .character_id
+            })
+            .unwrap_or(1);
+        characters
+            .find(character_id)
+            .map(|c| c.name)
+            .unwrap_or_else(|| "Companion".into())
+    })));
     let avatar = ViewerHandle::new();
     let voice = Voice::new(avatar);
     let live = LiveTurn::new(voice);
@@ -77,7 +133,7 @@ pub fn ChatTab() -> impl IntoView {
         <section class="tab chat" data-testid="tab-chat">
             <h1 class="visually-hidden">"Chat"</h1>
             <div class="chat-layout">
-                <sidebar::Sidebar selected/>
+                <sidebar::Sidebar selected sessions/>
                 <div class="card conversation">
                     {move || match selected.get() {
                         Some(id) => view! { <conversation::Conversation session=id focus=focus.get()/> }.into_any(),
@@ -90,7 +146,7 @@ pub fn ChatTab() -> impl IntoView {
                     }}
                     <Composer selected/>
                 </div>
-                <super::viewer::AvatarPane handle=avatar/>
+                <super::viewer::AvatarPane handle=avatar character_avatar/>
             </div>
         </section>
     }
@@ -101,7 +157,7 @@ async fn open_new_session(
     changed: RwSignal<u32>,
     navigate: impl Fn(&str, NavigateOptions),
 ) -> Result<i64, crate::shared::AppError> {
-    let s = create_session(None).await?;
+    let s = create_session(None, None, None).await?;
     changed.update(|n| *n += 1);
     navigate(
         &format!("/chat?session={}", s.id),

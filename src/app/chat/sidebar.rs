@@ -1,9 +1,10 @@
 //! The conversation list: new, rename, delete (asked first), and search over every message.
 
-use super::SessionsChanged;
+use super::{ChatCharacters, SessionsChanged};
 use crate::{
-    api::history::{delete_session, list_sessions, rename_session, search_history},
+    api::history::{delete_session, rename_session, search_history},
     app::common::ErrorBanner,
+    app::common::Portrait,
     shared::{
         history::{format_ts, SearchHit, SessionSummary},
         AppError,
@@ -13,9 +14,11 @@ use leptos::{ev, html, prelude::*, task::spawn_local};
 use leptos_router::{hooks::use_navigate, NavigateOptions};
 
 #[component]
-pub fn Sidebar(selected: Memo<Option<i64>>) -> impl IntoView {
+pub fn Sidebar(
+    selected: Memo<Option<i64>>,
+    sessions: Resource<Result<Vec<SessionSummary>, AppError>>,
+) -> impl IntoView {
     let changed = expect_context::<SessionsChanged>().0;
-    let sessions = Resource::new(move || changed.get(), |_| list_sessions());
     let query = RwSignal::new(String::new());
     let results = Resource::new(
         move || query.get(),
@@ -166,6 +169,9 @@ fn SessionItem(
             }
         });
     };
+    let characters = expect_context::<ChatCharacters>();
+    let character_id = session.character_id;
+    let character = move || character_id.and_then(|c| characters.find(c));
     let meta = format!(
         "{} message{} · {}",
         session.message_count,
@@ -206,6 +212,12 @@ fn SessionItem(
                     view! {
                         <a class="session-link" href=format!("/chat?session={id}")>
                             <span class="session-title">{move || title.get()}</span>
+                            {move || character().map(|c| view! {
+                                <span class="session-character" data-testid="session-character" data-character-id=c.id>
+                                    <Portrait id=c.id name=c.name.clone() has_portrait=c.has_portrait version=c.updated_ts small=true/>
+                                    <span class="session-character-name">{c.name}</span>
+                                </span>
+                            })}
                             <span class="session-meta">{meta.clone()}</span>
                         </a>
                         <div class="session-actions">

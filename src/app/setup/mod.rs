@@ -17,7 +17,7 @@ use crate::{
             LLM_API_KEY, LLM_CONNECT_TIMEOUT_MS, LLM_ENDPOINT, LLM_FIRST_TOKEN_TIMEOUT_MS,
             LLM_IDLE_TIMEOUT_S, LLM_LOCAL_MODEL, LLM_MAX_TOKENS, LLM_MODEL, LLM_PROVIDER,
             LLM_SPOKEN_MAX_TOKENS, LLM_TEMPERATURE, LLM_TOTAL_TIMEOUT_S, MEMORY_MAX_HISTORY,
-            TTS_FALLBACK_CHAIN, TTS_FORMAT, TTS_PROVIDER, TTS_SAMPLE_RATE,
+            TTS_FALLBACK_CHAIN, TTS_FORMAT, TTS_PROVIDER, TTS_SAMPLE_RATE, USER_NAME,
         },
         health::{LlmCheck, ProviderHealth, ProviderState},
         AppError,
@@ -106,7 +106,7 @@ fn SettingsForm(initial: AppConfig) -> impl IntoView {
                     <LlmFields cfg=cfg.llm errors/>
                     <TtsFields cfg=cfg.tts errors/>
                     <hearing::AsrFields cfg=cfg.asr errors/>
-                    <MemoryFields cfg=cfg.memory errors/>
+                    <MemoryFields cfg=cfg.memory user_name=cfg.user.name errors/>
                 }
             }}
             {move || errors.get().filter(|e| e.fields.is_empty()).map(|e| view! { <ErrorBanner error=e/> })}
@@ -335,11 +335,16 @@ fn TtsFields(cfg: TtsConfig, errors: Signal<Option<AppError>>) -> impl IntoView 
 }
 
 #[component]
-fn MemoryFields(cfg: MemoryConfig, errors: Signal<Option<AppError>>) -> impl IntoView {
+fn MemoryFields(
+    cfg: MemoryConfig,
+    user_name: String,
+    errors: Signal<Option<AppError>>,
+) -> impl IntoView {
     view! {
         <fieldset class="card" data-testid="memory-settings">
-            <legend>"Memory"</legend>
+            <legend>"Conversation"</legend>
             <TextField field=&MEMORY_MAX_HISTORY value=cfg.max_history.to_string() errors kind="number"/>
+            <TextField field=&USER_NAME value=user_name errors/>
         </fieldset>
     }
 }

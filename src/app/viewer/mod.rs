@@ -156,15 +156,20 @@ fn format_size(bytes: u64) -> String {
     }
 }
 
-/// The avatar beside the conversation on the Chat tab. Pass a handle to drive its expressions
-/// and mouth (lip sync).
+/// The avatar beside the conversation on the Chat tab: the conversation's character's own, else
+/// the configured one. Pass a handle to drive its expressions and mouth (lip sync).
 #[component]
-pub fn AvatarPane(#[prop(optional)] handle: Option<ViewerHandle>) -> impl IntoView {
+pub fn AvatarPane(
+    #[prop(optional)] handle: Option<ViewerHandle>,
+    /// The avatar of the conversation's character, which wins over the configured one.
+    #[prop(optional, into)]
+    character_avatar: Option<Signal<Option<String>>>,
+) -> impl IntoView {
     let active = Resource::new(|| (), |_| active_avatar_url());
     let url = Memo::new(move |_| {
-        active
-            .get()
-            .and_then(Result::ok)
+        character_avatar
+            .and_then(|a| a.get())
+            .or_else(|| active.get().and_then(Result::ok))
             .unwrap_or_else(|| DEFAULT_AVATAR_URL.to_string())
     });
     let handle = handle.unwrap_or_default();

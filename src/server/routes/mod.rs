@@ -64,6 +64,17 @@ pub fn api() -> Router<AppState> {
                 .put(characters::update)
                 .delete(characters::delete),
         )
+        // Card and lorebook files: up to 20 MB, counted by the routes themselves (413).
+        .route(
+            "/api/characters/import",
+            post(characters::import).layer(DefaultBodyLimit::max(characters::BODY_LIMIT)),
+        )
+        .route(
+            "/api/characters/{id}/lorebook",
+            post(characters::attach_lorebook).layer(DefaultBodyLimit::max(characters::BODY_LIMIT)),
+        )
+        .route("/api/characters/{id}/export", get(characters::export))
+        .route("/api/characters/{id}/portrait", get(characters::portrait))
         .route("/api/models", get(models::list))
         .route("/api/avatars", get(avatars::list))
         // The upload route counts the bytes itself against the configured cap (413), so the
@@ -92,4 +103,47 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
         "method_not_allowed",
         format!("{} does not accept {method}.", uri.path()),
     )
+}
+
+/// A `Content-Disposition` value that downloads as `name`. A header value must be ASCII, so a
+/// name in any other script goes in the RFC 6266 `filename*` form (percent-encoded UTF-8), with
+/// an ASCII stand-in for clients that read only `filename`.
+pub(crate) fn attachment(name: &str) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    // RFC 5987's attr-char keeps these as they are.
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_');
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if ascii == name {
+        return format!("attachment; filename=\"{name}\"");
+    }
+    format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+        utf8_percent_encode(name, KEEP)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn attachment_names_are_always_valid_header_values() {
+        assert_eq!(
+            super::attachment("Seraphina.png"),
+            "attachment; filename=\"Seraphina.png\""
+        );
+        let v = super::attachment("東京-旅行.md");
+        assert_eq!(
+            v,
+            "attachment; filename=\"__-__.md\"; filename*=UTF-8''%E6%9D%B1%E4%BA%AC-%E6%97%85%E8%A1%8C.md"
+        );
+        assert!(axum::http::HeaderValue::from_str(&v).is_ok());
+    }
 }

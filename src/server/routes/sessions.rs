@@ -34,17 +34,30 @@ pub struct TitleBody {
     title: Option<String>,
 }
 
+#[derive(Deserialize, Default)]
+pub struct NewSession {
+    title: Option<String>,
+    /// Binds the session to this character, whose greeting opens it.
+    character_id: Option<i64>,
+    /// Which greeting: 0 the card's first message, n its n-th alternate one.
+    greeting: Option<u32>,
+}
+
 pub async fn create(
     State(s): State<AppState>,
-    OptionalJson(b): OptionalJson<TitleBody>,
+    OptionalJson(b): OptionalJson<NewSession>,
 ) -> Result<Json<Value>, ApiError> {
-    let created = history::create_session(&s.db, b.title.as_deref()).await?;
+    let created =
+        crate::server::cards::create_session(&s, b.title.as_deref(), b.character_id, b.greeting)
+            .await?;
     Ok(Json(json!({
         "ok": true,
         "id": created.id,
         "session_id": created.id,
         "title": created.title,
         "created_ts": created.created_ts,
+        "character_id": created.character_id,
+        "message_count": created.message_count,
     })))
 }
 
@@ -166,7 +179,7 @@ pub async fn export(
             (header::CONTENT_TYPE, doc.content_type.to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}\"", doc.file_name),
+                super::attachment(&doc.file_name),
             ),
         ],
         doc.body,
