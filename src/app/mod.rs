@@ -6,6 +6,7 @@ mod chat;
 mod common;
 mod setup;
 mod system;
+mod upload;
 mod viewer;
 
 use leptos::prelude::*;

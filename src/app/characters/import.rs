@@ -1,8 +1,8 @@
 //! [both] Importing a character card (`POST /api/characters/import`) from a file picker or a
-//! drop, and the one XHR helper the tab sends files with: XHR, not a server function, so the
-//! page shows real upload progress (as the avatar upload does).
+//! drop, with upload progress (`app::upload`), and what the character file routes answer.
 
 use super::CharactersChanged;
+use crate::app::upload::{post_file, Upload, UploadStatus};
 use crate::shared::history::Character;
 use leptos::{ev, html, prelude::*};
 use leptos_router::{hooks::use_navigate, NavigateOptions};
@@ -12,29 +12,20 @@ const CARD_EXTENSIONS: [&str; 3] = [".png", ".json", ".charx"];
 /// The import route's size cap.
 const MAX_CARD_BYTES: f64 = 20.0 * 1024.0 * 1024.0;
 
-#[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-pub(super) enum Upload {
-    Idle,
-    Sending(u32),
-    Done(String),
-    Failed(String),
-}
-
-impl Upload {
-    pub fn sending(&self) -> bool {
-        matches!(self, Self::Sending(_))
-    }
-}
-
 /// What the character routes answer to a file: the character it made or changed (and, for a
-/// lorebook, how many entries it read), or a plain-words error.
+/// lorebook, how many entries its book now has).
 #[derive(serde::Deserialize, Default)]
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 pub(super) struct FileAnswer {
     pub character: Option<Character>,
     pub entries: Option<u32>,
-    pub error: Option<String>,
+}
+
+impl FileAnswer {
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    pub fn of(answer: serde_json::Value) -> Self {
+        serde_json::from_value(answer).unwrap_or_default()
+    }
 }
 
 /// A drop zone with a file picker inside, the upload's progress, and what came of it.
@@ -56,14 +47,14 @@ pub fn ImportZone() -> impl IntoView {
         state.set(Upload::Sending(0));
         let navigate = navigate.clone();
         post_file(
-            "/api/characters/import".into(),
+            "/api/characters/import",
             file,
             move |p| state.set(Upload::Sending(p)),
-            move |answer| match answer {
+            move |answer| match answer.map(FileAnswer::of) {
                 Ok(FileAnswer {
                     character: Some(c), ..
                 }) => {
-                    state.set(Upload::Done(c.name.clone()));
+                    state.set(Upload::Done(format!("Imported {}.", c.name)));
                     changed.bump();
                     navigate(
                         &format!("/characters?id={}", c.id),
@@ -106,12 +97,7 @@ pub fn ImportZone() -> impl IntoView {
     };
     view! {
         <div class="card card-drop" class:drag-over=move || over.get() data-testid="card-drop"
-            data-state=move || match state.get() {
-                Upload::Idle => "idle",
-                Upload::Sending(_) => "sending",
-                Upload::Done(_) => "done",
-                Upload::Failed(_) => "error",
-            }
+            data-state=move || state.get().name()
             on:dragenter=accept
             on:dragover=accept
             on:dragleave=move |_| over.set(false)
@@ -121,17 +107,7 @@ pub fn ImportZone() -> impl IntoView {
             <label class="button small" for="card-file">"Choose a file…"</label>
             <input id="card-file" class="visually-hidden" type="file" accept=".png,.json,.charx"
                 node_ref=input data-testid="card-file" on:change=picked/>
-            <progress max="100" data-testid="import-progress"
-                hidden=move || !state.get().sending()
-                value=move || match state.get() { Upload::Sending(p) => p, _ => 0 }></progress>
-            <p class="ok" role="status" data-testid="import-done"
-                hidden=move || !matches!(state.get(), Upload::Done(_))>
-                {move || match state.get() { Upload::Done(name) => format!("Imported {name}."), _ => String::new() }}
-            </p>
-            <p class="error" role="alert" data-testid="import-error"
-                hidden=move || !matches!(state.get(), Upload::Failed(_))>
-                {move || match state.get() { Upload::Failed(msg) => msg, _ => String::new() }}
-            </p>
+            <UploadStatus state id="import"/>
         </div>
     }
 }
@@ -145,80 +121,6 @@ fn check_card_file(name: &str, size: f64) -> Option<String> {
         ));
     }
     (size > MAX_CARD_BYTES).then(|| format!("{name} is larger than 20 MB, the most a card can be."))
-}
-
-/// Sends `file` as the multipart field `file` to `url`, reporting upload progress in percent,
-/// then the route's answer or a plain-words error.
-#[cfg(feature = "hydrate")]
-pub(super) fn post_file(
-    url: String,
-    file: web_sys::File,
-    progress: impl Fn(u32) + 'static,
-    done: impl FnOnce(Result<FileAnswer, String>) + 'static,
-) {
-    use wasm_bindgen::{prelude::*, JsCast};
-    let (Ok(xhr), Ok(form)) = (web_sys::XmlHttpRequest::new(), web_sys::FormData::new()) else {
-        done(Err("This browser cannot upload files.".into()));
-        return;
-    };
-    if form
-        .append_with_blob_and_filename("file", &file, &file.name())
-        .is_err()
-        || xhr.open("POST", &url).is_err()
-    {
-        done(Err("The upload could not be started.".into()));
-        return;
-    }
-    // The progress callback lives as long as the request: it is dropped with the last event.
-    let progress =
-        Closure::<dyn Fn(web_sys::ProgressEvent)>::new(move |e: web_sys::ProgressEvent| {
-            if e.length_computable() && e.total() > 0.0 {
-                progress((e.loaded() / e.total() * 100.0) as u32);
-            }
-        });
-    if let Ok(upload) = xhr.upload() {
-        upload.set_onprogress(Some(progress.as_ref().unchecked_ref()));
-    }
-    // `send` can fail after the end handler is set; whichever comes first answers.
-    let done = std::rc::Rc::new(std::cell::Cell::new(Some(done)));
-    let finish = done.clone();
-    let request = xhr.clone();
-    let end = Closure::once_into_js(move || {
-        drop(progress);
-        let Some(done) = finish.take() else { return };
-        let status = request.status().unwrap_or(0);
-        let body = request.response_text().ok().flatten().unwrap_or_default();
-        let answer: FileAnswer = serde_json::from_str(&body).unwrap_or_default();
-        done(answer_of(status, answer));
-    });
-    xhr.set_onloadend(Some(end.unchecked_ref()));
-    if xhr.send_with_opt_form_data(Some(&form)).is_err() {
-        if let Some(done) = done.take() {
-            done(Err("The upload could not be sent.".into()));
-        }
-    }
-}
-
-#[cfg(not(feature = "hydrate"))]
-pub(super) fn post_file(
-    _url: String,
-    _file: web_sys::File,
-    _progress: impl Fn(u32) + 'static,
-    _done: impl FnOnce(Result<FileAnswer, String>) + 'static,
-) {
-}
-
-/// The route's answer, or the error to show for it.
-#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-fn answer_of(status: u16, answer: FileAnswer) -> Result<FileAnswer, String> {
-    match status {
-        200..=299 => Ok(answer),
-        0 => Err("The upload did not reach the server; is it running?".into()),
-        _ => Err(answer.error.unwrap_or_else(|| match status {
-            413 => "The file is too large for the server.".into(),
-            _ => format!("The server answered {status}."),
-        })),
-    }
 }
 
 #[cfg(test)]
@@ -235,23 +137,5 @@ mod tests {
         assert!(
             check_card_file("big.png", MAX_CARD_BYTES + 1.0).is_some_and(|m| m.contains("20 MB"))
         );
-    }
-
-    #[test]
-    fn errors_come_from_the_body_else_the_status() {
-        let body = |e: &str| FileAnswer {
-            error: Some(e.into()),
-            ..FileAnswer::default()
-        };
-        assert_eq!(
-            answer_of(400, body("This image has no character card.")).err(),
-            Some("This image has no character card.".into())
-        );
-        assert_eq!(
-            answer_of(413, FileAnswer::default()).err(),
-            Some("The file is too large for the server.".into())
-        );
-        assert!(answer_of(0, FileAnswer::default()).is_err_and(|m| m.contains("did not reach")));
-        assert!(answer_of(200, FileAnswer::default()).is_ok());
     }
 }

@@ -3,9 +3,10 @@
 //! the server merges into the card (`POST /api/characters/{id}/lorebook`).
 
 use super::{
-    import::{post_file, FileAnswer, Upload},
+    import::FileAnswer,
     text::{join_list, split_list},
 };
+use crate::app::upload::{post_file, Upload, UploadStatus};
 use crate::{
     api::characters::load_character,
     shared::cards::{CardFields, LoreEntryFields, LorePosition, LorebookFields},
@@ -209,10 +210,10 @@ fn AttachLorebook(fields: RwSignal<CardFields>, id: Option<i64>) -> impl IntoVie
         input.set_value("");
         state.set(Upload::Sending(0));
         post_file(
-            format!("/api/characters/{id}/lorebook"),
+            &format!("/api/characters/{id}/lorebook"),
             file,
             move |p| state.set(Upload::Sending(p)),
-            move |answer| match answer {
+            move |answer| match answer.map(FileAnswer::of) {
                 Ok(FileAnswer { entries, .. }) => {
                     let n = entries.unwrap_or(0);
                     spawn_local(async move {
@@ -244,16 +245,7 @@ fn AttachLorebook(fields: RwSignal<CardFields>, id: Option<i64>) -> impl IntoVie
                 .into_any(),
                 None => view! { <span class="hint">"Save the character to attach a lorebook file."</span> }.into_any(),
             }}
-            <progress max="100" hidden=move || !state.get().sending()
-                value=move || match state.get() { Upload::Sending(p) => p, _ => 0 }></progress>
-            <p class="ok" role="status" data-testid="lorebook-done"
-                hidden=move || !matches!(state.get(), Upload::Done(_))>
-                {move || match state.get() { Upload::Done(msg) => msg, _ => String::new() }}
-            </p>
-            <p class="error" role="alert" data-testid="lorebook-error"
-                hidden=move || !matches!(state.get(), Upload::Failed(_))>
-                {move || match state.get() { Upload::Failed(msg) => msg, _ => String::new() }}
-            </p>
+            <UploadStatus state id="lorebook"/>
         </div>
     }
 }
