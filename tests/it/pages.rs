@@ -112,14 +112,16 @@ async fn the_app_pages_render_on_the_server() {
         assert!(len > 0, "{uri} has no content-length");
     }
 
-    // Many renders at once all finish.
+    // Many renders at once all finish. The limit only tells a stall from slowness: while the
+    // rest of the suite runs the model, the voices and the recogniser on two cores, 48 debug
+    // renders have taken over 20 s; alone they take about one.
     let renders = (0..48).map(|i| {
         let app = h.app.clone();
         let uri = ["/setup", "/system", "/chat", "/viewer"][i % 4];
         tokio::spawn(async move { send(&app, get(uri)).await.status })
     });
     let all = tokio::time::timeout(
-        std::time::Duration::from_secs(20),
+        std::time::Duration::from_secs(90),
         futures_join(renders.collect()),
     )
     .await
