@@ -59,7 +59,7 @@ pub fn main_prompt(f: &CardFields) -> &str {
 }
 
 /// Checks the form's choices (voice, avatar, greeting) against the card they go with.
-fn check_choices(
+async fn check_choices(
     state: &AppState,
     f: &CardFields,
     choices: &CharacterChoices,
@@ -79,7 +79,7 @@ fn check_choices(
         state.config.get().tts.provider,
     )?;
     if let Some(url) = &row.avatar_url {
-        check_avatar(state, url)?;
+        check_avatar(state, url).await?;
     }
     if choices.greeting as usize > f.alternate_greetings.len() {
         return Err(ApiError::bad_field(
@@ -95,10 +95,10 @@ fn check_choices(
 }
 
 /// A character's avatar is one of the avatars folder's files.
-fn check_avatar(state: &AppState, url: &str) -> Result<(), ApiError> {
-    let known = crate::avatars::list(&state.paths.avatars)
-        .map(|list| list.iter().any(|a| a.url == url))
-        .unwrap_or(false);
+async fn check_avatar(state: &AppState, url: &str) -> Result<(), ApiError> {
+    let known = crate::server::avatars::list(state)
+        .await
+        .is_ok_and(|list| list.avatars.iter().any(|a| a.url == url));
     if !known {
         return Err(ApiError::bad_field(
             "unknown_avatar",
@@ -131,7 +131,7 @@ pub async fn save(
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
-    check_choices(state, &f, &choices)?;
+    check_choices(state, &f, &choices).await?;
     let db = &state.db;
     let mut card = match id {
         Some(id) => {
@@ -315,17 +315,7 @@ async fn install_avatar(
     file: &crate::cards::EmbeddedFile,
 ) -> Result<(String, String), ApiError> {
     let caps = crate::server::avatars::upload_caps(state);
-    let stem: String = character
-        .chars()
-        .map(|c| if c.is_alphanumeric() { c } else { '-' })
-        .collect::<String>()
-        .trim_matches('-')
-        .to_string();
-    let stem = if stem.is_empty() {
-        "character".into()
-    } else {
-        stem
-    };
+    let stem = history::file_stem(character).unwrap_or_else(|| "character".into());
     for n in 1..=50 {
         let name = if n == 1 {
             format!("{stem}.vrm")
@@ -409,15 +399,18 @@ pub async fn export(state: &AppState, id: i64, format: &str) -> Result<CardFile,
     Ok(CardFile {
         bytes,
         content_type,
-        file_name: format!("{}.{ext}", file_stem(&character.name)),
+        file_name: format!(
+            "{}.{ext}",
+            history::file_stem(&character.name).unwrap_or_else(|| "character".into())
+        ),
     })
 }
 
 /// The character's VRM avatar, for a CHARX export (other avatar kinds stay out: the format's
 /// readers expect VRM).
 async fn avatar_file(state: &AppState, url: &str) -> Option<crate::cards::EmbeddedFile> {
-    let list = crate::avatars::list(&state.paths.avatars).ok()?;
-    let found = list.into_iter().find(|a| a.url == url)?;
+    let list = crate::server::avatars::list(state).await.ok()?;
+    let found = list.avatars.into_iter().find(|a| a.url == url)?;
     if !found.name.to_ascii_lowercase().ends_with(".vrm") {
         return None;
     }
@@ -428,21 +421,6 @@ async fn avatar_file(state: &AppState, url: &str) -> Option<crate::cards::Embedd
         name: found.name,
         bytes,
     })
-}
-
-/// A download's file name: the character's name with only safe characters.
-fn file_stem(name: &str) -> String {
-    let stem: String = name
-        .chars()
-        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
-        .take(60)
-        .collect();
-    let stem = stem.trim().replace(' ', "_");
-    if stem.is_empty() {
-        "character".into()
-    } else {
-        stem
-    }
 }
 
 /// Adds a lorebook file's entries to the character's book; the character and how many entries

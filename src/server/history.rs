@@ -229,20 +229,7 @@ pub async fn export(
         .await?
         .ok_or(HistoryError::SessionNotFound(id))?;
     let messages = messages::all(db, id).await?;
-    let stem: String = session
-        .title
-        .chars()
-        .map(|c| if c.is_alphanumeric() { c } else { '-' })
-        .collect::<String>()
-        .split('-')
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join("-");
-    let stem = if stem.is_empty() {
-        format!("session-{id}")
-    } else {
-        stem
-    };
+    let stem = file_stem(&session.title).unwrap_or_else(|| format!("session-{id}"));
     Ok(if format == "json" {
         let doc = serde_json::json!({"session": session, "messages": messages});
         Export {
@@ -257,6 +244,17 @@ pub async fn export(
             body: markdown(&session, &messages),
         }
     })
+}
+
+/// A file name's stem made from a title or a name: its letters and digits (any script), each
+/// run of anything else one `-`. `None` when nothing is left.
+pub fn file_stem(text: &str) -> Option<String> {
+    let stem = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    (!stem.is_empty()).then_some(stem)
 }
 
 fn markdown(session: &SessionSummary, messages: &[Message]) -> String {
