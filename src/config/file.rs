@@ -51,6 +51,8 @@ pub struct ConfigStore {
     ring: Arc<KeyRing>,
     current: RwLock<Arc<AppConfig>>,
     writer: tokio::sync::Mutex<()>,
+    /// Set when the settings live in a database shared by several instances (see `shared`).
+    pub(super) shared: std::sync::OnceLock<super::shared::Shared>,
 }
 
 impl ConfigStore {
@@ -60,8 +62,18 @@ impl ConfigStore {
     /// `secret.key`) or that were saved for another origin count as unset, with a warning, and the
     /// file as it was is kept as `.bak`.
     pub fn load(path: PathBuf) -> Result<(Self, LoadReport), ConfigError> {
+        let key = path.with_file_name("secret.key");
+        Self::load_with_key(path, key)
+    }
+
+    /// [`ConfigStore::load`] with the keys sealed under `key_file` instead of the `secret.key`
+    /// beside the settings: instances that share their settings must share this file too.
+    pub fn load_with_key(
+        path: PathBuf,
+        key_file: PathBuf,
+    ) -> Result<(Self, LoadReport), ConfigError> {
         let mut report = LoadReport::default();
-        let (ring, ring_warning) = KeyRing::open(path.with_file_name("secret.key"));
+        let (ring, ring_warning) = KeyRing::open(key_file);
         report.warnings.extend(ring_warning);
         let cfg = match fs::read_to_string(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -117,6 +129,7 @@ impl ConfigStore {
             ring: Arc::new(ring),
             current: RwLock::new(Arc::new(cfg)),
             writer: tokio::sync::Mutex::new(()),
+            shared: std::sync::OnceLock::new(),
         };
         Ok((store, report))
     }
@@ -145,6 +158,9 @@ impl ConfigStore {
 
     async fn save(&self, patch: Value, who: Changer) -> Result<Saved, ConfigError> {
         let _writer = self.writer.lock().await;
+        if let Some(shared) = self.shared.get() {
+            return shared.save(self, patch, who).await;
+        }
         let applied = apply(&self.get(), patch, who)?;
         let path = self.path.clone();
         let ring = self.ring.clone();
@@ -155,27 +171,40 @@ impl ConfigStore {
                 path: self.path.clone(),
                 source: io::Error::other(e),
             })??;
-        let next = Arc::new(applied.config);
-        *self.current.write() = next.clone();
         Ok(Saved {
-            config: next,
+            config: self.set_current(applied.config),
             cleared_keys: applied.cleared_keys,
         })
+    }
+
+    /// Puts `cfg` in effect (a change another instance saved).
+    pub(super) fn set_current(&self, cfg: AppConfig) -> Arc<AppConfig> {
+        let next = Arc::new(cfg);
+        *self.current.write() = next.clone();
+        next
+    }
+
+    pub(super) fn ring(&self) -> &KeyRing {
+        &self.ring
+    }
+
+    pub(super) async fn writer(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writer.lock().await
     }
 }
 
 /// A config file, read.
-struct Parsed {
-    cfg: AppConfig,
+pub(super) struct Parsed {
+    pub(super) cfg: AppConfig,
     /// It was in the earlier flat form.
-    migrated: bool,
+    pub(super) migrated: bool,
     /// It held keys in plain text.
-    plain_keys: bool,
-    opened: Opened,
+    pub(super) plain_keys: bool,
+    pub(super) opened: Opened,
 }
 
 /// Parses a config file, migrating the flat form and opening its sealed keys.
-fn parse(text: &str, ring: &KeyRing) -> Result<Parsed, String> {
+pub(super) fn parse(text: &str, ring: &KeyRing) -> Result<Parsed, String> {
     let mut doc: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
     if !doc.is_object() {
         return Err("not a JSON object".into());
@@ -226,19 +255,35 @@ pub(crate) fn write_atomic(
     cfg: &AppConfig,
     ring: &KeyRing,
 ) -> Result<(), ConfigError> {
-    let err = |source| ConfigError::Write {
+    let text = document(cfg, ring).map_err(|e| match e {
+        ConfigError::Write { path: p, source } if p.as_os_str().is_empty() => ConfigError::Write {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => other,
+    })?;
+    crate::private_file::replace(path, text.as_bytes()).map_err(|source| ConfigError::Write {
         path: path.to_path_buf(),
         source,
+    })
+}
+
+/// The settings as stored: pretty JSON without the read-only fields, with keys sealed. (A
+/// failure to serialise names no path; the caller fills in where it was going.)
+pub(super) fn document(cfg: &AppConfig, ring: &KeyRing) -> Result<String, ConfigError> {
+    let err = |e| ConfigError::Write {
+        path: PathBuf::new(),
+        source: io::Error::other(e),
     };
-    let mut doc = serde_json::to_value(cfg).map_err(|e| err(io::Error::other(e)))?;
+    let mut doc = serde_json::to_value(cfg).map_err(err)?;
     strip_read_only(&mut doc);
     sealed::seal_keys(&mut doc, cfg, ring).map_err(|source| ConfigError::Write {
         path: ring.path().to_path_buf(),
         source,
     })?;
-    let mut text = serde_json::to_string_pretty(&doc).map_err(|e| err(io::Error::other(e)))?;
+    let mut text = serde_json::to_string_pretty(&doc).map_err(err)?;
     text.push('\n');
-    crate::private_file::replace(path, text.as_bytes()).map_err(err)
+    Ok(text)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod keys;
 mod merge;
 mod migrate;
 mod sealed;
+mod shared;
 mod validate;
 
 #[cfg(test)]

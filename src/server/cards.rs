@@ -2,6 +2,7 @@
 //! the card files people bring and take away (`/api/characters/import`, `…/export`,
 //! `…/portrait`, `…/lorebook`).
 
+use crate::store::Db;
 use crate::{
     cards::{fields, macros::Macros},
     server::{error::ApiError, history, state::AppState},
@@ -9,21 +10,15 @@ use crate::{
         cards::{CardFields, CharacterCard, CharacterChoices},
         history::{Character, SessionSummary},
     },
-    store::{
-        characters::{self, CardRow, CharacterFields},
-        sessions,
-    },
+    store::characters::{self, CardRow, CharacterFields},
 };
 use axum::http::StatusCode;
 use serde_json::Value;
-use sqlx::SqlitePool;
 
 /// The card of `c`: the stored one, or one built from the name and prompt of a character made
 /// before cards.
-pub async fn card_of(db: &SqlitePool, c: &Character) -> Result<Value, ApiError> {
-    let stored = characters::card_json(db, c.id)
-        .await?
-        .ok_or_else(|| not_found(c.id))?;
+pub async fn card_of(db: &Db, c: &Character) -> Result<Value, ApiError> {
+    let stored = db.card_json(c.id).await?.ok_or_else(|| not_found(c.id))?;
     Ok(parse_stored(stored.as_deref(), c))
 }
 
@@ -40,7 +35,7 @@ fn not_found(id: i64) -> ApiError {
     ApiError::not_found(format!("There is no character {id}."))
 }
 
-pub async fn load(db: &SqlitePool, id: i64) -> Result<CharacterCard, ApiError> {
+pub async fn load(db: &Db, id: i64) -> Result<CharacterCard, ApiError> {
     let character = history::get_character(db, id).await?;
     let card = card_of(db, &character).await?;
     Ok(CharacterCard {
@@ -155,10 +150,11 @@ pub async fn save(
         tts_provider: opt(&choices.tts_provider),
     };
     let character = match id {
-        Some(id) => characters::update_card(db, id, &row)
+        Some(id) => db
+            .update_card(id, &row)
             .await?
             .ok_or_else(|| not_found(id))?,
-        None => characters::insert_card(db, &row, None).await?,
+        None => db.insert_card(&row, None).await?,
     };
     Ok(CharacterCard {
         fields: fields::fields_of(&card),
@@ -222,7 +218,10 @@ pub async fn create_session(
         .filter(|t| !t.trim().is_empty())
         .map(str::to_string)
         .unwrap_or_else(|| format!("Chat with {}", character.name));
-    Ok(sessions::create_for_character(&state.db, Some(&title), id, Some(&text)).await?)
+    Ok(state
+        .db
+        .create_session_for_character(Some(&title), id, Some(&text))
+        .await?)
 }
 
 /// A refusal for a request body over `limit` bytes.
@@ -282,7 +281,7 @@ pub async fn import(state: &AppState, bytes: bytes::Bytes) -> Result<ImportedCha
         voice_id: None,
         tts_provider: None,
     };
-    match characters::insert_card(&state.db, &row, portrait.as_ref()).await {
+    match state.db.insert_card(&row, portrait.as_ref()).await {
         Ok(character) => {
             tracing::info!(
                 id = character.id,
@@ -374,16 +373,13 @@ pub async fn export(state: &AppState, id: i64, format: &str) -> Result<CardFile,
     };
     let character = history::get_character(&state.db, id).await?;
     let card = card_of(&state.db, &character).await?;
-    let portrait = characters::portrait(&state.db, id)
-        .await?
-        .flatten()
-        .and_then(|p| {
-            let media_type = crate::cards::image_media_type(&p.bytes)?;
-            Some(crate::cards::Image {
-                bytes: p.bytes,
-                media_type,
-            })
-        });
+    let portrait = state.db.portrait(id).await?.flatten().and_then(|p| {
+        let media_type = crate::cards::image_media_type(&p.bytes)?;
+        Some(crate::cards::Image {
+            bytes: p.bytes,
+            media_type,
+        })
+    });
     let avatar = match (&character.avatar_url, format) {
         (Some(url), "charx") => avatar_file(state, url).await,
         _ => None,
@@ -438,9 +434,10 @@ pub async fn attach_lorebook(
         let character = history::get_character(&state.db, id).await?;
         let mut card = card_of(&state.db, &character).await?;
         let count = fields::attach_book(&mut card, &book);
-        if let Some(saved) =
-            characters::set_card_json(&state.db, id, &card.to_string(), character.updated_ts)
-                .await?
+        if let Some(saved) = state
+            .db
+            .set_card_json(id, &card.to_string(), character.updated_ts)
+            .await?
         {
             return Ok((saved, count));
         }

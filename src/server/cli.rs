@@ -1,6 +1,7 @@
 //! Command-line flags; each can also be set by an environment variable.
 
 use super::security::AuthToken;
+use crate::store::DatabaseUrl;
 use clap::Parser;
 use std::{net::IpAddr, path::PathBuf};
 
@@ -26,6 +27,21 @@ pub struct Cli {
     /// first. `make run` passes the checkout's `data/`.
     #[arg(long, env = "WAIFU_INSTALL_DIR", default_value = "data")]
     pub install_dir: PathBuf,
+
+    /// The database: `sqlite://path/app.db`, or `postgres://user:password@host/db` for several
+    /// instances that share one history. Unset: the SQLite file in the data folder.
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        value_parser = parse_database_url
+    )]
+    pub database_url: Option<DatabaseUrl>,
+
+    /// The key that seals API keys in the settings. Unset: `config/secret.key` in the data
+    /// folder, made on first start. Instances that share a database must be given the same file.
+    #[arg(long = "secret-key-file", env = "WAIFU_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
 
     /// Site settings of the built front end (see Leptos.toml).
     #[arg(long, env = "WAIFU_LEPTOS_CONFIG", default_value = "Leptos.toml")]
@@ -88,4 +104,8 @@ impl LogFormat {
             ),
         }
     }
+}
+
+fn parse_database_url(url: &str) -> Result<DatabaseUrl, String> {
+    DatabaseUrl::parse(url).map_err(|e| e.to_string())
 }

@@ -1,13 +1,10 @@
 //! The health report: what works, what does not, and what to do about it.
 
 use super::state::AppState;
+use crate::shared::health::{Health, LibsHealth, LlmCheck, ProviderHealth, ProviderState};
 use crate::{
     llm::LlmError,
     shared::config::{InputMode, LlmConfig},
-};
-use crate::{
-    shared::health::{Health, LibsHealth, LlmCheck, ProviderHealth, ProviderState},
-    store,
 };
 use std::{
     path::Path,
@@ -71,7 +68,7 @@ pub async fn check_llm(state: &AppState, cfg: &LlmConfig) -> LlmCheck {
 pub async fn report(state: &AppState) -> Health {
     let cfg = state.config.get();
     let (db, llm, tts, asr) = tokio::join!(
-        store::db_health(&state.db),
+        state.db.health(),
         probe_llm(state, &cfg.llm),
         state.tts.probe_all(),
         state.asr.probe()

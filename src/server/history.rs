@@ -2,6 +2,7 @@
 //! docs/api.md. The REST routes and the UI's server functions both call these; what each
 //! [`HistoryError`] is on the wire is said once, in `server::error`.
 
+use crate::store::Db;
 use crate::{
     shared::config::TtsProvider,
     shared::history::{
@@ -9,12 +10,11 @@ use crate::{
     },
     store::{
         characters::{self, CharacterFields},
-        messages::{self, Cursor, NewMessage},
-        search, sessions, StoreError,
+        messages::{Cursor, NewMessage},
+        StoreError,
     },
     tts::voice_id,
 };
-use sqlx::SqlitePool;
 
 /// Why a history request was refused or failed. The texts are the messages on the wire.
 #[derive(Debug, thiserror::Error)]
@@ -87,40 +87,35 @@ fn clean_title(title: Option<&str>) -> Result<String, HistoryError> {
 }
 
 pub async fn list_sessions(
-    db: &SqlitePool,
+    db: &Db,
     limit: Option<i64>,
     offset: Option<i64>,
 ) -> Result<Vec<SessionSummary>, HistoryError> {
-    Ok(sessions::list(db, clamp(limit, 100, 1000), offset.unwrap_or(0).max(0)).await?)
+    Ok(db
+        .list_sessions(clamp(limit, 100, 1000), offset.unwrap_or(0).max(0))
+        .await?)
 }
 
-pub async fn create_session(
-    db: &SqlitePool,
-    title: Option<&str>,
-) -> Result<SessionSummary, HistoryError> {
+pub async fn create_session(db: &Db, title: Option<&str>) -> Result<SessionSummary, HistoryError> {
     let title = match title {
         Some(t) if !t.trim().is_empty() => Some(clean_title(Some(t))?),
         _ => None,
     };
-    Ok(sessions::create(db, title.as_deref()).await?)
+    Ok(db.create_session(title.as_deref()).await?)
 }
 
 /// The body is checked before the id is looked up, so a bad title is a 400 even for an unknown id.
-pub async fn rename_session(
-    db: &SqlitePool,
-    id: i64,
-    title: Option<&str>,
-) -> Result<(), HistoryError> {
+pub async fn rename_session(db: &Db, id: i64, title: Option<&str>) -> Result<(), HistoryError> {
     let title = clean_title(title)?;
-    if sessions::rename(db, id, &title).await? {
+    if db.rename_session(id, &title).await? {
         Ok(())
     } else {
         Err(HistoryError::SessionNotFound(id))
     }
 }
 
-pub async fn delete_session(db: &SqlitePool, id: i64) -> Result<(), HistoryError> {
-    if sessions::delete(db, id).await? {
+pub async fn delete_session(db: &Db, id: i64) -> Result<(), HistoryError> {
+    if db.delete_session(id).await? {
         Ok(())
     } else {
         Err(HistoryError::SessionNotFound(id))
@@ -128,15 +123,17 @@ pub async fn delete_session(db: &SqlitePool, id: i64) -> Result<(), HistoryError
 }
 
 pub async fn messages(
-    db: &SqlitePool,
+    db: &Db,
     session_id: i64,
     cursor: Cursor,
     limit: Option<i64>,
 ) -> Result<MessagePage, HistoryError> {
-    if sessions::get(db, session_id).await?.is_none() {
+    if db.get_session(session_id).await?.is_none() {
         return Err(HistoryError::SessionNotFound(session_id));
     }
-    Ok(messages::page(db, session_id, cursor, clamp(limit, 50, 1000)).await?)
+    Ok(db
+        .message_page(session_id, cursor, clamp(limit, 50, 1000))
+        .await?)
 }
 
 fn clean_text(text: Option<&str>) -> Result<&str, HistoryError> {
@@ -152,7 +149,7 @@ fn clean_text(text: Option<&str>) -> Result<&str, HistoryError> {
 
 /// Adds a message to an existing session (imports, outside clients).
 pub async fn append_message(
-    db: &SqlitePool,
+    db: &Db,
     session_id: i64,
     role: Option<&str>,
     text: Option<&str>,
@@ -162,29 +159,31 @@ pub async fn append_message(
         None => Role::User,
         Some(r) => Role::from_name(r).ok_or(HistoryError::BadRole)?,
     };
-    if sessions::get(db, session_id).await?.is_none() {
+    if db.get_session(session_id).await?.is_none() {
         return Err(HistoryError::SessionNotFound(session_id));
     }
-    Ok(messages::add(db, &NewMessage::new(session_id, role, text)).await?)
+    Ok(db
+        .add_message(&NewMessage::new(session_id, role, text))
+        .await?)
 }
 
 pub async fn edit_message(
-    db: &SqlitePool,
+    db: &Db,
     session_id: i64,
     id: i64,
     text: Option<&str>,
 ) -> Result<Message, HistoryError> {
     let text = clean_text(text)?;
-    if !messages::edit(db, session_id, id, text).await? {
+    if !db.edit_message(session_id, id, text).await? {
         return Err(HistoryError::MessageNotFound { session_id, id });
     }
-    messages::get(db, id)
+    db.get_message(id)
         .await?
         .ok_or(HistoryError::MessageGone(id))
 }
 
-pub async fn delete_message(db: &SqlitePool, session_id: i64, id: i64) -> Result<(), HistoryError> {
-    if messages::delete(db, session_id, id).await? {
+pub async fn delete_message(db: &Db, session_id: i64, id: i64) -> Result<(), HistoryError> {
+    if db.delete_message(session_id, id).await? {
         Ok(())
     } else {
         Err(HistoryError::MessageNotFound { session_id, id })
@@ -192,21 +191,21 @@ pub async fn delete_message(db: &SqlitePool, session_id: i64, id: i64) -> Result
 }
 
 pub async fn search(
-    db: &SqlitePool,
+    db: &Db,
     q: Option<&str>,
     session_id: Option<i64>,
     limit: Option<i64>,
     offset: Option<i64>,
 ) -> Result<Vec<SearchHit>, HistoryError> {
     let q = q.unwrap_or_default();
-    Ok(search::search(
-        db,
-        q,
-        session_id,
-        clamp(limit, 20, 100),
-        offset.unwrap_or(0).clamp(0, 10_000),
-    )
-    .await?)
+    Ok(db
+        .search(
+            q,
+            session_id,
+            clamp(limit, 20, 100),
+            offset.unwrap_or(0).clamp(0, 10_000),
+        )
+        .await?)
 }
 
 /// A session as a downloadable document.
@@ -216,19 +215,16 @@ pub struct Export {
     pub body: String,
 }
 
-pub async fn export(
-    db: &SqlitePool,
-    id: i64,
-    format: Option<&str>,
-) -> Result<Export, HistoryError> {
+pub async fn export(db: &Db, id: i64, format: Option<&str>) -> Result<Export, HistoryError> {
     let format = format.unwrap_or("md");
     if !matches!(format, "md" | "json") {
         return Err(HistoryError::BadFormat);
     }
-    let session = sessions::get(db, id)
+    let session = db
+        .get_session(id)
         .await?
         .ok_or(HistoryError::SessionNotFound(id))?;
-    let messages = messages::all(db, id).await?;
+    let messages = db.all_messages(id).await?;
     let stem = file_stem(&session.title).unwrap_or_else(|| format!("session-{id}"));
     Ok(if format == "json" {
         let doc = serde_json::json!({"session": session, "messages": messages});
@@ -281,12 +277,12 @@ fn markdown(session: &SessionSummary, messages: &[Message]) -> String {
     out
 }
 
-pub async fn list_characters(db: &SqlitePool) -> Result<Vec<Character>, HistoryError> {
-    Ok(characters::list(db).await?)
+pub async fn list_characters(db: &Db) -> Result<Vec<Character>, HistoryError> {
+    Ok(db.list_characters().await?)
 }
 
-pub async fn get_character(db: &SqlitePool, id: i64) -> Result<Character, HistoryError> {
-    characters::get(db, id)
+pub async fn get_character(db: &Db, id: i64) -> Result<Character, HistoryError> {
+    db.get_character(id)
         .await?
         .ok_or(HistoryError::CharacterNotFound(id))
 }
@@ -372,7 +368,7 @@ pub(crate) fn check_character_voice(
 /// `default_voice` is the configured first voice provider, which speaks for a character that
 /// names none.
 pub async fn create_character(
-    db: &SqlitePool,
+    db: &Db,
     f: CharacterFields,
     default_voice: TtsProvider,
 ) -> Result<Character, HistoryError> {
@@ -386,12 +382,12 @@ pub async fn create_character(
     if blank(&f.name) || blank(&f.system_prompt) {
         return Err(HistoryError::CharacterIncomplete);
     }
-    Ok(characters::create(db, &f).await?)
+    Ok(db.create_character(&f).await?)
 }
 
 /// See [`create_character`] for `default_voice`.
 pub async fn update_character(
-    db: &SqlitePool,
+    db: &Db,
     id: i64,
     f: CharacterFields,
     default_voice: TtsProvider,
@@ -413,16 +409,16 @@ pub async fn update_character(
             default_voice,
         )?;
     }
-    characters::update(db, id, &f)
+    db.update_character(id, &f)
         .await?
         .ok_or(HistoryError::CharacterNotFound(id))
 }
 
-pub async fn delete_character(db: &SqlitePool, id: i64) -> Result<(), HistoryError> {
+pub async fn delete_character(db: &Db, id: i64) -> Result<(), HistoryError> {
     if id == characters::DEFAULT_ID {
         return Err(HistoryError::DefaultCharacter);
     }
-    if characters::delete(db, id).await? {
+    if db.delete_character(id).await? {
         Ok(())
     } else {
         Err(HistoryError::CharacterNotFound(id))

@@ -2,14 +2,11 @@
 //! tab), and the browser's playback report that completes a reply's trace.
 
 use super::error::ApiError;
-use crate::{
-    shared::{
-        chat::{LatencyReport, PlaybackReport, StageStats, Timings, RECENT_TRACES},
-        history::Role,
-    },
-    store::messages,
+use crate::shared::{
+    chat::{LatencyReport, PlaybackReport, StageStats, Timings, RECENT_TRACES},
+    history::Role,
 };
-use sqlx::SqlitePool;
+use crate::store::Db;
 
 /// The System tab's window: the last 50 replies.
 pub const DEFAULT_TURNS: i64 = 50;
@@ -31,7 +28,7 @@ const STAGES: &[(&str, Stage)] = &[
 ];
 
 /// The report over the last `limit` assistant replies that have a trace.
-pub async fn report(db: &SqlitePool, limit: Option<i64>) -> Result<LatencyReport, ApiError> {
+pub async fn report(db: &Db, limit: Option<i64>) -> Result<LatencyReport, ApiError> {
     let limit = limit.unwrap_or(DEFAULT_TURNS);
     if !(1..=MAX_TURNS).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -39,7 +36,7 @@ pub async fn report(db: &SqlitePool, limit: Option<i64>) -> Result<LatencyReport
             format!("limit must be between 1 and {MAX_TURNS}."),
         ));
     }
-    let rows = messages::recent_timings(db, limit).await?;
+    let rows = db.recent_timings(limit).await?;
     // A trace that does not parse (written by hand, or by a future version) is left out.
     let turns: Vec<Timings> = rows
         .iter()
@@ -92,12 +89,9 @@ fn percentile(sorted: &[u64], p: usize) -> Option<u64> {
 }
 
 /// Adds the browser's `playback_started` to an assistant reply's trace.
-pub async fn record_playback(
-    db: &SqlitePool,
-    id: i64,
-    report: &PlaybackReport,
-) -> Result<(), ApiError> {
-    let message = messages::get(db, id)
+pub async fn record_playback(db: &Db, id: i64, report: &PlaybackReport) -> Result<(), ApiError> {
+    let message = db
+        .get_message(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("There is no message {id}.")))?;
     if message.role != Role::Assistant {
@@ -107,7 +101,7 @@ pub async fn record_playback(
         ));
     }
     let patch = serde_json::json!({ "playback_started": report.playback_started }).to_string();
-    if !messages::merge_timings(db, id, &patch).await? {
+    if !db.merge_timings(id, &patch).await? {
         return Err(ApiError::not_found(format!("There is no message {id}.")));
     }
     Ok(())

@@ -36,7 +36,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     leptos.site_addr = addr;
 
     preflight::front_end(&leptos).context("start-up checks failed")?;
-    let mut ready = preflight::run(&cli.data_dir)
+    let backends = preflight::Backends {
+        database: cli.database_url.clone(),
+        secret_key_file: cli.secret_key_file.clone(),
+    };
+    let mut ready = preflight::run_with(&cli.data_dir, &backends)
         .await
         .context("start-up checks failed")?;
     ready.paths = ready.paths.with_install_dir(&cli.install_dir);

@@ -3,23 +3,42 @@
 //! behind go first.
 
 use super::paths::DataPaths;
-use crate::{config::ConfigStore, store};
+use crate::{
+    config::ConfigStore,
+    store::{self, DatabaseUrl},
+};
 use anyhow::anyhow;
-use sqlx::SqlitePool;
 use std::{
     fs, io,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 /// Everything preflight prepared.
 pub struct Ready {
     pub paths: DataPaths,
-    pub config: ConfigStore,
-    pub db: SqlitePool,
+    pub config: Arc<ConfigStore>,
+    pub db: store::Db,
     pub warnings: Vec<String>,
 }
 
+/// Where the shared state lives, when not in the data folder (the command line's choices).
+#[derive(Debug, Clone, Default)]
+pub struct Backends {
+    /// The database (`None`: the SQLite file in the data folder).
+    pub database: Option<DatabaseUrl>,
+    /// The key that seals API keys in the settings (`None`: `config/secret.key` in the data
+    /// folder). Instances that share a database must share this key.
+    pub secret_key_file: Option<PathBuf>,
+}
+
+/// Preflight with everything in the data folder.
 pub async fn run(data_dir: &Path) -> anyhow::Result<Ready> {
+    run_with(data_dir, &Backends::default()).await
+}
+
+/// Preflight with the database and key file `backends` names.
+pub async fn run_with(data_dir: &Path, backends: &Backends) -> anyhow::Result<Ready> {
     let paths = DataPaths::new(data_dir.to_path_buf());
     for dir in paths.dirs() {
         fs::create_dir_all(&dir).map_err(|e| io_problem("create the folder", &dir, &e))?;
@@ -41,22 +60,40 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<Ready> {
     })?;
 
     let config_file = paths.config_file.clone();
-    let (config, report) = ConfigStore::load(config_file.clone()).map_err(|e| match e {
-        crate::config::ConfigError::Write { path, source } => {
-            io_problem("write the settings file", &path, &source)
-        }
-        other => anyhow!(
-            "could not load the settings from {}: {other}",
-            config_file.display()
+    let key_file = backends
+        .secret_key_file
+        .clone()
+        .unwrap_or_else(|| config_file.with_file_name("secret.key"));
+    let (config, mut report) =
+        ConfigStore::load_with_key(config_file.clone(), key_file).map_err(|e| match e {
+            crate::config::ConfigError::Write { path, source } => {
+                io_problem("write the settings file", &path, &source)
+            }
+            other => anyhow!(
+                "could not load the settings from {}: {other}",
+                config_file.display()
+            ),
+        })?;
+
+    let database = backends
+        .database
+        .clone()
+        .unwrap_or_else(|| DatabaseUrl::Sqlite(paths.db_file.clone()));
+    let db = store::connect(&database).await.map_err(|e| match &database {
+        DatabaseUrl::Sqlite(file) => anyhow!(
+            "could not open the database {}: {e}. If the disk is full, free some space; if the file is damaged, move it aside (the app will start with an empty history)",
+            file.display()
+        ),
+        DatabaseUrl::Postgres(_) => anyhow!(
+            "could not open the database {database}: {e}. Check that the server is up, the database exists and the user may create tables in it"
         ),
     })?;
 
-    let db = store::open(&paths.db_file).await.map_err(|e| {
-        anyhow!(
-            "could not open the database {}: {e}. If the disk is full, free some space; if the file is damaged, move it aside (the app will start with an empty history)",
-            paths.db_file.display()
-        )
+    let config = Arc::new(config);
+    let shared = config.share_through(db.clone()).await.map_err(|e| {
+        anyhow!("could not read or write the shared settings in the database {database}: {e}")
     })?;
+    report.warnings.extend(shared);
 
     Ok(Ready {
         paths,

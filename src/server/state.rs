@@ -11,14 +11,14 @@ use crate::{
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use metrics_exporter_prometheus::PrometheusHandle;
-use sqlx::SqlitePool;
 use std::{path::Path, sync::Arc};
 
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub config: Arc<ConfigStore>,
-    pub db: SqlitePool,
+    /// History, characters and traces: SQLite or PostgreSQL behind one interface.
+    pub db: crate::store::Db,
     pub paths: Arc<DataPaths>,
     /// Problems found at start-up that a person should see (shown in the health report).
     pub warnings: Arc<Vec<String>>,
@@ -47,7 +47,7 @@ impl AppState {
     /// The state of a server whose data folder passed preflight.
     pub fn new(leptos_options: LeptosOptions, ready: Ready) -> anyhow::Result<Self> {
         use anyhow::Context;
-        let config = Arc::new(ready.config);
+        let config = ready.config;
         // Looked up once: the data folder's own copies, else the install folder's.
         let model = ready.paths.local_model(&config.get().llm.local_model);
         let piper = ready.paths.piper();

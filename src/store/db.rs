@@ -17,6 +17,8 @@ pub enum StoreError {
     /// A search the index could not run (the input is at fault, not the database).
     #[error("{0}")]
     BadQuery(String),
+    #[error("this build has no PostgreSQL support")]
+    Unsupported,
 }
 
 impl StoreError {
@@ -49,7 +51,7 @@ pub async fn open(path: &Path) -> Result<SqlitePool, StoreError> {
         .test_before_acquire(false)
         .connect_with(options)
         .await?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
+    sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
     Ok(pool)
 }
 

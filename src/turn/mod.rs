@@ -40,7 +40,7 @@ use crate::{
         config::{LlmConfig, MemoryConfig, TtsProvider},
         history::{Character, Role},
     },
-    store::{characters, messages, messages::NewMessage, search, sessions},
+    store::{characters, messages::NewMessage},
     tts::{SpeakOptions, TtsService},
 };
 use prompt::PromptParts;
@@ -73,7 +73,7 @@ pub type Place = Box<dyn Send + Sync>;
 
 /// What a turn needs from the server.
 pub struct TurnDeps {
-    pub db: sqlx::SqlitePool,
+    pub db: crate::store::Db,
     pub llm: Arc<LlmRegistry>,
     pub tts: Arc<TtsService>,
     /// Cancelled when the server shuts down: the turn keeps what arrived and says so.
@@ -169,12 +169,12 @@ pub async fn start(deps: TurnDeps, session_id: i64, input: ChatInput) -> Result<
     let max_history = i64::from(settings.memory.max_history);
     let speaker = async {
         let requested = input.character_id;
-        let found = match characters::for_session(&db, session_id, requested).await? {
+        let found = match db.character_for_session(session_id, requested).await? {
             Some(found) => found,
             // A new session: create it, then the same rule picks its speaker.
             None => {
-                sessions::create_with_id(&db, session_id).await?;
-                characters::for_session(&db, session_id, requested)
+                db.create_session_with_id(session_id).await?;
+                db.character_for_session(session_id, requested)
                     .await?
                     .flatten()
             }
@@ -183,12 +183,14 @@ pub async fn start(deps: TurnDeps, session_id: i64, input: ChatInput) -> Result<
             (Some(c), _) => c,
             (None, Some(id)) => return Err(TurnError::NoSuchCharacter(id)),
             // The session's character was deleted: fall back to the default one.
-            (None, None) => characters::get(&db, characters::DEFAULT_ID)
+            (None, None) => db
+                .get_character(characters::DEFAULT_ID)
                 .await?
                 .ok_or(TurnError::NoDefaultCharacter)?,
         };
         // Written only from a JSON value (`server::cards`); anything else counts as no card.
-        let card = characters::card_json(&db, character.id)
+        let card = db
+            .card_json(character.id)
             .await?
             .flatten()
             .and_then(|json| serde_json::from_str::<serde_json::Value>(&json).ok());
@@ -200,18 +202,15 @@ pub async fn start(deps: TurnDeps, session_id: i64, input: ChatInput) -> Result<
         }
         let limit = i64::from(settings.memory.recall);
         // Recall is a help, not a requirement: a failed search leaves it out.
-        search::recall(&db, text, session_id, max_history, limit)
+        db.recall(text, session_id, max_history, limit)
             .await
             .unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "recalling memories failed");
                 Vec::new()
             })
     };
-    let (character, history, memories) = tokio::join!(
-        speaker,
-        messages::window(&db, session_id, max_history),
-        recall,
-    );
+    let (character, history, memories) =
+        tokio::join!(speaker, db.message_window(session_id, max_history), recall,);
     let ((character, card), history): ((Character, _), _) = (character?, history?);
     // Seeded by the conversation, so its random macros hold still from turn to turn.
     let persona = persona::Persona::new(
@@ -231,14 +230,12 @@ pub async fn start(deps: TurnDeps, session_id: i64, input: ChatInput) -> Result<
     let lore_names = (!lore.is_empty())
         .then(|| serde_json::to_string(&lore.names).ok())
         .flatten();
-    let stored = messages::add(
-        &db,
-        &NewMessage {
+    let stored = db
+        .add_message(&NewMessage {
             input: input.input,
             ..NewMessage::new(session_id, Role::User, text)
-        },
-    )
-    .await?;
+        })
+        .await?;
 
     let voice = voice_of(&character);
     let (tx, rx) = mpsc::channel(256);

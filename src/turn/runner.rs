@@ -14,7 +14,7 @@ use crate::{
         chat::{ChatStreamEvent, ErrorEvent, Timings},
         history::Role,
     },
-    store::{messages, messages::NewMessage},
+    store::messages::NewMessage,
     tts::{SpeakOptions, TtsService},
 };
 use futures::StreamExt;
@@ -31,7 +31,7 @@ pub(super) struct Runner {
     /// The turn's place among the turns under way, given back just before the last event (so a
     /// client that sends its next message on `done` finds it free) or when the runner ends.
     pub(super) place: Option<Place>,
-    pub(super) db: sqlx::SqlitePool,
+    pub(super) db: crate::store::Db,
     pub(super) session_id: i64,
     /// When the request arrived: the origin of every time the state sees.
     pub(super) received: Instant,
@@ -249,10 +249,8 @@ impl Runner {
             ..NewMessage::new(self.session_id, Role::Assistant, &reply.text)
         };
         let written = match id {
-            None => messages::add(&self.db, &message).await.map(|m| Some(m.id)),
-            Some(id) => messages::update_reply(&self.db, id, &message)
-                .await
-                .map(|_| None),
+            None => self.db.add_message(&message).await.map(|m| Some(m.id)),
+            Some(id) => self.db.update_reply(id, &message).await.map(|_| None),
         };
         written.unwrap_or_else(|e| {
             tracing::warn!(error = %e, session_id = self.session_id, "saving the reply in progress failed");
@@ -279,13 +277,13 @@ impl Runner {
             ..NewMessage::new(self.session_id, Role::Assistant, &reply.text)
         };
         let stored = match id {
-            Some(id) => match messages::update_reply(&self.db, id, &message).await {
+            Some(id) => match self.db.update_reply(id, &message).await {
                 Ok(true) => Ok(Some(id)),
                 // Deleted while it was streaming: as the person wished, it stays deleted.
                 Ok(false) => Ok(None),
                 Err(e) => Err(e),
             },
-            None => messages::add(&self.db, &message).await.map(|m| Some(m.id)),
+            None => self.db.add_message(&message).await.map(|m| Some(m.id)),
         };
         match stored {
             Ok(stored) => Input::Stored(stored),
@@ -301,7 +299,7 @@ impl Runner {
         let Ok(json) = serde_json::to_string(timings) else {
             return;
         };
-        if let Err(e) = messages::merge_timings(&self.db, id, &json).await {
+        if let Err(e) = self.db.merge_timings(id, &json).await {
             tracing::warn!(error = %e, message_id = id, "saving the voice timings failed");
         }
     }

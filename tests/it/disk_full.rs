@@ -273,8 +273,12 @@ async fn the_database_on_a_full_disk_answers_507_and_keeps_every_saved_row() {
         .map(|m| m["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, saved, "every acknowledged message, and only those");
+    // The check runs in SQLite itself, on a connection of its own to the same file.
+    let pool = waifu_rt3d::store::open(&h.state.paths.db_file)
+        .await
+        .unwrap();
     let check: String = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_one(&h.state.db)
+        .fetch_one(&pool)
         .await
         .unwrap();
     assert_eq!(check, "ok");

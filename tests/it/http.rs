@@ -424,6 +424,8 @@ async fn a_busy_port_gives_a_clear_message() {
         bind: "127.0.0.1".parse().unwrap(),
         data_dir: dir.path().join("data"),
         install_dir: dir.path().join("data"),
+        database_url: None,
+        secret_key_file: None,
         leptos_config: crate::common::fake_site(dir.path()),
         allowed_hosts: vec![],
         cors_origins: vec![],

@@ -819,8 +819,12 @@ async fn a_reply_is_stored_while_it_streams_and_the_index_follows() {
     // The first words are still found once, and the index agrees with the table.
     let hits = send(&h.app, get("/api/search?q=word1")).await.json();
     assert_eq!(hits["results"].as_array().map(Vec::len), Some(1), "{hits}");
+    // The check runs in SQLite itself, on a connection of its own to the same file.
+    let pool = waifu_rt3d::store::open(&h.state.paths.db_file)
+        .await
+        .unwrap();
     sqlx::query("INSERT INTO messages_fts(messages_fts) VALUES('integrity-check')")
-        .execute(&h.state.db)
+        .execute(&pool)
         .await
         .expect("the search index matches the messages");
 }

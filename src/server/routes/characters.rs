@@ -205,10 +205,11 @@ pub async fn portrait(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "character")?;
-    let p = crate::store::characters::portrait(&s.db, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("There is no character {id}.")))?
-        .ok_or_else(|| ApiError::not_found(format!("Character {id} has no portrait.")))?;
+    let p =
+        s.db.portrait(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("There is no character {id}.")))?
+            .ok_or_else(|| ApiError::not_found(format!("Character {id} has no portrait.")))?;
     let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&p.bytes))[..32]);
     let fresh = headers
         .get(header::IF_NONE_MATCH)

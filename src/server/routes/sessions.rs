@@ -66,9 +66,10 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id, "session")?;
-    let session = crate::store::sessions::get(&s.db, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("There is no session {id}.")))?;
+    let session =
+        s.db.get_session(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("There is no session {id}.")))?;
     Ok(Json(json!({ "ok": true, "session": session })))
 }
 
