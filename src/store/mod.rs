@@ -3,6 +3,7 @@
 pub mod characters;
 mod db;
 pub mod messages;
+pub mod postgres;
 pub mod search;
 pub mod sessions;
 
