@@ -21,8 +21,9 @@ const RECALL_CANDIDATES: i64 = 200;
 /// contain these strings as written: every `<` in it is `&lt;` by then.
 const MARK_OPEN: &str = "<mark>";
 const MARK_CLOSE: &str = "</mark>";
-/// The headline options: about as long an excerpt as SQLite's 16-token snippet.
-const HEADLINE: &str = "StartSel=<mark>, StopSel=</mark>, MaxWords=16, MinWords=8, ShortWord=0";
+/// The headline options: about as long an excerpt as SQLite's 16-token snippet (ts_headline counts
+/// the spaces and punctuation between words as words too).
+const HEADLINE: &str = "StartSel=<mark>, StopSel=</mark>, MaxWords=32, MinWords=16, ShortWord=0";
 
 /// The terms of an FTS5 query made by `fts_query`: each `"…"` (inner quotes doubled), with a
 /// trailing `*` for a prefix. Terms never contain a space (they come from whitespace-split
@@ -81,7 +82,7 @@ pub async fn search(
     // word in a short message above the same word in a long one.
     let mut ranked: Vec<(i64, f64)> = sqlx::query_as(
         "SELECT c.id, -ts_rank_cd(c.tsv, q.q, 1)::float8 \
-         FROM (SELECT waifu_tsquery($1, $2, false) AS q) q \
+         FROM (SELECT waifu_tsquery($1, $2, false, 'simple') AS q) q \
          CROSS JOIN LATERAL ( \
              SELECT id, tsv FROM messages \
              WHERE tsv @@ q.q AND ($3::bigint IS NULL OR session_id = $3) \
@@ -106,7 +107,7 @@ pub async fn search(
     let ids: Vec<i64> = page.iter().map(|p| p.0).collect();
     let rows: Vec<HitRow> = sqlx::query_as(&format!(
         "SELECT m.id, m.session_id, s.title, m.role, m.ts, m.text, \
-                ts_headline('waifu', waifu_html_escape(m.text), waifu_tsquery($1, $2, false), \
+                ts_headline('waifu', waifu_html_escape(m.text), waifu_tsquery($1, $2, false, 'waifu'), \
                             '{HEADLINE}') AS headline \
          FROM messages m JOIN sessions s ON s.id = m.session_id \
          WHERE m.id = ANY($3)"
@@ -254,7 +255,7 @@ pub async fn recall(
     Ok(sqlx::query_as(
         "SELECT m.id, m.session_id, m.role, m.text, m.ts \
          FROM (SELECT c.id, -ts_rank_cd(c.tsv, q.q, 1) AS score \
-               FROM (SELECT waifu_tsquery($1, $2, true) AS q) q \
+               FROM (SELECT waifu_tsquery($1, $2, true, 'simple') AS q) q \
                CROSS JOIN LATERAL (SELECT id, tsv FROM messages WHERE tsv @@ q.q \
                                    ORDER BY id DESC LIMIT $5) c) c \
          JOIN messages m ON m.id = c.id \
