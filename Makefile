@@ -160,6 +160,12 @@ default-avatar:
 
 setup-test: setup end2end/node_modules/.installed
 	@command -v chromium >/dev/null || $(MAKE) --no-print-directory apt PKGS="chromium"
+	@# The PostgreSQL store's tests start their own throwaway server; the package must not set
+	@# up (and start) a system cluster of its own.
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  mkdir -p /etc/postgresql-common/createcluster.d && \
+	  echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/no-main.conf && \
+	  $(MAKE) --no-print-directory apt PKGS="postgresql-15"; fi
 
 end2end/node_modules/.installed: end2end/package.json end2end/package-lock.json
 	@command -v npm >/dev/null || $(MAKE) --no-print-directory apt PKGS="nodejs npm"

@@ -36,6 +36,11 @@ pub fn is_full_chain(e: &(dyn std::error::Error + 'static)) -> bool {
 /// which SQLite also gives for `ENOSPC` on its own files), or an I/O error that says so.
 pub fn sqlite_is_full(e: &sqlx::Error) -> bool {
     match e {
+        // Only SQLite's codes are numbers of this kind; a PostgreSQL SQLSTATE such as 22012
+        // could read as one.
+        sqlx::Error::Database(db) if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_none() => {
+            false
+        }
         sqlx::Error::Database(db) => db
             .code()
             .and_then(|c| c.parse::<i32>().ok())
@@ -44,6 +49,13 @@ pub fn sqlite_is_full(e: &sqlx::Error) -> bool {
         sqlx::Error::Io(io) => is_full(io),
         other => is_full_chain(other),
     }
+}
+
+/// Whether PostgreSQL refused a write because its disk is full: SQLSTATE 53100
+/// (`disk_full`).
+pub fn postgres_is_full(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some_and(|pg| pg.code() == "53100"))
 }
 
 /// The sentence every disk-full message ends with.

@@ -7,7 +7,7 @@ use sqlx::{FromRow, SqlitePool};
 pub const DEFAULT_ID: i64 = 1;
 
 #[derive(FromRow)]
-struct CharacterRow {
+pub(crate) struct CharacterRow {
     id: i64,
     name: String,
     system_prompt: String,
@@ -59,7 +59,7 @@ impl CharacterFields {
     }
 }
 
-const COLUMNS: &str = "id, name, system_prompt, avatar_url, voice_id, tts_provider, \
+pub(crate) const COLUMNS: &str = "id, name, system_prompt, avatar_url, voice_id, tts_provider, \
      personality_traits, portrait IS NOT NULL AS has_portrait, greeting, updated_ts";
 
 pub async fn list(pool: &SqlitePool) -> Result<Vec<Character>, StoreError> {
@@ -81,7 +81,7 @@ pub async fn get(pool: &SqlitePool, id: i64) -> Result<Option<Character>, StoreE
 
 /// The same columns read through a `LEFT JOIN`: all null when there is no such character.
 #[derive(FromRow)]
-struct JoinedRow {
+pub(crate) struct JoinedRow {
     id: Option<i64>,
     name: Option<String>,
     system_prompt: Option<String>,
@@ -95,7 +95,7 @@ struct JoinedRow {
 }
 
 impl JoinedRow {
-    fn character(self) -> Option<Character> {
+    pub(crate) fn character(self) -> Option<Character> {
         Some(
             CharacterRow {
                 id: self.id?,

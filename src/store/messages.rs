@@ -39,7 +39,7 @@ impl<'a> NewMessage<'a> {
 }
 
 #[derive(FromRow)]
-struct MessageRow {
+pub(crate) struct MessageRow {
     id: i64,
     session_id: i64,
     role: String,
@@ -76,7 +76,7 @@ impl From<MessageRow> for Message {
     }
 }
 
-const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "id, session_id, role, text, reasoning, emotion, partial, input, ts, edited_ts, lore";
 
 /// Stores a message; a trigger moves the session's last activity in the same statement.

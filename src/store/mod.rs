@@ -5,6 +5,7 @@ mod api;
 pub mod characters;
 mod db;
 pub mod messages;
+pub mod postgres;
 pub mod search;
 pub mod sessions;
 mod url;

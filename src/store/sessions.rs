@@ -7,7 +7,7 @@ use sqlx::{FromRow, SqlitePool};
 pub const DEFAULT_TITLE: &str = "New conversation";
 
 #[derive(FromRow)]
-struct SessionRow {
+pub(crate) struct SessionRow {
     id: i64,
     title: String,
     created_ts: f64,
@@ -29,7 +29,7 @@ impl From<SessionRow> for SessionSummary {
     }
 }
 
-const SELECT: &str = "SELECT s.id, s.title, s.created_ts, s.updated_ts, s.character_id, \
+pub(crate) const SELECT: &str = "SELECT s.id, s.title, s.created_ts, s.updated_ts, s.character_id, \
      (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count \
      FROM sessions s";
 

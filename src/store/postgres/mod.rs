@@ -1,0 +1,18 @@
+//! [ssr] The PostgreSQL twin of the SQLite store (`DATABASE_URL=postgres://…`): one free function
+//! for every function of `store::{sessions, messages, characters, search}`, with the same name,
+//! parameters (a `PgPool` in place of the `SqlitePool`), results and errors. The pure parts (query
+//! terms, snippets, the prompt window, row types) are the SQLite store's own, so the two backends
+//! cannot drift apart there. The schema is in `migrations/postgres/`; docs/architecture.md says
+//! how search is translated.
+
+pub mod characters;
+pub mod cluster;
+mod db;
+pub mod messages;
+pub mod search;
+pub mod sessions;
+
+pub use db::{db_health, open};
+
+#[cfg(test)]
+mod tests;
