@@ -7,6 +7,7 @@
 //! implementations are written out by one macro from one list, so a method cannot be added to the
 //! trait without both backends providing it.
 
+use super::postgres as pg;
 use super::{
     characters::{CardRow, CharacterFields, Portrait},
     messages::{Cursor, NewMessage},
@@ -86,12 +87,12 @@ macro_rules! store_api {
                 _doc: &str,
                 _expected: Option<i64>,
             ) -> Result<Option<i64>, StoreError> {
-                Err(StoreError::Unsupported)
+                Err(StoreError::NotShared)
             }
             /// A message each time another instance may have saved the settings (also after a
             /// lost connection to the database came back, as saves may have been missed).
             async fn watch_settings(&self) -> Result<tokio::sync::mpsc::Receiver<()>, StoreError> {
-                Err(StoreError::Unsupported)
+                Err(StoreError::NotShared)
             }
             $( $(#[$doc])* async fn $name(&self, $($arg: $ty),*) -> Result<$ret, StoreError>; )*
         }
@@ -123,6 +124,24 @@ macro_rules! store_api {
     ($($list:tt)*) => {
         store_api!(@trait $($list)*);
         store_api!(@impl SqliteStore, Sqlite, super, {}, $($list)*);
+        store_api!(@impl PgStore, Postgres, pg, {
+            fn shares_settings(&self) -> bool {
+                true
+            }
+            async fn read_settings(&self) -> Result<Option<SettingsRow>, StoreError> {
+                pg::settings::read(&self.pool).await
+            }
+            async fn write_settings(
+                &self,
+                doc: &str,
+                expected: Option<i64>,
+            ) -> Result<Option<i64>, StoreError> {
+                pg::settings::write(&self.pool, doc, expected).await
+            }
+            async fn watch_settings(&self) -> Result<tokio::sync::mpsc::Receiver<()>, StoreError> {
+                pg::settings::watch(&self.pool).await
+            }
+        }, $($list)*);
     };
 }
 
@@ -190,7 +209,23 @@ impl std::fmt::Debug for dyn Store {
     }
 }
 
+/// A PostgreSQL database shared by several instances, settings included.
+pub struct PgStore {
+    pub(crate) pool: sqlx::PgPool,
+}
+
+impl PgStore {
+    pub fn new(pool: sqlx::PgPool) -> Self {
+        Self { pool }
+    }
+}
+
 /// The SQLite store over an open pool, as a [`Db`].
 pub fn sqlite(pool: sqlx::SqlitePool) -> Db {
     Arc::new(SqliteStore::new(pool))
+}
+
+/// The PostgreSQL store over an open pool, as a [`Db`].
+pub fn postgres_db(pool: sqlx::PgPool) -> Db {
+    Arc::new(PgStore::new(pool))
 }

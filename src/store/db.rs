@@ -17,17 +17,16 @@ pub enum StoreError {
     /// A search the index could not run (the input is at fault, not the database).
     #[error("{0}")]
     BadQuery(String),
-    #[error("this build has no PostgreSQL support")]
-    Unsupported,
+    /// Settings were asked of a database that does not hold them (SQLite: they are in a file).
+    #[error("this database does not hold shared settings")]
+    NotShared,
 }
 
 impl StoreError {
     /// The database refused a write because the disk is full.
     pub fn is_disk_full(&self) -> bool {
         match self {
-            StoreError::Db(e) => {
-                crate::disk::sqlite_is_full(e) || crate::disk::postgres_is_full(e)
-            }
+            StoreError::Db(e) => crate::disk::sqlite_is_full(e) || crate::disk::postgres_is_full(e),
             StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => {
                 crate::disk::sqlite_is_full(e) || crate::disk::postgres_is_full(e)
             }

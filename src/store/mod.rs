@@ -10,7 +10,7 @@ pub mod search;
 pub mod sessions;
 mod url;
 
-pub use api::{sqlite, Backend, Db, SettingsRow, SqliteStore, Store};
+pub use api::{postgres_db, sqlite, Backend, Db, PgStore, SettingsRow, SqliteStore, Store};
 pub use db::{db_health, open, StoreError};
 pub use url::{DatabaseUrl, UrlError};
 
@@ -32,6 +32,6 @@ pub(crate) fn now_ts() -> f64 {
 pub async fn connect(url: &DatabaseUrl) -> Result<Db, StoreError> {
     match url {
         DatabaseUrl::Sqlite(path) => Ok(sqlite(open(path).await?)),
-        DatabaseUrl::Postgres(_) => Err(StoreError::Unsupported),
+        DatabaseUrl::Postgres(url) => Ok(postgres_db(postgres::open(url).await?)),
     }
 }

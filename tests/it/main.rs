@@ -23,6 +23,7 @@ mod limits;
 mod llm;
 mod pages;
 mod security;
+mod shared_db;
 mod startup;
 mod store;
 mod telemetry;

@@ -11,6 +11,7 @@ mod db;
 pub mod messages;
 pub mod search;
 pub mod sessions;
+pub(crate) mod settings;
 
 pub use db::{db_health, open};
 

@@ -38,7 +38,17 @@ pub async fn harness_in(
     data: &std::path::Path,
     change: impl FnOnce(AppState) -> AppState,
 ) -> Harness {
-    let ready = preflight::run(data).await.unwrap();
+    harness_on(data, &preflight::Backends::default(), change).await
+}
+
+/// The harness on a data folder the caller owns, with its database (and key file) elsewhere:
+/// several harnesses on one PostgreSQL database are several instances of one companion.
+pub async fn harness_on(
+    data: &std::path::Path,
+    backends: &preflight::Backends,
+    change: impl FnOnce(AppState) -> AppState,
+) -> Harness {
+    let ready = preflight::run_with(data, backends).await.unwrap();
     let options = leptos::config::LeptosOptions::builder()
         .output_name("waifu-rt3d")
         .build();
