@@ -46,7 +46,7 @@ ASR_MODEL_SHA256 := \
   tokenizer.json=929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df \
   vocabulary.txt=ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf
 
-.PHONY: espeak run build setup setup-test test check fmt lint unit e2e dev bench clean-data help default-avatar cluster cluster-setup
+.PHONY: espeak run build setup setup-test test check fmt lint unit e2e dev bench clean-data help default-avatar cluster cluster-setup server-data
 
 help:
 	@echo "make run [ARGS='--port 3100 --data-dir /tmp/w']  build (release) and serve http://127.0.0.1:3000"
@@ -154,6 +154,10 @@ vad-bridge/node_modules/.installed: vad-bridge/package.json vad-bridge/package-l
 
 $(VAD_BUNDLE): vad-bridge/src/vad.js vad-bridge/build.mjs vad-bridge/package-lock.json vad-bridge/node_modules/.installed
 	cd vad-bridge && npm run --silent build
+
+# What a server needs beside its binary and site: the built-in model and Piper with its voice,
+# without the build tools (deploy/Dockerfile installs them this way).
+server-data: $(LLM_FILE) $(PIPER_STAMP)
 
 # Regenerates the committed default avatar (assets/avatars/); a test checks they match.
 default-avatar:
