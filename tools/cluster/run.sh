@@ -20,6 +20,7 @@
 #                      starts with: for settings read only at start, such as the request rate
 #   WAIFU_BIN          the server binary (the release build, `make build`)
 #   WAIFU_INSTALL_DIR  where `make setup` put the built-in model and the voices (the checkout's data/)
+#   CLUSTER_READY_TIMEOUT  seconds the instances may take to answer their health check (120)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
