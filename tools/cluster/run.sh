@@ -76,19 +76,21 @@ fi
 # beats a service failing halfway through the start.
 busy=$(python3 - "${ports[@]}" <<'EOF'
 import socket, sys
+busy = []
 for p in sys.argv[1:]:
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind(("127.0.0.1", int(p)))
     except OSError:
-        print(p)
+        busy.append(p)
     finally:
         s.close()
+print(" ".join(busy))
 EOF
 )
 if [[ -n $busy ]]; then
-  fail "port(s) $(echo $busy) already in use (nginx $PORT, instances ${app_ports[*]}, PostgreSQL $PG_PORT, S3 $S3_PORT): stop what uses them or set CLUSTER_PORT (and CLUSTER_PG_PORT, CLUSTER_S3_PORT)"
+  fail "port(s) $busy already in use (nginx $PORT, instances ${app_ports[*]}, PostgreSQL $PG_PORT, S3 $S3_PORT): stop what uses them or set CLUSTER_PORT (and CLUSTER_PG_PORT, CLUSTER_S3_PORT)"
 fi
 
 # ------------------------------------------------------------------ the temporary folder and the stop
@@ -276,7 +278,7 @@ $upstreams        keepalive 32;
 }
 EOF
 echo "cluster: nginx on http://127.0.0.1:$PORT"
-"$NGINX" -p "$D/nginx" -c "$D/nginx/nginx.conf" -e "$D/logs/nginx.log" -g 'daemon off;' \
+"$NGINX" -p "$D/nginx" -c "$D/nginx/nginx.conf" -e stderr -g 'daemon off;' \
   >>"$D/logs/nginx.log" 2>&1 &
 started nginx $!
 
