@@ -5,8 +5,8 @@
 #
 # Everything runs as a foreground child of this script, inside one temporary folder: daemons
 # started in the background would outlive it (and on machines whose init does not reap orphans,
-# stay behind as zombies). On exit, Ctrl-C or TERM every child is stopped and waited for, and the
-# folder is deleted; nothing outside it is written.
+# stay behind as zombies). On exit, Ctrl-C, TERM or HUP every child is stopped and waited for, and
+# the folder is deleted; nothing outside it is written.
 #
 # Settings, from the environment:
 #   CLUSTER_PORT       nginx's port (3100); the instances listen on the next CLUSTER_INSTANCES ports
@@ -110,7 +110,9 @@ started() {
 # use), each with its own clean-stop signal, then KILL after 15 s; waits for each; deletes $D.
 stop_all() {
   local code=$?
-  trap - EXIT INT TERM
+  # A second Ctrl-C, or the terminal closing, must not cut the clean-up short.
+  trap '' INT TERM HUP
+  trap - EXIT
   set +e
   local i pid sig t
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
@@ -141,6 +143,7 @@ stop_all() {
 trap stop_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 # Fails the start when a child has already exited, showing the end of its log.
 check_alive() {
