@@ -46,12 +46,13 @@ ASR_MODEL_SHA256 := \
   tokenizer.json=929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df \
   vocabulary.txt=ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf
 
-.PHONY: espeak run build setup setup-test test check fmt lint unit e2e dev bench clean-data help default-avatar
+.PHONY: espeak run build setup setup-test test check fmt lint unit e2e dev bench clean-data help default-avatar cluster cluster-setup server-data
 
 help:
 	@echo "make run [ARGS='--port 3100 --data-dir /tmp/w']  build (release) and serve http://127.0.0.1:3000"
 	@echo "make test                                         every check: fmt, clippy (ssr + hydrate), cargo test, Playwright"
 	@echo "make dev                                          cargo leptos watch (rebuild on save)"
+	@echo "make cluster [CLUSTER_PORT=3100]                  three instances behind nginx, with PostgreSQL and S3 (Ctrl-C stops)"
 	@echo "make bench                                        benchmarks: print speed and size figures"
 	@echo "make setup                                        install the build tools only"
 
@@ -154,6 +155,10 @@ vad-bridge/node_modules/.installed: vad-bridge/package.json vad-bridge/package-l
 $(VAD_BUNDLE): vad-bridge/src/vad.js vad-bridge/build.mjs vad-bridge/package-lock.json vad-bridge/node_modules/.installed
 	cd vad-bridge && npm run --silent build
 
+# What a server needs beside its binary and site: the built-in model and Piper with its voice,
+# without the build tools (deploy/Dockerfile installs them this way).
+server-data: $(LLM_FILE) $(PIPER_STAMP)
+
 # Regenerates the committed default avatar (assets/avatars/); a test checks they match.
 default-avatar:
 	cargo run --features ssr --bin make_default_avatar
@@ -212,6 +217,34 @@ dev: setup $(VIEWER_BUNDLE) $(VAD_BUNDLE)
 	node tools/precompress.mjs --remove $(SITE)
 	cargo leptos watch --split
 
+## ---------------------------------------------------------------- cluster
+# Several instances behind one address, as a scaled-out deployment runs them (README, "Running
+# several instances"): a throwaway PostgreSQL 15, an S3 server, the instances on the next ports
+# and nginx in front, all in one temporary folder that Ctrl-C deletes (tools/cluster/run.sh).
+CLUSTER_PORT ?= 3100
+# The S3 server: moto, objects in memory, in a private virtualenv like Piper's.
+MOTO_VERSION := 5.2.5
+MOTO_VENV := tools/moto/venv
+MOTO_STAMP := $(MOTO_VENV)/.installed-$(MOTO_VERSION)
+
+$(MOTO_STAMP):
+	@python3 -c 'import ensurepip, venv' 2>/dev/null || $(MAKE) --no-print-directory apt PKGS="python3-venv"
+	@echo "==> installing moto $(MOTO_VERSION) (an S3 server for make cluster) into $(MOTO_VENV) (once, about 140 MB)"
+	rm -rf $(MOTO_VENV)
+	python3 -m venv $(MOTO_VENV)
+	$(MOTO_VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[s3]==$(MOTO_VERSION)' flask flask-cors
+	touch $@
+
+# PostgreSQL and nginx from Debian. The script starts its own server of each; on a machine where
+# installing them starts Debian's own (a cluster on 5432, nginx on 80), those are not used and may
+# be stopped: `pg_dropcluster --stop 15 main`, `systemctl disable --now nginx`.
+cluster-setup: $(MOTO_STAMP)
+	@test -x /usr/lib/postgresql/15/bin/initdb || $(MAKE) --no-print-directory apt PKGS="postgresql-15"
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || $(MAKE) --no-print-directory apt PKGS="nginx"
+
+cluster: build cluster-setup
+	WAIFU_BIN="$(BIN)" WAIFU_INSTALL_DIR="$(abspath $(DATA))" CLUSTER_PORT=$(CLUSTER_PORT) exec tools/cluster/run.sh
+
 ## ---------------------------------------------------------------- test
 LOGS := $(CACHE)/logs
 
@@ -248,7 +281,7 @@ e2e:
 
 ## ---------------------------------------------------------------- bench
 # Figures, not pass/fail: printed for the closing notes and for comparison between changes.
-bench: setup-test
+bench: setup-test cluster-setup
 	cargo bench --features ssr --bench conversation
 	cargo bench --features ssr --bench asr
 	cargo bench --features ssr --bench history
@@ -259,6 +292,7 @@ bench: setup-test
 	cargo bench --features ssr --bench voice
 	$(MAKE) --no-print-directory build
 	cd end2end && WAIFU_BIN="$(BIN)" node viewer-bench.mjs
+	WAIFU_BIN="$(BIN)" cargo bench --features ssr --bench cluster
 
 clean-data:
 	rm -rf data
