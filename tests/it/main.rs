@@ -24,6 +24,7 @@ mod llm;
 mod pages;
 mod security;
 mod startup;
+mod storage;
 mod store;
 mod telemetry;
 mod tts;

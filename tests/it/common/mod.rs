@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod asr_mock;
+pub mod moto;
 pub mod openai_mock;
 pub mod tts_mock;
 
@@ -18,7 +19,7 @@ use waifu_rt3d::server::{app, preflight, AppState};
 pub struct Harness {
     pub app: Router,
     pub state: AppState,
-    _dir: Option<tempfile::TempDir>,
+    pub _dir: Option<tempfile::TempDir>,
 }
 
 pub async fn harness() -> Harness {
@@ -38,7 +39,17 @@ pub async fn harness_in(
     data: &std::path::Path,
     change: impl FnOnce(AppState) -> AppState,
 ) -> Harness {
-    let ready = preflight::run(data).await.unwrap();
+    harness_on_storage(data, None, change).await
+}
+
+/// The harness with avatars and audio in the object store `storage_url` (an `s3://` URL of
+/// [`moto`], say); `None` is the data folder.
+pub async fn harness_on_storage(
+    data: &std::path::Path,
+    storage_url: Option<&str>,
+    change: impl FnOnce(AppState) -> AppState,
+) -> Harness {
+    let ready = preflight::run_with(data, storage_url).await.unwrap();
     let options = leptos::config::LeptosOptions::builder()
         .output_name("waifu-rt3d")
         .build();
