@@ -110,9 +110,7 @@ pub struct Blobs {
 
 impl std::fmt::Debug for Blobs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Blobs")
-            .field("at", &self.describe)
-            .finish()
+        f.debug_struct("Blobs").field("at", &self.describe).finish()
     }
 }
 
@@ -352,7 +350,14 @@ mod tests {
         );
         assert!(is_staging_name("a.vrm#1") && is_staging_name("x#12"));
         assert!(!is_staging_name("a#b.vrm") && !is_staging_name("a.vrm#") && !is_staging_name("a"));
-        for bad in ["", "file://", "gs://b/p", "s3://", "s3://Bad_Bucket/x", "s3://ok-bucket/../x"] {
+        for bad in [
+            "",
+            "file://",
+            "gs://b/p",
+            "s3://",
+            "s3://Bad_Bucket/x",
+            "s3://ok-bucket/../x",
+        ] {
             assert!(
                 matches!(Location::parse(bad), Err(StorageError::BadUrl { .. })),
                 "{bad:?}"

@@ -199,7 +199,10 @@ async fn kind_of_object(blobs: &Blobs, key: &str, ext: &str) -> Option<AvatarKin
     let head = blobs.read_range(key, 0..GLB_HEAD_LEN as u64).await.ok()?;
     let len = json_chunk_len(&head)?;
     let json = blobs
-        .read_range(key, GLB_HEAD_LEN as u64..GLB_HEAD_LEN as u64 + len.min(64 << 20))
+        .read_range(
+            key,
+            GLB_HEAD_LEN as u64..GLB_HEAD_LEN as u64 + len.min(64 << 20),
+        )
         .await
         .ok()?;
     kind_of_json_chunk(&json)
@@ -217,7 +220,10 @@ pub async fn ensure_default(blobs: &Blobs) -> Result<bool, AvatarError> {
         return Ok(false);
     }
     blobs
-        .put_if_absent(&key(DEFAULT_AVATAR), bytes::Bytes::from_static(DEFAULT_VRM1))
+        .put_if_absent(
+            &key(DEFAULT_AVATAR),
+            bytes::Bytes::from_static(DEFAULT_VRM1),
+        )
         .await
         .map_err(AvatarError::store("writing the default avatar"))
 }

@@ -108,10 +108,7 @@ async fn inside_local_folder(root: &Path, folder: &str, rel: &str) -> bool {
     ) else {
         return false;
     };
-    real.starts_with(&folder)
-        && tokio::fs::metadata(&real)
-            .await
-            .is_ok_and(|m| m.is_file())
+    real.starts_with(&folder) && tokio::fs::metadata(&real).await.is_ok_and(|m| m.is_file())
 }
 
 async fn answer(folder: &Folder, req: Request) -> Response {
@@ -181,7 +178,11 @@ async fn answer(folder: &Folder, req: Request) -> Response {
     };
     let size = got.meta.size;
     let range = got.range.clone();
-    let etag = got.meta.e_tag.as_deref().map(|t| folder.blobs.etag_header(t));
+    let etag = got
+        .meta
+        .e_tag
+        .as_deref()
+        .map(|t| folder.blobs.etag_header(t));
     let modified = got
         .meta
         .last_modified
@@ -203,7 +204,10 @@ async fn answer(folder: &Folder, req: Request) -> Response {
     if let Ok(v) = HeaderValue::from_str(&modified) {
         out.insert(header::LAST_MODIFIED, v);
     }
-    out.insert(header::CONTENT_LENGTH, HeaderValue::from(range.end - range.start));
+    out.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(range.end - range.start),
+    );
     if partial {
         *res.status_mut() = StatusCode::PARTIAL_CONTENT;
         if let Ok(v) = HeaderValue::from_str(&format!(
@@ -239,8 +243,8 @@ async fn ranged(
         )
         .await?
         .meta;
-    let ranges = http_range_header::parse_range_header(range)
-        .and_then(|parsed| parsed.validate(meta.size));
+    let ranges =
+        http_range_header::parse_range_header(range).and_then(|parsed| parsed.validate(meta.size));
     let wanted = match ranges.as_deref() {
         Ok([one]) => Some(GetRange::Bounded(*one.start()..*one.end() + 1)),
         Ok(_) => None,
@@ -305,7 +309,17 @@ mod tests {
     #[test]
     fn only_plain_names_inside_the_folder_are_asked_for() {
         assert_eq!(requested_name("/a%20b.vrm").as_deref(), Some("a b.vrm"));
-        for bad in ["/a.vrm%231", "/", "/../x", "/%2e%2e/x", "/.hidden", "/a//b", "/a%5cb", "/%00.wav", "/%ff"] {
+        for bad in [
+            "/a.vrm%231",
+            "/",
+            "/../x",
+            "/%2e%2e/x",
+            "/.hidden",
+            "/a//b",
+            "/a%5cb",
+            "/%00.wav",
+            "/%ff",
+        ] {
             assert_eq!(requested_name(bad), None, "{bad}");
         }
     }

@@ -81,9 +81,12 @@ pub async fn report(state: &AppState) -> Health {
     let libs = LibsHealth {
         three: bundle,
         three_vrm: bundle,
-        default_avatar: crate::avatars::exists(&state.blobs, crate::shared::avatars::DEFAULT_AVATAR)
-            .await
-            .unwrap_or(false),
+        default_avatar: crate::avatars::exists(
+            &state.blobs,
+            crate::shared::avatars::DEFAULT_AVATAR,
+        )
+        .await
+        .unwrap_or(false),
     };
 
     let mut issues: Vec<String> = state.warnings.iter().cloned().collect();

@@ -103,7 +103,10 @@ async fn harness_on(storage: Option<&str>) -> Harness {
 }
 
 fn with_header(uri: &str, name: header::HeaderName, value: &str) -> Request<Body> {
-    Request::get(uri).header(name, value).body(Body::empty()).unwrap()
+    Request::get(uri)
+        .header(name, value)
+        .body(Body::empty())
+        .unwrap()
 }
 
 async fn files_are_served_with_ranges_and_etags(h: Harness) {
@@ -147,7 +150,11 @@ async fn files_are_served_with_ranges_and_etags(h: Harness) {
 
     for unsatisfiable in ["bytes=5000-6000", "bytes=4096-"] {
         let r = send(&h.app, with_header(uri, header::RANGE, unsatisfiable)).await;
-        assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE, "{unsatisfiable}");
+        assert_eq!(
+            r.status,
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "{unsatisfiable}"
+        );
         assert_eq!(r.header(header::CONTENT_RANGE), "bytes */4096");
     }
 
@@ -155,13 +162,24 @@ async fn files_are_served_with_ranges_and_etags(h: Harness) {
     assert_eq!(r.status, StatusCode::NOT_MODIFIED);
     assert!(r.body.is_empty());
     assert_eq!(r.header(header::ETAG), etag);
-    let modified = send(&h.app, get(uri)).await.header(header::LAST_MODIFIED).to_string();
+    let modified = send(&h.app, get(uri))
+        .await
+        .header(header::LAST_MODIFIED)
+        .to_string();
     assert!(modified.ends_with(" GMT"), "{modified:?}");
-    let r = send(&h.app, with_header(uri, header::IF_MODIFIED_SINCE, &modified)).await;
+    let r = send(
+        &h.app,
+        with_header(uri, header::IF_MODIFIED_SINCE, &modified),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::NOT_MODIFIED);
     let r = send(
         &h.app,
-        with_header(uri, header::IF_MODIFIED_SINCE, "Mon, 01 Jan 2001 00:00:00 GMT"),
+        with_header(
+            uri,
+            header::IF_MODIFIED_SINCE,
+            "Mon, 01 Jan 2001 00:00:00 GMT",
+        ),
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
@@ -169,11 +187,7 @@ async fn files_are_served_with_ranges_and_etags(h: Harness) {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body, bytes);
 
-    let r = send(
-        &h.app,
-        Request::head(uri).body(Body::empty()).unwrap(),
-    )
-    .await;
+    let r = send(&h.app, Request::head(uri).body(Body::empty()).unwrap()).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.is_empty());
     assert_eq!(r.header(header::CONTENT_LENGTH), "4096");
@@ -189,7 +203,13 @@ async fn files_are_served_with_ranges_and_etags(h: Harness) {
     )
     .await;
     assert_ne!(r.status, StatusCode::OK);
-    assert!(h.state.blobs.head("avatars/Aiko Model.vrm").await.unwrap().is_some());
+    assert!(h
+        .state
+        .blobs
+        .head("avatars/Aiko Model.vrm")
+        .await
+        .unwrap()
+        .is_some());
 
     let r = send(&h.app, get("/files/audio/abc.wav")).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -259,7 +279,12 @@ async fn an_avatar_on_s3_is_uploaded_listed_served_and_deleted() {
             .unwrap(),
     )
     .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     assert_eq!(local(), 0, "the upload's temporary file stayed");
 
     let list = send(&h.app, get("/api/avatars")).await.json();
@@ -291,10 +316,20 @@ async fn an_avatar_on_s3_is_uploaded_listed_served_and_deleted() {
             .unwrap(),
     )
     .await;
-    assert_eq!(r.status, StatusCode::CONFLICT, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        StatusCode::CONFLICT,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
 
     let r = send(&h.app, common::delete("/api/avatars/mine.vrm")).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     assert_eq!(
         send(&h.app, get("/files/avatars/mine.vrm")).await.status,
         StatusCode::NOT_FOUND
@@ -322,7 +357,11 @@ async fn instances_starting_together_write_the_default_avatar_once() {
         "each start-up wrote it: {wrote:?}"
     );
     assert_eq!(
-        stores[2].read("avatars/default.vrm").await.unwrap().unwrap(),
+        stores[2]
+            .read("avatars/default.vrm")
+            .await
+            .unwrap()
+            .unwrap(),
         avatars::DEFAULT_VRM1
     );
     // And whole servers too.
@@ -339,8 +378,14 @@ async fn instances_starting_together_write_the_default_avatar_once() {
 async fn two_instances_synthesising_the_same_audio_end_at_the_same_url() {
     let url = moto().bucket("");
     let location = Location::parse(&url).unwrap();
-    let a = Arc::new(AudioCache::new(Blobs::open(&location).await.unwrap(), "audio"));
-    let b = Arc::new(AudioCache::new(Blobs::open(&location).await.unwrap(), "audio"));
+    let a = Arc::new(AudioCache::new(
+        Blobs::open(&location).await.unwrap(),
+        "audio",
+    ));
+    let b = Arc::new(AudioCache::new(
+        Blobs::open(&location).await.unwrap(),
+        "audio",
+    ));
     let hash = format!("{:064}", 7);
     let make = || async {
         // Both are under way at once: neither finds the other's file.
@@ -358,7 +403,10 @@ async fn two_instances_synthesising_the_same_audio_end_at_the_same_url() {
         b.get_or_create(&hash, OutputKind::MP3, "fish_audio", u64::MAX, make()),
     );
     let ((ea, hit_a), (eb, hit_b)) = (ea.unwrap(), eb.unwrap());
-    assert!(!hit_a && !hit_b, "one of them found a file that was not there yet");
+    assert!(
+        !hit_a && !hit_b,
+        "one of them found a file that was not there yet"
+    );
     assert_eq!(ea.name, eb.name);
     // Each instance now finds it, and serves the same bytes.
     for cache in [&a, &b] {
@@ -382,15 +430,21 @@ async fn the_cache_on_s3_evicts_the_oldest_files_over_its_cap() {
     let mut names = Vec::new();
     for n in 0..4u8 {
         let (e, _) = cache
-            .get_or_create(&format!("{n:064}"), OutputKind::MP3, "fish_audio", cap, async move {
-                Ok(Audio {
-                    bytes: vec![n; 10_000].into(),
-                    kind: OutputKind::MP3,
-                    sample_rate: None,
-                    duration_ms: None,
-                    timings: None,
-                })
-            })
+            .get_or_create(
+                &format!("{n:064}"),
+                OutputKind::MP3,
+                "fish_audio",
+                cap,
+                async move {
+                    Ok(Audio {
+                        bytes: vec![n; 10_000].into(),
+                        kind: OutputKind::MP3,
+                        sample_rate: None,
+                        duration_ms: None,
+                        timings: None,
+                    })
+                },
+            )
             .await
             .unwrap();
         names.push(e.name);
@@ -404,7 +458,10 @@ async fn the_cache_on_s3_evicts_the_oldest_files_over_its_cap() {
         .into_iter()
         .map(|(name, _)| name)
         .collect();
-    assert!(!left.contains(&names[0]), "the oldest file stayed: {left:?}");
+    assert!(
+        !left.contains(&names[0]),
+        "the oldest file stayed: {left:?}"
+    );
     assert!(left.contains(&names[3]), "the newest file went: {left:?}");
     let total: u64 = blobs
         .list_all("audio")

@@ -53,7 +53,9 @@ fn start() -> Moto {
         .expect("a free port");
     let mut child = Command::new("sh")
         .arg("-c")
-        .arg(r#""$0" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & m=$!; cat >/dev/null; kill $m; wait $m"#)
+        .arg(
+            r#""$0" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & m=$!; cat >/dev/null; kill $m; wait $m"#,
+        )
         .arg(&program)
         .arg(port.to_string())
         .stdin(Stdio::piped())
