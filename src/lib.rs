@@ -18,6 +18,8 @@ pub(crate) mod atomic_file;
 #[cfg(feature = "ssr")]
 pub mod avatars;
 #[cfg(feature = "ssr")]
+pub mod blobs;
+#[cfg(feature = "ssr")]
 pub mod cards;
 #[cfg(feature = "ssr")]
 pub(crate) mod config;

@@ -8,12 +8,13 @@ mod validate;
 
 pub use names::{sanitize_upload_name, url_for};
 pub use upload::{upload, Caps, Uploaded};
-pub use validate::{check_glb_head, inspect, kind_of_file, GLB_HEAD_LEN, MAX_JSON_BYTES};
+pub use validate::{check_glb_head, inspect, GLB_HEAD_LEN, MAX_JSON_BYTES};
 
-use crate::atomic_file::{self, Access, TempName};
+use crate::atomic_file::TempName;
+use crate::blobs::{BlobError, Blobs};
 use crate::shared::avatars::{AvatarInfo, AvatarKind, DEFAULT_AVATAR};
-use std::{io, path::Path};
-use tempfile::NamedTempFile;
+use std::io;
+use validate::{json_chunk_len, kind_of_gltf, kind_of_json_chunk};
 
 /// The generated default avatar (VRM 1.0), written into the avatars folder when it is missing.
 pub static DEFAULT_VRM1: &[u8] = include_bytes!("../../assets/avatars/default.vrm");
@@ -64,11 +65,22 @@ pub enum AvatarError {
         #[source]
         source: io::Error,
     },
+    /// The object store refused or could not be reached.
+    #[error("{action} failed: {source}")]
+    Store {
+        action: &'static str,
+        #[source]
+        source: BlobError,
+    },
 }
 
 impl AvatarError {
     pub fn io(action: &'static str) -> impl FnOnce(io::Error) -> AvatarError {
         move |source| AvatarError::Io { action, source }
+    }
+
+    pub fn store(action: &'static str) -> impl FnOnce(BlobError) -> AvatarError {
+        move |source| AvatarError::Store { action, source }
     }
 
     /// The folder cap was reached: `used` bytes are there already and the upload has `upload`.
@@ -83,7 +95,11 @@ impl AvatarError {
 
     /// The disk itself is full (not the folder's own cap).
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, AvatarError::Io { source, .. } if crate::disk::is_full(source))
+        match self {
+            AvatarError::Io { source, .. } => crate::disk::is_full(source),
+            AvatarError::Store { source, .. } => crate::blobs::is_disk_full(source),
+            _ => false,
+        }
     }
 }
 
@@ -95,36 +111,47 @@ pub fn extension(name: &str) -> Option<String> {
         .map(|(_, ext)| ext)
 }
 
-/// Every model in the folder, default first, then by name. Hidden files (uploads in progress)
+/// The key of an avatar in the object store.
+pub fn key(name: &str) -> String {
+    format!("{FOLDER}/{name}")
+}
+
+/// The avatars' folder in the object store (and in the data folder, for uploads in progress).
+pub const FOLDER: &str = "avatars";
+
+/// Whether a name in the avatars folder is one the list shows and `/files/avatars` serves.
+fn is_model_name(name: &str) -> Option<String> {
+    let ext = extension(name)?;
+    (!name.starts_with('.') && EXTENSIONS.contains(&ext.as_str())).then_some(ext)
+}
+
+/// Every model in the store, default first, then by name. Hidden objects (uploads in progress)
 /// and other files are left out; a model whose header cannot be read is listed by its extension.
-pub fn list(dir: &Path) -> Result<Vec<AvatarInfo>, AvatarError> {
+pub async fn list(blobs: &Blobs) -> Result<Vec<AvatarInfo>, AvatarError> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(AvatarError::io("reading the avatars folder"))? {
-        let Ok(entry) = entry else { continue };
-        let Ok(name) = entry.file_name().into_string() else {
+    let listed = blobs
+        .list(FOLDER)
+        .await
+        .map_err(AvatarError::store("reading the avatars folder"))?;
+    for (name, meta) in listed {
+        let Some(ext) = is_model_name(&name) else {
             continue;
         };
-        let Some(ext) = extension(&name) else {
-            continue;
-        };
-        if name.starts_with('.') || !EXTENSIONS.contains(&ext.as_str()) {
+        // In a folder, a symlink is not listed (and not served).
+        if is_local_link(blobs, &name) {
             continue;
         }
-        // `file_type` does not follow symlinks: a link is not listed (and not served).
-        let Ok(meta) = entry.metadata() else { continue };
-        if !entry.file_type().is_ok_and(|t| t.is_file()) {
-            continue;
-        }
-        let path = entry.path();
-        let kind = kind_of_file(&path, &ext).unwrap_or(match ext.as_str() {
-            "gltf" => AvatarKind::Gltf,
-            _ => AvatarKind::Glb,
-        });
+        let kind = kind_of_object(blobs, &key(&name), &ext)
+            .await
+            .unwrap_or(match ext.as_str() {
+                "gltf" => AvatarKind::Gltf,
+                _ => AvatarKind::Glb,
+            });
         out.push(AvatarInfo {
             url: url_for(&name),
             default: name == DEFAULT_AVATAR,
             name,
-            size: meta.len(),
+            size: meta.size,
             kind,
         });
     }
@@ -132,19 +159,77 @@ pub fn list(dir: &Path) -> Result<Vec<AvatarInfo>, AvatarError> {
     Ok(out)
 }
 
-/// Writes the default avatar when it is missing, so the viewer works with no setup.
-pub fn ensure_default(dir: &Path) -> Result<bool, AvatarError> {
-    let path = dir.join(DEFAULT_AVATAR);
-    if path.is_file() {
-        return Ok(false);
-    }
-    atomic_file::replace(&path, DEFAULT_VRM1, TEMP, Access::Default)
-        .map_err(AvatarError::io("writing the default avatar"))?;
-    Ok(true)
+/// Whether `name` is a symlink in a `file://` store's avatars folder.
+fn is_local_link(blobs: &Blobs, name: &str) -> bool {
+    blobs.local_root().is_some_and(|root| {
+        std::fs::symlink_metadata(root.join(FOLDER).join(name)).is_ok_and(|m| !m.is_file())
+    })
 }
 
-/// An upload's temporary file: hidden (never listed or served) and in the avatars folder itself,
-/// on the same disk as the final name so that moving it there is a rename.
+/// Whether the store holds the avatar `name` (a model name, not a link).
+pub async fn exists(blobs: &Blobs, name: &str) -> Result<bool, AvatarError> {
+    if is_model_name(name).is_none() || is_local_link(blobs, name) {
+        return Ok(false);
+    }
+    Ok(blobs
+        .head(&key(name))
+        .await
+        .map_err(AvatarError::store("reading the avatars folder"))?
+        .is_some())
+}
+
+/// The avatar's bytes, `None` when there is no such avatar.
+pub async fn read(blobs: &Blobs, name: &str) -> Result<Option<bytes::Bytes>, AvatarError> {
+    if !exists(blobs, name).await? {
+        return Ok(None);
+    }
+    blobs
+        .read(&key(name))
+        .await
+        .map_err(AvatarError::store("reading the avatar"))
+}
+
+/// The kind of a stored model, reading only its header and JSON chunk (the binary payload of a
+/// large model is not read).
+async fn kind_of_object(blobs: &Blobs, key: &str, ext: &str) -> Option<AvatarKind> {
+    if ext == "gltf" {
+        let json = blobs.read(key).await.ok()??;
+        return kind_of_gltf(&json);
+    }
+    let head = blobs.read_range(key, 0..GLB_HEAD_LEN as u64).await.ok()?;
+    let len = json_chunk_len(&head)?;
+    let json = blobs
+        .read_range(
+            key,
+            GLB_HEAD_LEN as u64..GLB_HEAD_LEN as u64 + len.min(64 << 20),
+        )
+        .await
+        .ok()?;
+    kind_of_json_chunk(&json)
+}
+
+/// Writes the default avatar when it is missing, so the viewer works with no setup. Several
+/// instances starting at once on one store write it once: the put refuses an existing object.
+pub async fn ensure_default(blobs: &Blobs) -> Result<bool, AvatarError> {
+    if blobs
+        .head(&key(DEFAULT_AVATAR))
+        .await
+        .map_err(AvatarError::store("reading the avatars folder"))?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    blobs
+        .put_if_absent(
+            &key(DEFAULT_AVATAR),
+            bytes::Bytes::from_static(DEFAULT_VRM1),
+        )
+        .await
+        .map_err(AvatarError::store("writing the default avatar"))
+}
+
+/// An upload's temporary file: hidden (never listed or served), in the data folder's avatars
+/// folder, whatever the store is.
 const TEMP: TempName = TempName {
     prefix: ".upload-",
     suffix: ".part",
@@ -156,47 +241,45 @@ pub fn is_temp_name(name: &str) -> bool {
     name.starts_with(TEMP.prefix) && name.ends_with(TEMP.suffix)
 }
 
-/// The bytes the files in the avatars folder take, leaving out `skip` (the upload's own
-/// temporary file, and the file an overwrite would replace). Other uploads in progress count.
-pub fn folder_usage(dir: &Path, skip: &[&Path]) -> Result<u64, AvatarError> {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir).map_err(AvatarError::io("reading the avatars folder"))? {
-        let Ok(entry) = entry else { continue };
-        let path = entry.path();
-        if skip.contains(&path.as_path()) {
-            continue;
-        }
-        // `DirEntry::metadata` does not follow links: a link counts for its own few bytes.
-        if let Ok(meta) = entry.metadata() {
-            if meta.is_file() {
-                total += meta.len();
-            }
-        }
-    }
-    Ok(total)
+/// The bytes the avatars in the store take, leaving out the names in `skip` (the file an
+/// overwrite would replace, and an upload's own temporary file when the store is the data
+/// folder). Other uploads in progress there count.
+pub async fn folder_usage(blobs: &Blobs, skip: &[&str]) -> Result<u64, AvatarError> {
+    let listed = blobs
+        .list(FOLDER)
+        .await
+        .map_err(AvatarError::store("reading the avatars folder"))?;
+    Ok(listed
+        .into_iter()
+        .filter(|(name, _)| !skip.contains(&name.as_str()))
+        .map(|(_, meta)| meta.size)
+        .sum())
 }
 
-/// Moves a validated upload to its name. Without `overwrite`, an existing file is never replaced
-/// (the move fails when the name is taken, so two uploads cannot race past a check). The
-/// temporary file is gone afterwards either way.
-fn install(tmp: NamedTempFile, dir: &Path, name: &str, overwrite: bool) -> Result<(), AvatarError> {
+/// Stores a validated upload under its name. Without `overwrite`, an existing avatar is never
+/// replaced (the put itself refuses a taken name, so two uploads cannot race past a check).
+async fn install(
+    blobs: &Blobs,
+    bytes: bytes::Bytes,
+    name: &str,
+    overwrite: bool,
+) -> Result<(), AvatarError> {
     if name == DEFAULT_AVATAR {
         return Err(AvatarError::Exists(name.into()));
     }
-    atomic_file::install(tmp, &dir.join(name), overwrite).map_err(|e| {
-        if e.kind() == io::ErrorKind::AlreadyExists {
-            AvatarError::Exists(name.into())
-        } else {
-            AvatarError::Io {
-                action: "saving the avatar",
-                source: e,
-            }
-        }
-    })
+    let saving = AvatarError::store("saving the avatar");
+    if overwrite {
+        return blobs.put(&key(name), bytes).await.map_err(saving);
+    }
+    match blobs.put_if_absent(&key(name), bytes).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(AvatarError::Exists(name.into())),
+        Err(e) => Err(saving(e)),
+    }
 }
 
 /// Deletes an uploaded avatar. The default avatar stays.
-pub fn delete(dir: &Path, name: &str) -> Result<(), AvatarError> {
+pub async fn delete(blobs: &Blobs, name: &str) -> Result<(), AvatarError> {
     if !crate::config::is_plain_file_name(name) {
         return Err(AvatarError::BadName(format!(
             "{name:?} is not a file name in the avatars folder"
@@ -205,37 +288,36 @@ pub fn delete(dir: &Path, name: &str) -> Result<(), AvatarError> {
     if name == DEFAULT_AVATAR {
         return Err(AvatarError::DefaultProtected);
     }
-    let path = dir.join(name);
-    match std::fs::symlink_metadata(&path) {
-        Ok(m) if m.is_file() => {}
-        _ => return Err(AvatarError::NotFound(name.into())),
+    if !exists(blobs, name).await? {
+        return Err(AvatarError::NotFound(name.into()));
     }
-    std::fs::remove_file(&path).map_err(AvatarError::io("deleting the avatar"))
+    blobs
+        .delete(&key(name))
+        .await
+        .map_err(AvatarError::store("deleting the avatar"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// An upload's temporary file holding `content`.
-    fn written(dir: &Path, content: &[u8]) -> NamedTempFile {
-        let tmp = atomic_file::temp_in(dir, TEMP, Access::Default).unwrap();
-        std::fs::write(tmp.path(), content).unwrap();
-        assert!(is_temp_name(
-            &tmp.path().file_name().unwrap().to_string_lossy()
-        ));
-        tmp
+    fn store() -> (tempfile::TempDir, Blobs) {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::folder(dir.path()).unwrap();
+        std::fs::create_dir_all(dir.path().join(FOLDER)).unwrap();
+        (dir, blobs)
     }
 
-    #[test]
-    fn lists_models_only_default_first() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(ensure_default(dir.path()).unwrap());
-        assert!(!ensure_default(dir.path()).unwrap());
-        std::fs::write(dir.path().join("b.vrm"), DEFAULT_VRM0).unwrap();
-        std::fs::write(dir.path().join("a.txt"), b"x").unwrap();
-        std::fs::write(dir.path().join(".upload-1.part"), b"x").unwrap();
-        let list = list(dir.path()).unwrap();
+    #[tokio::test]
+    async fn lists_models_only_default_first() {
+        let (dir, blobs) = store();
+        let dir = dir.path().join(FOLDER);
+        assert!(ensure_default(&blobs).await.unwrap());
+        assert!(!ensure_default(&blobs).await.unwrap());
+        std::fs::write(dir.join("b.vrm"), DEFAULT_VRM0).unwrap();
+        std::fs::write(dir.join("a.txt"), b"x").unwrap();
+        std::fs::write(dir.join(".upload-1.part"), b"x").unwrap();
+        let list = list(&blobs).await.unwrap();
         let names: Vec<_> = list.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, ["default.vrm", "b.vrm"]);
         assert_eq!(list[0].kind, AvatarKind::Vrm1);
@@ -244,46 +326,45 @@ mod tests {
         assert_eq!(list[1].url, "/files/avatars/b.vrm");
     }
 
-    #[test]
-    fn install_never_overwrites_unless_asked() {
-        let dir = tempfile::tempdir().unwrap();
-        let put = |content: &[u8], overwrite| {
-            let tmp = written(dir.path(), content);
-            let tmp_path = tmp.path().to_path_buf();
-            let r = install(tmp, dir.path(), "x.glb", overwrite);
-            assert!(
-                !tmp_path.exists(),
-                "the temporary file is always cleaned up"
-            );
-            r
+    #[tokio::test]
+    async fn install_never_overwrites_unless_asked() {
+        let (dir, blobs) = store();
+        let put = |content: &'static [u8], overwrite| {
+            let blobs = blobs.clone();
+            async move { install(&blobs, content.into(), "x.glb", overwrite).await }
         };
-        put(b"one", false).unwrap();
-        assert!(matches!(put(b"two", false), Err(AvatarError::Exists(_))));
-        assert_eq!(std::fs::read(dir.path().join("x.glb")).unwrap(), b"one");
-        put(b"three", true).unwrap();
-        assert_eq!(std::fs::read(dir.path().join("x.glb")).unwrap(), b"three");
+        put(b"one", false).await.unwrap();
+        assert!(matches!(
+            put(b"two", false).await,
+            Err(AvatarError::Exists(_))
+        ));
+        let file = dir.path().join(FOLDER).join("x.glb");
+        assert_eq!(std::fs::read(&file).unwrap(), b"one");
+        put(b"three", true).await.unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"three");
     }
 
-    #[test]
-    fn the_default_cannot_be_deleted_or_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        ensure_default(dir.path()).unwrap();
+    #[tokio::test]
+    async fn the_default_cannot_be_deleted_or_replaced() {
+        let (dir, blobs) = store();
+        ensure_default(&blobs).await.unwrap();
         assert!(matches!(
-            delete(dir.path(), "default.vrm"),
+            delete(&blobs, "default.vrm").await,
             Err(AvatarError::DefaultProtected)
         ));
-        let tmp = written(dir.path(), b"x");
-        assert!(install(tmp, dir.path(), "default.vrm", true).is_err());
+        assert!(install(&blobs, b"x".as_slice().into(), "default.vrm", true)
+            .await
+            .is_err());
         assert_eq!(
-            std::fs::read(dir.path().join("default.vrm")).unwrap(),
+            std::fs::read(dir.path().join(FOLDER).join("default.vrm")).unwrap(),
             DEFAULT_VRM1
         );
         assert!(matches!(
-            delete(dir.path(), "../default.vrm"),
+            delete(&blobs, "../default.vrm").await,
             Err(AvatarError::BadName(_))
         ));
         assert!(matches!(
-            delete(dir.path(), "nope.vrm"),
+            delete(&blobs, "nope.vrm").await,
             Err(AvatarError::NotFound(_))
         ));
     }

@@ -1,7 +1,8 @@
-//! An upload, from its first byte to its name in the avatars folder: streamed into a hidden
-//! temporary file with the caps checked while reading, validated whole, then moved to its name.
-//! The temporary file goes whatever happens unless it was installed, also when the caller's
-//! future is dropped (a client that goes away mid-upload): `NamedTempFile` removes it on drop.
+//! An upload, from its first byte to its name in the object store: streamed into a hidden
+//! temporary file in the data folder's avatars folder with the caps checked while reading,
+//! validated whole, then put into the store. The temporary file goes whatever happens, also
+//! when the caller's future is dropped (a client that goes away mid-upload): `NamedTempFile`
+//! removes it on drop.
 
 use super::{
     check_glb_head, extension, folder_usage, inspect, install, sanitize_upload_name, AvatarError,
@@ -9,11 +10,12 @@ use super::{
 };
 use crate::{
     atomic_file::{self, Access},
+    blobs::Blobs,
     shared::{avatars::AvatarKind, config::AvatarConfig},
 };
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tempfile::NamedTempFile;
 use tokio::io::AsyncWriteExt;
 
@@ -62,9 +64,11 @@ pub struct Uploaded {
 }
 
 /// Saves the model whose bytes `body` yields under the name the browser sent (`raw_name`, made
-/// safe first) in `dir`. Without `overwrite` an existing avatar of that name is never replaced.
+/// safe first) in `blobs`, receiving it into a temporary file in `tmp_dir`. Without `overwrite`
+/// an existing avatar of that name is never replaced.
 pub async fn upload(
-    dir: PathBuf,
+    blobs: &Blobs,
+    tmp_dir: PathBuf,
     raw_name: &str,
     overwrite: bool,
     caps: Caps,
@@ -72,24 +76,36 @@ pub async fn upload(
 ) -> Result<Uploaded, AvatarError> {
     let name = sanitize_upload_name(raw_name)?;
     let ext = extension(&name).unwrap_or_default();
-    let (used, tmp) = blocking({
-        let (dir, target) = (dir.clone(), dir.join(&name));
+    let tmp = blocking(move || {
+        atomic_file::temp_in(&tmp_dir, TEMP, Access::Default)
+            .map_err(AvatarError::io("creating the upload file"))
+    })
+    .await?;
+    let used = folder_usage(blobs, &skipped(&tmp, overwrite.then_some(name.as_str()))).await?;
+    let size = receive(body, &tmp, &ext, caps, used).await?;
+    let (bytes, kind) = blocking({
+        let ext = ext.clone();
         move || {
-            let replaced = overwrite.then_some(target.as_path());
-            let used = folder_usage(&dir, replaced.as_slice())?;
-            let tmp = atomic_file::temp_in(&dir, TEMP, Access::Default)
-                .map_err(AvatarError::io("creating the upload file"))?;
-            Ok((used, tmp))
+            let bytes = std::fs::read(tmp.path()).map_err(AvatarError::io("reading the upload"))?;
+            let kind = inspect(&ext, &bytes)?;
+            Ok((Bytes::from(bytes), kind))
         }
     })
     .await?;
-    let size = receive(body, &tmp, &ext, caps, used).await?;
-    let kind = blocking({
-        let name = name.clone();
-        move || check_and_install(tmp, &dir, &name, &ext, overwrite, size, caps)
-    })
-    .await?;
+    // Checked once more: another upload may have finished meanwhile.
+    caps.check_room(
+        folder_usage(blobs, overwrite.then_some(name.as_str()).as_slice()).await?,
+        size,
+    )?;
+    install(blobs, bytes, &name, overwrite).await?;
     Ok(Uploaded { name, kind })
+}
+
+/// The names the folder cap leaves out: the upload's own temporary file (listed when the store
+/// is the data folder) and the avatar an overwrite replaces.
+fn skipped<'a>(tmp: &'a NamedTempFile, replaced: Option<&'a str>) -> Vec<&'a str> {
+    let own = tmp.path().file_name().and_then(|n| n.to_str());
+    own.into_iter().chain(replaced).collect()
 }
 
 /// Streams `body` into `tmp`, refusing as soon as the bytes so far break a rule: the file cap,
@@ -139,30 +155,6 @@ async fn receive(
         .await
         .map_err(AvatarError::io("writing the upload"))?;
     Ok(size)
-}
-
-/// Validates the received file and moves it to its name, checking the folder cap once more
-/// (another upload may have finished meanwhile). Runs on a blocking thread that owns `tmp`, so
-/// the temporary file goes when this ends, even if the request was dropped meanwhile.
-fn check_and_install(
-    tmp: NamedTempFile,
-    dir: &Path,
-    name: &str,
-    ext: &str,
-    overwrite: bool,
-    size: u64,
-    caps: Caps,
-) -> Result<AvatarKind, AvatarError> {
-    let bytes = std::fs::read(tmp.path()).map_err(AvatarError::io("reading the upload"))?;
-    let kind = inspect(ext, &bytes)?;
-    let target = dir.join(name);
-    let mut skip = vec![tmp.path()];
-    if overwrite {
-        skip.push(&target);
-    }
-    caps.check_room(folder_usage(dir, &skip)?, size)?;
-    install(tmp, dir, name, overwrite)?;
-    Ok(kind)
 }
 
 /// Runs file work on a blocking thread.

@@ -4,7 +4,7 @@
 use super::AvatarError;
 use crate::shared::avatars::AvatarKind;
 use serde::Deserialize;
-use std::{collections::BTreeMap, io::Read, path::Path};
+use std::collections::BTreeMap;
 
 /// The root keys the VRM check needs; everything else in the document is ignored here.
 #[derive(Deserialize)]
@@ -88,25 +88,26 @@ pub fn inspect(ext: &str, bytes: &[u8]) -> Result<AvatarKind, AvatarError> {
     }
 }
 
-/// The kind of a file already in the folder, reading only its header and JSON chunk (the
-/// binary payload of a large model is not read).
-pub fn kind_of_file(path: &Path, ext: &str) -> Option<AvatarKind> {
-    let mut file = std::fs::File::open(path).ok()?;
-    if ext == "gltf" {
-        let mut json = Vec::new();
-        file.take(64 << 20).read_to_end(&mut json).ok()?;
-        check_document(&json).ok()?;
-        return Some(AvatarKind::Gltf);
-    }
-    let mut head = [0u8; 20];
-    file.read_exact(&mut head).ok()?;
+/// The length of the JSON chunk a binary glTF's first [`GLB_HEAD_LEN`] bytes declare, `None`
+/// when they are not a binary glTF with a JSON chunk first. With [`kind_of_json_chunk`], the
+/// kind of a stored model is known from its header and JSON chunk alone (the binary payload of a
+/// large model is not read).
+pub(super) fn json_chunk_len(head: &[u8]) -> Option<u64> {
+    let head = head.get(..GLB_HEAD_LEN)?;
     if &head[0..4] != b"glTF" || &head[16..20] != b"JSON" {
         return None;
     }
-    let len = u32::from_le_bytes([head[12], head[13], head[14], head[15]]) as u64;
-    let mut json = Vec::new();
-    file.take(len.min(64 << 20)).read_to_end(&mut json).ok()?;
-    kind_of_document(&json).ok()
+    Some(u32::from_le_bytes([head[12], head[13], head[14], head[15]]) as u64)
+}
+
+/// The kind a binary glTF's JSON chunk makes it.
+pub(super) fn kind_of_json_chunk(json: &[u8]) -> Option<AvatarKind> {
+    kind_of_document(json).ok()
+}
+
+/// A `.gltf` file's kind, `None` when it is not a glTF document.
+pub(super) fn kind_of_gltf(json: &[u8]) -> Option<AvatarKind> {
+    check_document(json).ok().map(|_| AvatarKind::Gltf)
 }
 
 /// Parses the glTF JSON (schema and `asset.version`) and returns the root extension names used.
@@ -492,12 +493,11 @@ mod tests {
     }
 
     #[test]
-    fn kind_of_file_reads_only_the_header() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.vrm");
-        std::fs::write(&p, DEFAULT_VRM0).unwrap();
-        assert_eq!(kind_of_file(&p, "vrm"), Some(AvatarKind::Vrm0));
-        std::fs::write(&p, b"junk").unwrap();
-        assert_eq!(kind_of_file(&p, "vrm"), None);
+    fn the_kind_comes_from_the_header_and_json_chunk() {
+        let len = json_chunk_len(DEFAULT_VRM0).unwrap() as usize;
+        let json = &DEFAULT_VRM0[GLB_HEAD_LEN..GLB_HEAD_LEN + len];
+        assert_eq!(kind_of_json_chunk(json), Some(AvatarKind::Vrm0));
+        assert_eq!(json_chunk_len(b"junk"), None);
+        assert_eq!(json_chunk_len(&[0u8; 20]), None);
     }
 }

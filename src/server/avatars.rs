@@ -10,10 +10,7 @@ use bytes::Bytes;
 use futures::Stream;
 
 pub async fn list(s: &AppState) -> Result<AvatarList, AvatarError> {
-    let dir = s.paths.avatars.clone();
-    let avatars = tokio::task::spawn_blocking(move || avatars::list(&dir))
-        .await
-        .map_err(|_| stopped())??;
+    let avatars = avatars::list(&s.blobs).await?;
     let cfg = s.config.get();
     Ok(AvatarList {
         avatars,
@@ -35,18 +32,21 @@ pub async fn upload(
     caps: Caps,
     body: impl Stream<Item = Result<Bytes, AvatarError>>,
 ) -> Result<Uploaded, AvatarError> {
-    let uploaded =
-        avatars::upload(s.paths.avatars.clone(), raw_name, overwrite, caps, body).await?;
+    let uploaded = avatars::upload(
+        &s.blobs,
+        s.paths.avatars.clone(),
+        raw_name,
+        overwrite,
+        caps,
+        body,
+    )
+    .await?;
     tracing::info!(name = %uploaded.name, kind = ?uploaded.kind, "avatar uploaded");
     Ok(uploaded)
 }
 
 pub async fn delete(s: &AppState, name: &str) -> Result<(), AvatarError> {
-    let dir = s.paths.avatars.clone();
-    let owned = name.to_string();
-    tokio::task::spawn_blocking(move || avatars::delete(&dir, &owned))
-        .await
-        .map_err(|_| stopped())??;
+    avatars::delete(&s.blobs, name).await?;
     if s.config.get().avatar.active == name {
         set_active(s, DEFAULT_AVATAR).await?;
     }
@@ -55,15 +55,11 @@ pub async fn delete(s: &AppState, name: &str) -> Result<(), AvatarError> {
 }
 
 pub async fn set_active(s: &AppState, name: &str) -> Result<(), AvatarError> {
-    if !crate::config::is_plain_file_name(name) || !s.paths.avatars.join(name).is_file() {
+    if !crate::config::is_plain_file_name(name) || !avatars::exists(&s.blobs, name).await? {
         return Err(AvatarError::NotFound(name.into()));
     }
     s.config
         .update(serde_json::json!({ "avatar": { "active": name } }))
         .await?;
     Ok(())
-}
-
-fn stopped() -> AvatarError {
-    AvatarError::Stopped("The avatar operation stopped unexpectedly; try again.")
 }

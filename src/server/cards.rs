@@ -410,12 +410,12 @@ async fn avatar_file(state: &AppState, url: &str) -> Option<crate::cards::Embedd
     if !found.name.to_ascii_lowercase().ends_with(".vrm") {
         return None;
     }
-    let bytes = tokio::fs::read(state.paths.avatars.join(&found.name))
+    let bytes = crate::avatars::read(&state.blobs, &found.name)
         .await
-        .ok()?;
+        .ok()??;
     Some(crate::cards::EmbeddedFile {
         name: found.name,
-        bytes,
+        bytes: bytes.to_vec(),
     })
 }
 

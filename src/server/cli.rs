@@ -22,6 +22,12 @@ pub struct Cli {
     #[arg(long, env = "WAIFU_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 
+    /// Where avatars and cached audio are kept: `file:///a/folder`, or `s3://bucket/prefix`
+    /// (endpoint, region and credentials from the AWS_* variables), which several instances
+    /// can share. By default the data folder itself (its `avatars/` and `audio/`).
+    #[arg(long, env = "STORAGE_URL")]
+    pub storage_url: Option<String>,
+
     /// Where `make setup` installed the built-in model and the local voices (its `models/` and
     /// `tools/`), for those the data folder does not have itself: a data folder's own copy comes
     /// first. `make run` passes the checkout's `data/`.

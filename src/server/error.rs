@@ -274,7 +274,7 @@ impl From<crate::avatars::AvatarError> for ApiError {
                 return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
             }
             E::Settings(config) => return config.into(),
-            E::Io { .. } if e.is_disk_full() => {
+            E::Io { .. } | E::Store { .. } if e.is_disk_full() => {
                 tracing::error!(error = %e, "avatar file operation failed: the disk is full");
                 return ApiError::disk_full(format!(
                     "The disk is full: the avatar could not be saved. {}",
@@ -283,7 +283,7 @@ impl From<crate::avatars::AvatarError> for ApiError {
                     )
                 ));
             }
-            E::Io { .. } => {
+            E::Io { .. } | E::Store { .. } => {
                 tracing::error!(error = %e, "avatar file operation failed");
                 return ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

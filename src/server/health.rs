@@ -78,7 +78,12 @@ pub async fn report(state: &AppState) -> Health {
     let libs = LibsHealth {
         three: bundle,
         three_vrm: bundle,
-        default_avatar: state.paths.avatars.join("default.vrm").is_file(),
+        default_avatar: crate::avatars::exists(
+            &state.blobs,
+            crate::shared::avatars::DEFAULT_AVATAR,
+        )
+        .await
+        .unwrap_or(false),
     };
 
     let mut issues: Vec<String> = state.warnings.iter().cloned().collect();

@@ -39,6 +39,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let backends = preflight::Backends {
         database: cli.database_url.clone(),
         secret_key_file: cli.secret_key_file.clone(),
+        storage: cli.storage_url.clone(),
     };
     let mut ready = preflight::run_with(&cli.data_dir, &backends)
         .await

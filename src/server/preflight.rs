@@ -17,6 +17,8 @@ use std::{
 /// Everything preflight prepared.
 pub struct Ready {
     pub paths: DataPaths,
+    /// Where avatars and cached audio are kept.
+    pub blobs: crate::blobs::Blobs,
     pub config: Arc<ConfigStore>,
     pub db: store::Db,
     pub warnings: Vec<String>,
@@ -30,6 +32,9 @@ pub struct Backends {
     /// The key that seals API keys in the settings (`None`: `config/secret.key` in the data
     /// folder). Instances that share a database must share this key.
     pub secret_key_file: Option<PathBuf>,
+    /// Where avatars and cached audio are kept (`None`: the data folder), as a `file://` or
+    /// `s3://bucket/prefix` URL.
+    pub storage: Option<String>,
 }
 
 /// Preflight with everything in the data folder.
@@ -37,7 +42,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<Ready> {
     run_with(data_dir, &Backends::default()).await
 }
 
-/// Preflight with the database and key file `backends` names.
+/// Preflight with the database, key file and object store `backends` names.
 pub async fn run_with(data_dir: &Path, backends: &Backends) -> anyhow::Result<Ready> {
     let paths = DataPaths::new(data_dir.to_path_buf());
     for dir in paths.dirs() {
@@ -51,13 +56,29 @@ pub async fn run_with(data_dir: &Path, backends: &Backends) -> anyhow::Result<Re
             "removed {swept} temporary file(s) left behind by an earlier run"
         );
     }
+    let location = match backends.storage.as_deref() {
+        Some(url) => crate::blobs::Location::parse(url)?,
+        None => crate::blobs::Location::Folder(paths.root.clone()),
+    };
+    let blobs = crate::blobs::Blobs::open(&location).await?;
     // The built-in avatar, so the viewer works with no setup.
-    crate::avatars::ensure_default(&paths.avatars).map_err(|e| match e {
-        crate::avatars::AvatarError::Io { source, .. } => {
-            io_problem("write the default avatar into", &paths.avatars, &source)
-        }
-        other => anyhow!("could not install the default avatar: {other}"),
-    })?;
+    crate::avatars::ensure_default(&blobs)
+        .await
+        .map_err(|e| match e {
+            crate::avatars::AvatarError::Store { source, .. }
+                if crate::blobs::is_disk_full(&source) =>
+            {
+                io_problem(
+                    "write the default avatar into",
+                    &paths.avatars,
+                    &io::Error::from(io::ErrorKind::StorageFull),
+                )
+            }
+            other => anyhow!(
+                "could not install the default avatar into {}: {other}",
+                blobs.describe()
+            ),
+        })?;
 
     let config_file = paths.config_file.clone();
     let key_file = backends
@@ -97,6 +118,7 @@ pub async fn run_with(data_dir: &Path, backends: &Backends) -> anyhow::Result<Re
 
     Ok(Ready {
         paths,
+        blobs,
         config,
         db,
         warnings: report.warnings,
@@ -104,17 +126,21 @@ pub async fn run_with(data_dir: &Path, backends: &Backends) -> anyhow::Result<Re
 }
 
 /// Removes the temporary files each writer leaves only when the process dies mid-write: avatar
-/// uploads (`avatars/.upload-*.part`), the audio cache's (`audio/.tmp-*`, `audio/.meta/.tmp-*`),
+/// uploads (`avatars/.upload-*.part`), the object store's writes in the data folder
+/// (`avatars/<name>#<n>`, `audio/…#<n>`), earlier versions' audio cache (`audio/.tmp-*`, `audio/.meta/.tmp-*`),
 /// the private files' (`config/*.tmp`: settings, key file, access token).
 /// Each module says what its temp names look like. One server uses a data folder at a time, so
 /// every such file here is from an earlier run. Returns how many went. (Piper's one-shot output
 /// folders, in the shared system temp folder, are swept by `tts` with more care.)
 pub fn sweep_temp_files(paths: &DataPaths) -> usize {
     type IsTemp = fn(&str) -> bool;
-    let sweeps: [(PathBuf, IsTemp); 4] = [
+    let sweeps: [(PathBuf, IsTemp); 7] = [
         (paths.avatars.clone(), crate::avatars::is_temp_name),
         (paths.audio.clone(), crate::tts::is_cache_temp_name),
         (paths.audio.join(".meta"), crate::tts::is_cache_temp_name),
+        (paths.avatars.clone(), crate::blobs::is_staging_name),
+        (paths.audio.clone(), crate::blobs::is_staging_name),
+        (paths.audio.join(".meta"), crate::blobs::is_staging_name),
         (paths.root.join("config"), crate::private_file::is_temp_name),
     ];
     let mut removed = 0;

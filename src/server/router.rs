@@ -56,11 +56,15 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(telemetry::metrics))
         .nest_service(
             "/files/avatars",
-            files::serve::<()>(state.paths.avatars.clone(), files::Caching::Revalidate),
+            files::serve::<()>(
+                state.blobs.clone(),
+                crate::avatars::FOLDER,
+                files::Caching::Revalidate,
+            ),
         )
         .nest_service(
             "/files/audio",
-            files::serve::<()>(state.paths.audio.clone(), files::Caching::Immutable),
+            files::serve::<()>(state.blobs.clone(), "audio", files::Caching::Immutable),
         )
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback_service(site::serve(&state))

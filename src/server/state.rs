@@ -20,6 +20,8 @@ pub struct AppState {
     /// History, characters and traces: SQLite or PostgreSQL behind one interface.
     pub db: crate::store::Db,
     pub paths: Arc<DataPaths>,
+    /// Avatars and cached audio: the data folder or a shared bucket (`STORAGE_URL`).
+    pub blobs: crate::blobs::Blobs,
     /// Problems found at start-up that a person should see (shown in the health report).
     pub warnings: Arc<Vec<String>>,
     /// The language models: the built-in one (loaded once) and the configured server's adapter.
@@ -53,7 +55,7 @@ impl AppState {
         let piper = ready.paths.piper();
         let tts = TtsService::new(
             config.clone(),
-            ready.paths.audio.clone(),
+            ready.blobs.clone(),
             ready.paths.voice_tools(),
         )
         .context("the HTTP client for the voice providers could not be set up")?;
@@ -77,6 +79,7 @@ impl AppState {
             leptos_options,
             config,
             db: ready.db,
+            blobs: ready.blobs,
             llm,
             tts: Arc::new(tts),
             asr: Arc::new(asr),

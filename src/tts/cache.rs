@@ -1,18 +1,22 @@
-//! The audio cache: `<audio>/<sha256>.<ext>`, named by everything that changes the sound, so the
-//! same sentence is never synthesised twice and its URL never changes (served as immutable).
+//! The audio cache: `audio/<sha256>.<ext>` in the object store, named by everything that changes
+//! the sound, so the same sentence is never synthesised twice and its URL never changes (served
+//! as immutable).
 //!
-//! - What is known about each file (provider, duration, timings) sits in `<audio>/.meta/<sha256>.json`,
-//!   hidden from `/files/audio`. The audio file appears last, so its presence means complete.
-//! - Writes go to a hidden temp file and are renamed into place; a guard removes the temp file
-//!   on every exit path. A full disk is [`TtsError::DiskFull`]: the file that was there stays.
+//! - What is known about each file (provider, duration, timings) sits in `audio/.meta/<sha256>.json`,
+//!   hidden from `/files/audio`. The audio object appears last, so its presence means complete.
+//! - Each object is written whole or not at all (a rename in a folder, one PUT on S3). A full disk
+//!   is [`TtsError::DiskFull`]: the file that was there stays.
 //! - Single flight: identical requests that arrive together share one synthesis, which runs in a
 //!   task of its own, so a caller that goes away neither cancels it for the others nor leaves its
-//!   entry behind.
-//! - Least recently used files go when the folder outgrows its cap: a hit refreshes the file's
-//!   modification time, and eviction removes the oldest first.
+//!   entry behind. That holds per instance: two instances sharing a bucket may both synthesise
+//!   the same sentence, and both write the same bytes under the same key, so both answer the
+//!   same URL.
+//! - The oldest files go when the cache outgrows its cap, by the store's last-modified time. In a
+//!   folder a hit refreshes that time, so the least recently used go first; S3 objects cannot be
+//!   touched, so there the least recently written go first.
 
 use super::{Audio, OutputKind, TtsError};
-use crate::atomic_file;
+use crate::blobs::{BlobError, Blobs};
 use crate::shared::tts::Timings;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -20,7 +24,6 @@ use sha2::{Digest, Sha256};
 use std::{
     collections::HashMap,
     future::Future,
-    path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
@@ -45,15 +48,15 @@ pub struct StoredMeta {
 pub struct Entry {
     /// `<hash>.<ext>`
     pub name: String,
-    pub path: PathBuf,
     pub meta: StoredMeta,
 }
 
 type Outcome = Option<Result<Entry, TtsError>>;
 
 pub struct AudioCache {
-    dir: PathBuf,
-    meta_dir: PathBuf,
+    blobs: Blobs,
+    /// The cache's folder in the store (`audio`).
+    folder: String,
     inflight: Mutex<HashMap<String, watch::Receiver<Outcome>>>,
     /// Bytes in the folder; `u64::MAX` until the first scan.
     total: AtomicU64,
@@ -74,10 +77,11 @@ pub fn key(parts: &[&str]) -> String {
 }
 
 impl AudioCache {
-    pub fn new(dir: PathBuf) -> Self {
+    /// The cache in `folder` of `blobs`.
+    pub fn new(blobs: Blobs, folder: &str) -> Self {
         Self {
-            meta_dir: dir.join(".meta"),
-            dir,
+            blobs,
+            folder: folder.trim_matches('/').to_string(),
             inflight: Mutex::new(HashMap::new()),
             total: AtomicU64::new(u64::MAX),
             evicting: AtomicBool::new(false),
@@ -92,23 +96,33 @@ impl AudioCache {
         found
     }
 
+    /// The key of `name` in the cache's folder.
+    fn key(&self, name: &str) -> String {
+        if self.folder.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}/{name}", self.folder)
+        }
+    }
+
+    fn meta_key(&self, hash: &str) -> String {
+        self.key(&format!(".meta/{hash}.json"))
+    }
+
     async fn find(&self, hash: &str, kind: OutputKind) -> Option<Entry> {
         let name = format!("{hash}.{}", kind.ext);
-        let path = self.dir.join(&name);
-        let meta = tokio::fs::read(self.meta_dir.join(format!("{hash}.json")))
-            .await
-            .ok()?;
+        let meta = self.blobs.read(&self.meta_key(hash)).await.ok()??;
         let meta: StoredMeta = serde_json::from_slice(&meta).ok()?;
-        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
-            return None;
+        self.blobs.head(&self.key(&name)).await.ok()??;
+        if let Some(root) = self.blobs.local_root() {
+            let touch = root.join(self.key(&name));
+            tokio::task::spawn_blocking(move || {
+                if let Ok(f) = std::fs::File::options().write(true).open(&touch) {
+                    let _ = f.set_modified(SystemTime::now());
+                }
+            });
         }
-        let touch = path.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Ok(f) = std::fs::File::options().write(true).open(&touch) {
-                let _ = f.set_modified(SystemTime::now());
-            }
-        });
-        Some(Entry { name, path, meta })
+        Some(Entry { name, meta })
     }
 
     /// The cached file, or the result of `make` stored under `hash`. Identical concurrent calls
@@ -191,7 +205,7 @@ impl AudioCache {
         }
     }
 
-    /// Writes the metadata, then the audio, each through a temp file and a rename.
+    /// Writes the metadata, then the audio, each whole or not at all.
     async fn store(
         &self,
         hash: &str,
@@ -199,16 +213,16 @@ impl AudioCache {
         audio: Audio,
         max_bytes: u64,
     ) -> Result<Entry, TtsError> {
-        let io = |what: &str, e: std::io::Error| {
-            if crate::disk::is_full(&e) {
+        let failed = |what: &str, e: BlobError| {
+            if crate::blobs::is_disk_full(&e) {
                 return TtsError::DiskFull(format!(
                     "the disk is full: the audio could not be saved in {} ({what})",
-                    self.dir.display()
+                    self.blobs.describe()
                 ));
             }
             TtsError::Server(format!(
-                "the audio could not be saved ({what}: {e}); check free disk space in {}",
-                self.dir.display()
+                "the audio could not be saved ({what}: {e}); check free space in {}",
+                self.blobs.describe()
             ))
         };
         let meta = StoredMeta {
@@ -220,29 +234,24 @@ impl AudioCache {
         };
         let meta_json =
             serde_json::to_vec(&meta).map_err(|e| TtsError::Server(format!("meta: {e}")))?;
-        tokio::fs::create_dir_all(&self.meta_dir)
-            .await
-            .map_err(|e| io("create folder", e))?;
+        let added = audio.bytes.len() as u64 + meta_json.len() as u64;
         let name = format!("{hash}.{}", audio.kind.ext);
-        let path = self.dir.join(&name);
-        atomic_write(&self.meta_dir.join(format!("{hash}.json")), &meta_json)
+        self.blobs
+            .put(&self.meta_key(hash), meta_json.into())
             .await
-            .map_err(|e| io("metadata", e))?;
-        atomic_write(&path, &audio.bytes)
+            .map_err(|e| failed("metadata", e))?;
+        self.blobs
+            .put(&self.key(&name), audio.bytes.to_vec().into())
             .await
-            .map_err(|e| io("audio", e))?;
-        self.account(audio.bytes.len() as u64 + meta_json.len() as u64, max_bytes)
-            .await;
-        Ok(Entry { name, path, meta })
+            .map_err(|e| failed("audio", e))?;
+        self.account(added, max_bytes).await;
+        Ok(Entry { name, meta })
     }
 
     /// Adds `added` bytes to the running total and evicts when it passes the cap.
     async fn account(&self, added: u64, max_bytes: u64) {
         if self.total.load(Ordering::Relaxed) == u64::MAX {
-            let dir = self.dir.clone();
-            let scanned = tokio::task::spawn_blocking(move || scan(&dir).1)
-                .await
-                .unwrap_or(0);
+            let scanned = self.scan().await.map(|(_, total)| total).unwrap_or(0);
             let _ = self.total.compare_exchange(
                 u64::MAX,
                 scanned,
@@ -257,19 +266,71 @@ impl AudioCache {
         {
             return;
         }
-        let dir = self.dir.clone();
-        let left = tokio::task::spawn_blocking(move || evict(&dir, max_bytes - max_bytes / 10))
-            .await
-            .ok();
-        if let Some(left) = left {
+        if let Some(left) = self.evict(max_bytes - max_bytes / 10).await {
             self.total.store(left, Ordering::Relaxed);
         }
         self.evicting.store(false, Ordering::Release);
     }
+
+    /// The audio objects (not hidden ones) with their last-modified time and size, and the total
+    /// including metadata.
+    async fn scan(&self) -> Option<(Vec<(SystemTime, u64, String)>, u64)> {
+        let listed = match self.blobs.list_all(&self.folder).await {
+            Ok(listed) => listed,
+            Err(e) => {
+                tracing::warn!("the audio cache could not be listed: {e}");
+                return None;
+            }
+        };
+        let mut files = Vec::new();
+        let mut total = 0;
+        let meta_folder = self.key(".meta");
+        for object in listed {
+            total += object.size;
+            let key = object.location.to_string();
+            let hidden = object
+                .location
+                .filename()
+                .is_none_or(|name| name.starts_with('.'));
+            if !hidden && !key.starts_with(&meta_folder) {
+                files.push((object.last_modified.into(), object.size, key));
+            }
+        }
+        Some((files, total))
+    }
+
+    /// Deletes the oldest audio objects (and their metadata) until at most `target` bytes
+    /// remain. Returns what remains.
+    async fn evict(&self, target: u64) -> Option<u64> {
+        let (mut files, mut total) = self.scan().await?;
+        files.sort_by_key(|(modified, _, _)| *modified);
+        for (_, size, key) in files {
+            if total <= target {
+                break;
+            }
+            if self.blobs.delete(&key).await.is_err() {
+                continue;
+            }
+            total = total.saturating_sub(size);
+            let hash = key
+                .rsplit('/')
+                .next()
+                .and_then(|name| name.split_once('.'))
+                .map(|(hash, _)| hash.to_string());
+            if let Some(hash) = hash {
+                let meta = self.meta_key(&hash);
+                let len = self.blobs.head(&meta).await.ok().flatten().map(|m| m.size);
+                if self.blobs.delete(&meta).await.is_ok() {
+                    total = total.saturating_sub(len.unwrap_or(0));
+                }
+            }
+        }
+        Some(total)
+    }
 }
 
-/// Whether a name in the cache folder or its `.meta` is one of [`atomic_write`]'s temp files (left
-/// behind only by a crash; start-up removes them).
+/// Whether a name in the cache folder or its `.meta` is one of the temp files earlier versions
+/// wrote beside the audio (left behind only by a crash; start-up removes them).
 pub fn is_temp_name(name: &str) -> bool {
     name.starts_with(".tmp-")
 }
@@ -285,72 +346,6 @@ impl Drop for InflightGuard<'_> {
         let mut inflight = self.cache.inflight.lock();
         inflight.remove(self.name);
     }
-}
-
-/// Hidden (never served from `/files/audio`) and recognised by [`is_temp_name`].
-const TEMP: atomic_file::TempName = atomic_file::TempName {
-    prefix: ".tmp-",
-    suffix: "",
-};
-
-async fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let (path, bytes) = (path.to_path_buf(), bytes.to_vec());
-    tokio::task::spawn_blocking(move || {
-        atomic_file::replace(&path, &bytes, TEMP, atomic_file::Access::Default)
-    })
-    .await
-    .map_err(std::io::Error::other)?
-}
-
-/// The audio files (not hidden ones) with their modification time and size, and the total
-/// including metadata.
-fn scan(dir: &Path) -> (Vec<(SystemTime, u64, PathBuf)>, u64) {
-    let mut files = Vec::new();
-    let mut total = 0;
-    for sub in [dir.to_path_buf(), dir.join(".meta")] {
-        let Ok(entries) = std::fs::read_dir(&sub) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let Ok(meta) = e.metadata() else { continue };
-            if !meta.is_file() {
-                continue;
-            }
-            total += meta.len();
-            let hidden = e.file_name().to_string_lossy().starts_with('.');
-            if sub == dir && !hidden {
-                let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                files.push((mtime, meta.len(), e.path()));
-            }
-        }
-    }
-    (files, total)
-}
-
-/// Deletes least recently used audio files (and their metadata) until at most `target` bytes
-/// remain. Returns what remains.
-fn evict(dir: &Path, target: u64) -> u64 {
-    let (mut files, mut total) = scan(dir);
-    files.sort_by_key(|(mtime, _, _)| *mtime);
-    for (_, size, path) in files {
-        if total <= target {
-            break;
-        }
-        let meta = path.file_stem().map(|stem| {
-            dir.join(".meta")
-                .join(format!("{}.json", stem.to_string_lossy()))
-        });
-        if std::fs::remove_file(&path).is_ok() {
-            total = total.saturating_sub(size);
-            if let Some(meta) = meta {
-                let len = std::fs::metadata(&meta).map(|m| m.len()).unwrap_or(0);
-                if std::fs::remove_file(&meta).is_ok() {
-                    total = total.saturating_sub(len);
-                }
-            }
-        }
-    }
-    total
 }
 
 #[cfg(test)]

@@ -37,17 +37,17 @@ pub struct TtsService {
 const PROBE_TIMEOUT: Duration = Duration::from_millis(2_500);
 
 impl TtsService {
-    /// `audio` is the cache folder; `tools` is where `make setup` puts Piper.
+    /// `blobs` holds the audio cache (in its `audio/`); `tools` is where `make setup` puts Piper.
     pub fn new(
         config: Arc<ConfigStore>,
-        audio: PathBuf,
+        blobs: crate::blobs::Blobs,
         tools: PathBuf,
     ) -> Result<Self, reqwest::Error> {
         let http = crate::outbound::client_builder()
             .connect_timeout(Duration::from_secs(3))
             .user_agent(concat!("waifu-rt3d/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let cache = AudioCache::new(audio);
+        let cache = AudioCache::new(blobs, "audio");
         Ok(Self {
             config,
             cache: Arc::new(cache),

@@ -431,6 +431,7 @@ async fn a_busy_port_gives_a_clear_message() {
         cors_origins: vec![],
         auth_token: None,
         log_format: waifu_rt3d::server::LogFormat::Text,
+        storage_url: None,
     };
     let err = waifu_rt3d::server::run(cli).await.unwrap_err().to_string();
     assert!(err.contains("already in use"), "{err}");

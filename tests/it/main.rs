@@ -25,6 +25,7 @@ mod pages;
 mod security;
 mod shared_db;
 mod startup;
+mod storage;
 mod store;
 mod telemetry;
 mod tts;

@@ -24,6 +24,7 @@ async fn backends(dir: &Path) -> Backends {
     Backends {
         database: Some(DatabaseUrl::parse(&url).unwrap()),
         secret_key_file: Some(key),
+        storage: None,
     }
 }
 
@@ -235,6 +236,7 @@ async fn an_unreachable_postgres_server_stops_the_start_with_the_address_but_not
                 .unwrap(),
         ),
         secret_key_file: None,
+        storage: None,
     };
     let err = match waifu_rt3d::server::preflight::run_with(&dir.path().join("d"), &backends).await
     {

@@ -1005,6 +1005,44 @@ async fn a_repeated_request_is_a_cache_hit_that_asks_no_provider() {
 }
 
 #[tokio::test]
+async fn a_repeated_request_on_s3_is_a_cache_hit_served_from_the_bucket() {
+    let mock = Mock::default();
+    let url = serve(fish(mock.clone())).await;
+    let storage = common::moto::moto().bucket("cache");
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness_on_storage(&dir.path().join("data"), Some(&storage), |s| s).await;
+    h.state
+        .config
+        .update(only(
+            "fish_audio",
+            json!({"endpoint": format!("{url}/v1"), "api_key": "fish-key"}),
+        ))
+        .await
+        .unwrap();
+    let first = tts(&h, json!({"text": "Same words."})).await.json();
+    let second = tts(&h, json!({"text": "Same words."})).await.json();
+    assert_eq!(mock.calls(), 1, "{second}");
+    assert_eq!(first["url"], second["url"]);
+    assert_eq!(second["meta"]["cached"], true);
+    assert_eq!(second["meta"]["content_type"], "audio/mpeg");
+    let file = first["url"].as_str().unwrap();
+    let r = send(&h.app, get(file)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(!r.body.is_empty());
+    assert_eq!(r.header(header::CONTENT_TYPE), "audio/mpeg");
+    // The audio is in the bucket, not in the data folder.
+    let name = file.rsplit('/').next().unwrap();
+    assert!(h
+        .state
+        .blobs
+        .head(&format!("audio/{name}"))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(std::fs::read_dir(&h.state.paths.audio).unwrap().count(), 0);
+}
+
+#[tokio::test]
 async fn concurrent_identical_requests_synthesise_once() {
     let mock = Mock::default();
     mock.set("slow");
@@ -1069,7 +1107,8 @@ async fn a_caller_that_gives_up_leaves_no_temp_file_and_no_stuck_entry() {
 async fn the_cache_evicts_least_recently_used_files_over_its_cap() {
     use waifu_rt3d::tts::{Audio, OutputKind};
     let dir = tempfile::tempdir().unwrap();
-    let cache = Arc::new(AudioCache::new(dir.path().to_path_buf()));
+    let blobs = waifu_rt3d::blobs::Blobs::folder(dir.path()).unwrap();
+    let cache = Arc::new(AudioCache::new(blobs, ""));
     let make = |n: u8| async move {
         Ok(Audio {
             bytes: vec![n; 10_000].into(),
@@ -1093,8 +1132,9 @@ async fn the_cache_evicts_least_recently_used_files_over_its_cap() {
             .await
             .unwrap();
         // The next file must be newer: eviction goes by modification time.
-        let written = std::fs::metadata(&e.path).unwrap().modified().unwrap();
-        names.push(e.path);
+        let path = dir.path().join(&e.name);
+        let written = std::fs::metadata(&path).unwrap().modified().unwrap();
+        names.push(path);
         common::eventually("the clock to pass the last write", || async move {
             std::time::SystemTime::now() > written
         })
@@ -1121,7 +1161,7 @@ async fn the_cache_evicts_least_recently_used_files_over_its_cap() {
         )
         .await
         .unwrap();
-    assert!(e.path.exists());
+    assert!(dir.path().join(&e.name).exists());
     assert!(names[0].exists(), "a recently used file was evicted");
     assert!(
         !names[1].exists(),

@@ -33,7 +33,7 @@ APP_ENV=${CLUSTER_APP_ENV:-}
 SETTINGS=${CLUSTER_SETTINGS:-}
 BIN=${WAIFU_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/waifu-rt3d/target}/release/waifu-rt3d}
 INSTALL_DIR=${WAIFU_INSTALL_DIR:-$ROOT/data}
-PG_BIN=/usr/lib/postgresql/15/bin
+PG_BIN=${CLUSTER_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 MOTO_VENV=$ROOT/tools/moto/venv
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 # How long the instances may take to answer their health check.

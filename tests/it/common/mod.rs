@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod asr_mock;
+pub mod moto;
 pub mod openai_mock;
 pub mod tts_mock;
 
@@ -18,7 +19,7 @@ use waifu_rt3d::server::{app, preflight, AppState};
 pub struct Harness {
     pub app: Router,
     pub state: AppState,
-    _dir: Option<tempfile::TempDir>,
+    pub _dir: Option<tempfile::TempDir>,
 }
 
 pub async fn harness() -> Harness {
@@ -49,6 +50,24 @@ pub async fn harness_on(
     change: impl FnOnce(AppState) -> AppState,
 ) -> Harness {
     let ready = preflight::run_with(data, backends).await.unwrap();
+    harness_from(ready, change)
+}
+
+/// The harness with avatars and audio in the object store `storage_url` (an `s3://` URL of
+/// [`moto`], say); `None` is the data folder.
+pub async fn harness_on_storage(
+    data: &std::path::Path,
+    storage_url: Option<&str>,
+    change: impl FnOnce(AppState) -> AppState,
+) -> Harness {
+    let backends = preflight::Backends {
+        storage: storage_url.map(str::to_string),
+        ..Default::default()
+    };
+    harness_on(data, &backends, change).await
+}
+
+fn harness_from(ready: preflight::Ready, change: impl FnOnce(AppState) -> AppState) -> Harness {
     let options = leptos::config::LeptosOptions::builder()
         .output_name("waifu-rt3d")
         .build();
