@@ -38,7 +38,9 @@ pub fn sqlite_is_full(e: &sqlx::Error) -> bool {
     match e {
         // Only SQLite's codes are numbers of this kind; a PostgreSQL SQLSTATE such as 22012
         // could read as one.
-        sqlx::Error::Database(db) if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_none() => {
+        sqlx::Error::Database(db)
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_none() =>
+        {
             false
         }
         sqlx::Error::Database(db) => db

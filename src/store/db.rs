@@ -23,9 +23,7 @@ impl StoreError {
     /// The database refused a write because the disk is full.
     pub fn is_disk_full(&self) -> bool {
         match self {
-            StoreError::Db(e) => {
-                crate::disk::sqlite_is_full(e) || crate::disk::postgres_is_full(e)
-            }
+            StoreError::Db(e) => crate::disk::sqlite_is_full(e) || crate::disk::postgres_is_full(e),
             StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => {
                 crate::disk::sqlite_is_full(e) || crate::disk::postgres_is_full(e)
             }

@@ -29,7 +29,8 @@ impl From<SessionRow> for SessionSummary {
     }
 }
 
-pub(crate) const SELECT: &str = "SELECT s.id, s.title, s.created_ts, s.updated_ts, s.character_id, \
+pub(crate) const SELECT: &str =
+    "SELECT s.id, s.title, s.created_ts, s.updated_ts, s.character_id, \
      (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count \
      FROM sessions s";
 

@@ -3,7 +3,9 @@
 
 use crate::shared::history::Character;
 use crate::store::{
-    characters::{CardRow, CharacterFields, CharacterRow, JoinedRow, Portrait, COLUMNS, DEFAULT_ID},
+    characters::{
+        CardRow, CharacterFields, CharacterRow, JoinedRow, Portrait, COLUMNS, DEFAULT_ID,
+    },
     now_ts, StoreError,
 };
 use sqlx::PgPool;

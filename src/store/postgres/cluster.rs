@@ -161,7 +161,13 @@ impl Cluster {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
             .map_err(io("closing the cluster folder"))?;
         let init = as_user(&mut Command::new(bin.join("initdb")), user)
-            .args(["--no-sync", "-E", "UTF8", "--locale=C.UTF-8", "--auth=trust"])
+            .args([
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--auth=trust",
+            ])
             .args(["-U", "postgres", "-D"])
             .arg(dir.join("pg"))
             .current_dir(&dir)

@@ -113,7 +113,10 @@ pub async fn page(
         Cursor::Before(id) => ((id, limit), (0, 0)),
         Cursor::After(id) => ((0, 0), (id, limit)),
         // `id + 1` so the target itself is in the older half.
-        Cursor::Around(id) => ((id.saturating_add(1), limit - limit / 2), (id, (limit / 2).max(1))),
+        Cursor::Around(id) => (
+            (id.saturating_add(1), limit - limit / 2),
+            (id, (limit / 2).max(1)),
+        ),
     };
     let mut before = read_rows(pool, &older_sql, session_id, below, older_n).await?;
     let mut after = read_rows(pool, &newer_sql, session_id, above, newer_n).await?;

@@ -30,11 +30,13 @@ async fn say(pool: &PgPool, session: i64, role: Role, text: &str) -> i64 {
 
 /// Messages the index finds for one plain word (what `fts_rows` counts for SQLite).
 async fn indexed(pool: &PgPool, word: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM messages WHERE tsv @@ waifu_tsquery($1, '{f}', false, 'simple')")
-        .bind(vec![word])
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar(
+        "SELECT count(*) FROM messages WHERE tsv @@ waifu_tsquery($1, '{f}', false, NULL)",
+    )
+    .bind(vec![word])
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }
 
 fn ids(hits: &[crate::shared::history::SearchHit]) -> BTreeSet<i64> {
@@ -106,18 +108,43 @@ async fn a_full_disk_is_recognised_by_its_sqlstate() {
 async fn an_edited_message_is_found_by_its_new_words_only() {
     let pool = pg().await;
     let s = sessions::create(&pool, Some("Plans")).await.unwrap();
-    let id = say(&pool, s.id, Role::User, "let us visit the aquarium on friday").await;
-    assert_eq!(search::search(&pool, "aquarium", None, 10, 0).await.unwrap().len(), 1);
-    assert!(messages::edit(&pool, s.id, id, "let us visit the planetarium on friday")
+    let id = say(
+        &pool,
+        s.id,
+        Role::User,
+        "let us visit the aquarium on friday",
+    )
+    .await;
+    assert_eq!(
+        search::search(&pool, "aquarium", None, 10, 0)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        messages::edit(&pool, s.id, id, "let us visit the planetarium on friday")
+            .await
+            .unwrap()
+    );
+    assert!(!messages::edit(&pool, s.id + 1, id, "wrong session")
         .await
         .unwrap());
-    assert!(!messages::edit(&pool, s.id + 1, id, "wrong session").await.unwrap());
-    assert!(search::search(&pool, "aquarium", None, 10, 0).await.unwrap().is_empty());
-    let hits = search::search(&pool, "planetarium", None, 10, 0).await.unwrap();
+    assert!(search::search(&pool, "aquarium", None, 10, 0)
+        .await
+        .unwrap()
+        .is_empty());
+    let hits = search::search(&pool, "planetarium", None, 10, 0)
+        .await
+        .unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].message_id, id);
     assert_eq!(hits[0].session_title, "Plans");
-    assert!(hits[0].snippet.contains("<mark>planetarium</mark>"), "{}", hits[0].snippet);
+    assert!(
+        hits[0].snippet.contains("<mark>planetarium</mark>"),
+        "{}",
+        hits[0].snippet
+    );
     assert_eq!(indexed(&pool, "aquarium").await, 0);
     let m = messages::get(&pool, id).await.unwrap().unwrap();
     assert!(m.edited_ts.is_some());
@@ -130,7 +157,13 @@ async fn deleting_a_session_cascades_and_empties_the_index() {
     let gone = sessions::create(&pool, Some("gone")).await.unwrap();
     say(&pool, keep.id, Role::User, "zebra crossing").await;
     for i in 0..5 {
-        say(&pool, gone.id, Role::Assistant, &format!("zebra number {i}")).await;
+        say(
+            &pool,
+            gone.id,
+            Role::Assistant,
+            &format!("zebra number {i}"),
+        )
+        .await;
     }
     assert_eq!(indexed(&pool, "zebra").await, 6);
     assert!(sessions::delete(&pool, gone.id).await.unwrap());
@@ -181,7 +214,14 @@ async fn concurrent_writers_all_land() {
         t.await.unwrap().unwrap();
     }
     assert_eq!(indexed(&pool, "writer").await, 400);
-    assert_eq!(sessions::get(&pool, s.id).await.unwrap().unwrap().message_count, 400);
+    assert_eq!(
+        sessions::get(&pool, s.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .message_count,
+        400
+    );
 }
 
 #[tokio::test]
@@ -200,13 +240,19 @@ async fn sessions_list_newest_activity_first_with_counts() {
     // SQLite reads a negative limit as none.
     assert_eq!(sessions::list(&pool, -1, 0).await.unwrap().len(), 2);
     assert!(sessions::rename(&pool, b.id, "  renamed  ").await.unwrap());
-    assert_eq!(sessions::get(&pool, b.id).await.unwrap().unwrap().title, "renamed");
+    assert_eq!(
+        sessions::get(&pool, b.id).await.unwrap().unwrap().title,
+        "renamed"
+    );
     assert!(!sessions::rename(&pool, 9999, "x").await.unwrap());
     assert!(sessions::get(&pool, 9999).await.unwrap().is_none());
     // ensure() creates a missing session once.
     let e = sessions::ensure(&pool, 42).await.unwrap();
     assert_eq!((e.id, e.message_count), (42, 0));
-    assert_eq!(sessions::ensure(&pool, 42).await.unwrap().created_ts, e.created_ts);
+    assert_eq!(
+        sessions::ensure(&pool, 42).await.unwrap().created_ts,
+        e.created_ts
+    );
     // The next new session does not collide with the explicit id.
     let next = sessions::create(&pool, None).await.unwrap();
     assert!(next.id > 42, "{}", next.id);
@@ -229,14 +275,26 @@ async fn a_character_session_opens_with_its_greeting() {
     assert_eq!((s.message_count, s.character_id), (1, Some(DEFAULT_ID)));
     let all = messages::all(&pool, s.id).await.unwrap();
     assert_eq!(all.len(), 1);
-    assert_eq!((all[0].role, all[0].text.as_str()), (Role::Assistant, "Hello there!"));
+    assert_eq!(
+        (all[0].role, all[0].text.as_str()),
+        (Role::Assistant, "Hello there!")
+    );
     let quiet = sessions::create_for_character(&pool, None, DEFAULT_ID, Some("  "))
         .await
         .unwrap();
     assert_eq!(quiet.message_count, 0);
-    assert_eq!(sessions::get(&pool, quiet.id).await.unwrap().unwrap().message_count, 0);
+    assert_eq!(
+        sessions::get(&pool, quiet.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .message_count,
+        0
+    );
     // A character that does not exist is refused, and nothing is left behind.
-    assert!(sessions::create_for_character(&pool, None, 999, Some("hi")).await.is_err());
+    assert!(sessions::create_for_character(&pool, None, 999, Some("hi"))
+        .await
+        .is_err());
     assert_eq!(sessions::list(&pool, 100, 0).await.unwrap().len(), 2);
 }
 
@@ -248,28 +306,44 @@ async fn messages_page_backwards_forwards_and_around() {
     for i in 0..25 {
         ids.push(say(&pool, s.id, Role::User, &format!("m{i}")).await);
     }
-    let text = |p: &MessagePage| p.messages.iter().map(|m| m.text.clone()).collect::<Vec<_>>();
-    let latest = messages::page(&pool, s.id, Cursor::Latest, 10).await.unwrap();
+    let text = |p: &MessagePage| {
+        p.messages
+            .iter()
+            .map(|m| m.text.clone())
+            .collect::<Vec<_>>()
+    };
+    let latest = messages::page(&pool, s.id, Cursor::Latest, 10)
+        .await
+        .unwrap();
     assert_eq!(text(&latest).first().unwrap(), "m15");
     assert_eq!(text(&latest).last().unwrap(), "m24");
     assert!(latest.has_more_before && !latest.has_more_after);
     let older = messages::page(&pool, s.id, Cursor::Before(latest.messages[0].id), 10)
         .await
         .unwrap();
-    assert_eq!(text(&older), (5..15).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        text(&older),
+        (5..15).map(|i| format!("m{i}")).collect::<Vec<_>>()
+    );
     assert!(older.has_more_before && older.has_more_after);
     let oldest = messages::page(&pool, s.id, Cursor::Before(older.messages[0].id), 10)
         .await
         .unwrap();
     assert_eq!(oldest.messages.len(), 5);
     assert!(!oldest.has_more_before);
-    let around = messages::page(&pool, s.id, Cursor::Around(ids[3]), 6).await.unwrap();
+    let around = messages::page(&pool, s.id, Cursor::Around(ids[3]), 6)
+        .await
+        .unwrap();
     assert_eq!(text(&around), ["m1", "m2", "m3", "m4", "m5", "m6"]);
     assert!(around.has_more_before && around.has_more_after);
-    let after = messages::page(&pool, s.id, Cursor::After(ids[20]), 10).await.unwrap();
+    let after = messages::page(&pool, s.id, Cursor::After(ids[20]), 10)
+        .await
+        .unwrap();
     assert_eq!(text(&after), ["m21", "m22", "m23", "m24"]);
     assert!(after.has_more_before && !after.has_more_after);
-    let empty = messages::page(&pool, s.id + 1, Cursor::Latest, 10).await.unwrap();
+    let empty = messages::page(&pool, s.id + 1, Cursor::Latest, 10)
+        .await
+        .unwrap();
     assert!(empty.messages.is_empty() && !empty.has_more_before && !empty.has_more_after);
 }
 
@@ -313,8 +387,20 @@ async fn the_window_stored_fields_and_timings_match_sqlite() {
     };
     let m = messages::add(&pool, &reply).await.unwrap();
     assert_eq!(
-        (m.reasoning.as_deref(), m.emotion.as_deref(), m.partial, m.input, m.lore.clone()),
-        (Some("thinking"), Some("happy"), true, InputKind::Voice, vec!["Mochi".to_string()])
+        (
+            m.reasoning.as_deref(),
+            m.emotion.as_deref(),
+            m.partial,
+            m.input,
+            m.lore.clone()
+        ),
+        (
+            Some("thinking"),
+            Some("happy"),
+            true,
+            InputKind::Voice,
+            vec!["Mochi".to_string()]
+        )
     );
     assert!(m.ts >= s.created_ts);
     assert!(sessions::get(&pool, s.id).await.unwrap().unwrap().last_ts >= m.ts);
@@ -324,20 +410,35 @@ async fn the_window_stored_fields_and_timings_match_sqlite() {
         ..NewMessage::new(s.id, Role::Assistant, "so far, and done")
     };
     assert!(messages::update_reply(&pool, m.id, &done).await.unwrap());
-    assert!(!messages::update_reply(&pool, m.id + 100, &done).await.unwrap());
-    let m = messages::get(&pool, m.id).await.unwrap().unwrap();
-    assert_eq!((m.text.as_str(), m.partial, m.reasoning), ("so far, and done", false, None));
-    assert_eq!(m.lore, vec!["Mochi".to_string()]);
-    // Timings merge as SQLite's json_patch merges them.
-    assert!(messages::merge_timings(&pool, m.id, r#"{"tts_first_audio":300,"llm_first_token":null}"#)
+    assert!(!messages::update_reply(&pool, m.id + 100, &done)
         .await
         .unwrap());
-    assert!(!messages::merge_timings(&pool, m.id + 100, "{}").await.unwrap());
+    let m = messages::get(&pool, m.id).await.unwrap().unwrap();
+    assert_eq!(
+        (m.text.as_str(), m.partial, m.reasoning),
+        ("so far, and done", false, None)
+    );
+    assert_eq!(m.lore, vec!["Mochi".to_string()]);
+    // Timings merge as SQLite's json_patch merges them.
+    assert!(messages::merge_timings(
+        &pool,
+        m.id,
+        r#"{"tts_first_audio":300,"llm_first_token":null}"#
+    )
+    .await
+    .unwrap());
+    assert!(!messages::merge_timings(&pool, m.id + 100, "{}")
+        .await
+        .unwrap());
     let bare = say(&pool, s.id, Role::Assistant, "no timings yet").await;
-    assert!(messages::merge_timings(&pool, bare, r#"{"played":5}"#).await.unwrap());
+    assert!(messages::merge_timings(&pool, bare, r#"{"played":5}"#)
+        .await
+        .unwrap());
     let recent = messages::recent_timings(&pool, 10).await.unwrap();
-    let parsed: Vec<serde_json::Value> =
-        recent.iter().map(|t| serde_json::from_str(t).unwrap()).collect();
+    let parsed: Vec<serde_json::Value> = recent
+        .iter()
+        .map(|t| serde_json::from_str(t).unwrap())
+        .collect();
     assert_eq!(
         parsed,
         vec![
@@ -371,9 +472,19 @@ async fn add_many_stores_every_row_and_moves_the_sessions() {
     assert!(a2.last_ts >= a.last_ts);
     assert_eq!(indexed(&pool, "bulk").await, 2500);
     // A row for a session that does not exist rolls the whole batch back.
-    let bad = [NewMessage::new(a.id, Role::User, "x"), NewMessage::new(999, Role::User, "y")];
+    let bad = [
+        NewMessage::new(a.id, Role::User, "x"),
+        NewMessage::new(999, Role::User, "y"),
+    ];
     assert!(messages::add_many(&pool, &bad).await.is_err());
-    assert_eq!(sessions::get(&pool, a.id).await.unwrap().unwrap().message_count, 1250);
+    assert_eq!(
+        sessions::get(&pool, a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .message_count,
+        1250
+    );
 }
 
 #[tokio::test]
@@ -381,25 +492,69 @@ async fn search_ranks_filters_and_folds_diacritics() {
     let pool = pg().await;
     let a = sessions::create(&pool, Some("Café talk")).await.unwrap();
     let b = sessions::create(&pool, Some("Other")).await.unwrap();
-    say(&pool, a.id, Role::User, "We met at the café near the station.").await;
-    say(&pool, b.id, Role::User, "cafe cafe cafe: the best cafe in town").await;
+    say(
+        &pool,
+        a.id,
+        Role::User,
+        "We met at the café near the station.",
+    )
+    .await;
+    say(
+        &pool,
+        b.id,
+        Role::User,
+        "cafe cafe cafe: the best cafe in town",
+    )
+    .await;
     let hits = search::search(&pool, "cafe", None, 10, 0).await.unwrap();
     assert_eq!(hits.len(), 2);
     assert_eq!(hits[0].session_id, b.id, "more matches rank first");
     assert!(hits[0].rank <= hits[1].rank);
-    assert!(hits[1].snippet.contains("<mark>café</mark>"), "{}", hits[1].snippet);
-    let only_a = search::search(&pool, "cafe", Some(a.id), 10, 0).await.unwrap();
+    assert!(
+        hits[1].snippet.contains("<mark>café</mark>"),
+        "{}",
+        hits[1].snippet
+    );
+    let only_a = search::search(&pool, "cafe", Some(a.id), 10, 0)
+        .await
+        .unwrap();
     assert_eq!(only_a.len(), 1);
     assert_eq!(only_a[0].session_id, a.id);
-    assert_eq!(search::search(&pool, "stat*", None, 10, 0).await.unwrap().len(), 1);
-    assert_eq!(search::search(&pool, "CAFÉ", None, 10, 0).await.unwrap().len(), 2);
+    assert_eq!(
+        search::search(&pool, "stat*", None, 10, 0)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        search::search(&pool, "CAFÉ", None, 10, 0)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     // Paging.
-    assert_eq!(search::search(&pool, "cafe", None, 1, 1).await.unwrap()[0].session_id, a.id);
-    assert!(search::search(&pool, "cafe", None, 10, 2).await.unwrap().is_empty());
-    assert!(search::search(&pool, "cafe", None, 0, 0).await.unwrap().is_empty());
+    assert_eq!(
+        search::search(&pool, "cafe", None, 1, 1).await.unwrap()[0].session_id,
+        a.id
+    );
+    assert!(search::search(&pool, "cafe", None, 10, 2)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(search::search(&pool, "cafe", None, 0, 0)
+        .await
+        .unwrap()
+        .is_empty());
     // Snippets are escaped, and a message cannot forge a match.
-    say(&pool, a.id, Role::User, "<b>bold</b> & <script>x</script> <mark>fake</mark> unique-marker")
-        .await;
+    say(
+        &pool,
+        a.id,
+        Role::User,
+        "<b>bold</b> & <script>x</script> <mark>fake</mark> unique-marker",
+    )
+    .await;
     let hit = &search::search(&pool, "unique", None, 10, 0).await.unwrap()[0];
     // (ts_headline's excerpt here starts later than FTS5's would.)
     assert!(
@@ -407,11 +562,22 @@ async fn search_ranks_filters_and_folds_diacritics() {
         "{}",
         hit.snippet
     );
-    assert!(hit.snippet.contains("&lt;mark&gt;fake&lt;/mark&gt;"), "{}", hit.snippet);
-    let marked: Vec<&str> =
-        hit.snippet_parts.iter().filter(|p| p.mark).map(|p| p.text.as_str()).collect();
+    assert!(
+        hit.snippet.contains("&lt;mark&gt;fake&lt;/mark&gt;"),
+        "{}",
+        hit.snippet
+    );
+    let marked: Vec<&str> = hit
+        .snippet_parts
+        .iter()
+        .filter(|p| p.mark)
+        .map(|p| p.text.as_str())
+        .collect();
     assert_eq!(marked, ["unique"]);
-    assert_eq!(hit.snippet, crate::store::search::snippet_html(&hit.snippet_parts));
+    assert_eq!(
+        hit.snippet,
+        crate::store::search::snippet_html(&hit.snippet_parts)
+    );
 }
 
 #[tokio::test]
@@ -421,21 +587,38 @@ async fn a_word_in_more_messages_than_the_candidate_window_still_ranks_by_freque
     let filler: Vec<String> = (0..crate::store::search::CANDIDATES + 200)
         .map(|i| format!("common word number {i} with padding text"))
         .collect();
-    let batch: Vec<NewMessage> =
-        filler.iter().map(|t| NewMessage::new(s.id, Role::User, t)).collect();
+    let batch: Vec<NewMessage> = filler
+        .iter()
+        .map(|t| NewMessage::new(s.id, Role::User, t))
+        .collect();
     messages::add_many(&pool, &batch).await.unwrap();
     let best = say(&pool, s.id, Role::User, "common common common").await;
-    say(&pool, s.id, Role::User, "common again, the newest one, with some more padding words").await;
+    say(
+        &pool,
+        s.id,
+        Role::User,
+        "common again, the newest one, with some more padding words",
+    )
+    .await;
     let hits = search::search(&pool, "common", None, 20, 0).await.unwrap();
     assert_eq!(hits.len(), 20);
-    assert_eq!(hits[0].message_id, best, "most occurrences in the shortest text ranks first");
+    assert_eq!(
+        hits[0].message_id, best,
+        "most occurrences in the shortest text ranks first"
+    );
     assert!(hits.windows(2).all(|w| w[0].rank <= w[1].rank));
-    assert!(hits.iter().all(|h| h.snippet.contains("<mark>common</mark>")));
+    assert!(hits
+        .iter()
+        .all(|h| h.snippet.contains("<mark>common</mark>")));
     let next = search::search(&pool, "common", None, 20, 20).await.unwrap();
     assert_eq!(next.len(), 20);
-    assert!(next.iter().all(|h| hits.iter().all(|p| p.message_id != h.message_id)));
+    assert!(next
+        .iter()
+        .all(|h| hits.iter().all(|p| p.message_id != h.message_id)));
     // Only the newest CANDIDATES matches are ranked, as in SQLite.
-    let all = search::search(&pool, "common", None, 10_000, 0).await.unwrap();
+    let all = search::search(&pool, "common", None, 10_000, 0)
+        .await
+        .unwrap();
     assert_eq!(all.len() as i64, crate::store::search::CANDIDATES);
 }
 
@@ -443,7 +626,13 @@ async fn a_word_in_more_messages_than_the_candidate_window_still_ranks_by_freque
 async fn hostile_search_text_is_text() {
     let pool = pg().await;
     let s = sessions::create(&pool, None).await.unwrap();
-    say(&pool, s.id, Role::User, "AND OR NOT NEAR quoted \"words\" here 🙂 a b c minus x").await;
+    say(
+        &pool,
+        s.id,
+        Role::User,
+        "AND OR NOT NEAR quoted \"words\" here 🙂 a b c minus x",
+    )
+    .await;
     for q in [
         "AND",
         "\"words",
@@ -473,9 +662,27 @@ async fn hostile_search_text_is_text() {
         let r = search::recall(&pool, q, s.id, 0, 5).await;
         assert!(r.is_ok(), "{q:?}: {r:?}");
     }
-    assert_eq!(search::search(&pool, "NEAR(", None, 10, 0).await.unwrap().len(), 1);
-    assert_eq!(search::search(&pool, "-minus", None, 10, 0).await.unwrap().len(), 1);
-    assert_eq!(search::search(&pool, "a & b | !c", None, 10, 0).await.unwrap().len(), 1);
+    assert_eq!(
+        search::search(&pool, "NEAR(", None, 10, 0)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        search::search(&pool, "-minus", None, 10, 0)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        search::search(&pool, "a & b | !c", None, 10, 0)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     for refused in ["", "   ", "\"", "*** --- ()"] {
         assert!(
             matches!(
@@ -504,7 +711,13 @@ fn arbitrary_search_text_never_fails_in_the_database() {
     let pool = rt.block_on(pg());
     let session = rt.block_on(async {
         let s = sessions::create(&pool, None).await.unwrap();
-        say(&pool, s.id, Role::User, "some words to find, with punctuation: yes! café 日本語").await;
+        say(
+            &pool,
+            s.id,
+            Role::User,
+            "some words to find, with punctuation: yes! café 日本語",
+        )
+        .await;
         s.id
     });
     proptest!(crate::testing::config_divided(50), |(
@@ -540,12 +753,21 @@ async fn recall_leaves_out_what_the_prompt_has_and_ranks_the_closest_first() {
     }
     sessions::ensure(&pool, 4).await.unwrap();
     say(&pool, 4, Role::System, "system words about Mochi").await;
-    let texts = |m: Vec<crate::store::search::Memory>| m.into_iter().map(|m| m.text).collect::<Vec<_>>();
-    let got = texts(search::recall(&pool, "how is my cat Mochi", 3, 1, 5).await.unwrap());
+    let texts =
+        |m: Vec<crate::store::search::Memory>| m.into_iter().map(|m| m.text).collect::<Vec<_>>();
+    let got = texts(
+        search::recall(&pool, "how is my cat Mochi", 3, 1, 5)
+            .await
+            .unwrap(),
+    );
     assert!(!got.contains(&"Mochi again".to_string()), "{got:?}");
-    assert!(got.contains(&"Mochi the cat chased a bird".to_string()), "{got:?}");
     assert!(
-        got.iter().position(|t| t.contains("Mochi") && t.contains("cat"))
+        got.contains(&"Mochi the cat chased a bird".to_string()),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .position(|t| t.contains("Mochi") && t.contains("cat"))
             < got.iter().position(|t| t == "cat food is expensive"),
         "{got:?}"
     );
@@ -553,18 +775,31 @@ async fn recall_leaves_out_what_the_prompt_has_and_ranks_the_closest_first() {
     assert!(!got.iter().any(|t| t.starts_with("system")), "{got:?}");
     let got = texts(search::recall(&pool, "cat Mochi", 3, 10, 1).await.unwrap());
     assert_eq!(got.len(), 1);
-    assert!(!got[0].contains("chased") && !got[0].contains("again"), "{got:?}");
+    assert!(
+        !got[0].contains("chased") && !got[0].contains("again"),
+        "{got:?}"
+    );
     let got = texts(search::recall(&pool, "Mochi", 3, 0, 5).await.unwrap());
     assert_eq!(got.len(), 3, "{got:?}");
-    assert!(search::recall(&pool, "is it ok?", 3, 0, 5).await.unwrap().is_empty());
+    assert!(search::recall(&pool, "is it ok?", 3, 0, 5)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
 async fn a_chat_turn_finds_its_speaker_in_one_read() {
     let pool = pg().await;
-    assert!(characters::for_session(&pool, 5, None).await.unwrap().is_none());
+    assert!(characters::for_session(&pool, 5, None)
+        .await
+        .unwrap()
+        .is_none());
     sessions::create_with_id(&pool, 5).await.unwrap();
-    let default = characters::for_session(&pool, 5, None).await.unwrap().unwrap().unwrap();
+    let default = characters::for_session(&pool, 5, None)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(default.id, DEFAULT_ID);
     let mira = characters::create(
         &pool,
@@ -577,7 +812,11 @@ async fn a_chat_turn_finds_its_speaker_in_one_read() {
     )
     .await
     .unwrap();
-    let asked = characters::for_session(&pool, 5, Some(mira.id)).await.unwrap().unwrap().unwrap();
+    let asked = characters::for_session(&pool, 5, Some(mira.id))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (asked.name.as_str(), asked.personality_traits.as_slice()),
         ("Mira", &["calm".to_string()][..])
@@ -587,14 +826,28 @@ async fn a_chat_turn_finds_its_speaker_in_one_read() {
         .execute(&pool)
         .await
         .unwrap();
-    let own = characters::for_session(&pool, 5, None).await.unwrap().unwrap().unwrap();
+    let own = characters::for_session(&pool, 5, None)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(own.system_prompt, "You are Mira.");
-    let overridden = characters::for_session(&pool, 5, Some(DEFAULT_ID)).await.unwrap();
+    let overridden = characters::for_session(&pool, 5, Some(DEFAULT_ID))
+        .await
+        .unwrap();
     assert_eq!(overridden.unwrap().unwrap().id, DEFAULT_ID);
-    assert!(characters::for_session(&pool, 5, Some(999)).await.unwrap().unwrap().is_none());
+    assert!(characters::for_session(&pool, 5, Some(999))
+        .await
+        .unwrap()
+        .unwrap()
+        .is_none());
     // A deleted character falls back to the default (the session's reference is cleared).
     assert!(characters::delete(&pool, mira.id).await.unwrap());
-    let back = characters::for_session(&pool, 5, None).await.unwrap().unwrap().unwrap();
+    let back = characters::for_session(&pool, 5, None)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(back.id, DEFAULT_ID);
 }
 
@@ -605,11 +858,21 @@ async fn characters_cards_and_portraits() {
     assert!(!characters::delete(&pool, DEFAULT_ID).await.unwrap());
     assert!(!characters::delete(&pool, 999).await.unwrap());
     assert!(characters::get(&pool, 999).await.unwrap().is_none());
-    assert!(characters::update(&pool, 999, &CharacterFields::default()).await.unwrap().is_none());
-    assert_eq!(characters::card_json(&pool, DEFAULT_ID).await.unwrap(), Some(None));
+    assert!(characters::update(&pool, 999, &CharacterFields::default())
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        characters::card_json(&pool, DEFAULT_ID).await.unwrap(),
+        Some(None)
+    );
     assert_eq!(characters::card_json(&pool, 999).await.unwrap(), None);
     assert!(characters::portrait(&pool, 999).await.unwrap().is_none());
-    assert!(characters::portrait(&pool, DEFAULT_ID).await.unwrap().unwrap().is_none());
+    assert!(characters::portrait(&pool, DEFAULT_ID)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_none());
 
     let card = r#"{"spec":"chara_card_v2","data":{"name":"Rell","system_prompt":"Old","extensions":{"x":1}}}"#;
     let row = CardRow {
@@ -625,11 +888,23 @@ async fn characters_cards_and_portraits() {
         bytes: vec![0x89, b'P', b'N', b'G', 0, 255],
         media_type: "image/png".into(),
     };
-    let rell = characters::insert_card(&pool, &row, Some(&png)).await.unwrap();
+    let rell = characters::insert_card(&pool, &row, Some(&png))
+        .await
+        .unwrap();
     assert!(rell.has_portrait);
-    assert_eq!((rell.greeting, rell.avatar_url.as_deref()), (2, Some("/avatars/rell.vrm")));
-    let p = characters::portrait(&pool, rell.id).await.unwrap().unwrap().unwrap();
-    assert_eq!((p.bytes, p.media_type.as_str()), (png.bytes.clone(), "image/png"));
+    assert_eq!(
+        (rell.greeting, rell.avatar_url.as_deref()),
+        (2, Some("/avatars/rell.vrm"))
+    );
+    let p = characters::portrait(&pool, rell.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (p.bytes, p.media_type.as_str()),
+        (png.bytes.clone(), "image/png")
+    );
     // A portrait type outside the list is refused by the schema.
     let bad = Portrait {
         bytes: vec![1],
@@ -652,11 +927,19 @@ async fn characters_cards_and_portraits() {
     .await
     .unwrap()
     .unwrap();
-    assert_eq!((renamed.name.as_str(), renamed.voice_id.as_deref()), ("Captain Rell", Some("v1")));
+    assert_eq!(
+        (renamed.name.as_str(), renamed.voice_id.as_deref()),
+        ("Captain Rell", Some("v1"))
+    );
     assert_eq!(renamed.system_prompt, "Old");
-    let stored: serde_json::Value =
-        serde_json::from_str(&characters::card_json(&pool, rell.id).await.unwrap().unwrap().unwrap())
-            .unwrap();
+    let stored: serde_json::Value = serde_json::from_str(
+        &characters::card_json(&pool, rell.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(stored["data"]["name"], "Captain Rell");
     assert_eq!(stored["data"]["system_prompt"], "Old");
     assert_eq!(stored["data"]["extensions"]["x"], 1);
@@ -676,28 +959,50 @@ async fn characters_cards_and_portraits() {
     )
     .await
     .unwrap();
-    let stored: serde_json::Value =
-        serde_json::from_str(&characters::card_json(&pool, rell.id).await.unwrap().unwrap().unwrap())
-            .unwrap();
+    let stored: serde_json::Value = serde_json::from_str(
+        &characters::card_json(&pool, rell.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
     // The name was not given, and the card had none: "" (as SQLite's coalesce gives).
-    assert_eq!(stored, serde_json::json!({"spec": "x", "data": {"name": "", "system_prompt": "New"}}));
+    assert_eq!(
+        stored,
+        serde_json::json!({"spec": "x", "data": {"name": "", "system_prompt": "New"}})
+    );
     // update_card rewrites the card; set_card_json only when nobody changed it meanwhile.
     let rewritten = characters::update_card(&pool, rell.id, &CardRow { greeting: 0, ..row })
         .await
         .unwrap()
         .unwrap();
     assert_eq!((rewritten.name.as_str(), rewritten.greeting), ("Rell", 0));
-    assert!(characters::update_card(&pool, 999, &row).await.unwrap().is_none());
+    assert!(characters::update_card(&pool, 999, &row)
+        .await
+        .unwrap()
+        .is_none());
     let stale = rewritten.updated_ts - 1.0;
-    assert!(characters::set_card_json(&pool, rell.id, "{}", stale).await.unwrap().is_none());
+    assert!(characters::set_card_json(&pool, rell.id, "{}", stale)
+        .await
+        .unwrap()
+        .is_none());
     let fresh = characters::set_card_json(&pool, rell.id, r#"{"a":1}"#, rewritten.updated_ts)
         .await
         .unwrap()
         .unwrap();
     assert!(fresh.updated_ts >= rewritten.updated_ts);
-    assert_eq!(characters::card_json(&pool, rell.id).await.unwrap(), Some(Some(r#"{"a":1}"#.into())));
+    assert_eq!(
+        characters::card_json(&pool, rell.id).await.unwrap(),
+        Some(Some(r#"{"a":1}"#.into()))
+    );
     // The list is in id order.
-    let list: Vec<i64> = characters::list(&pool).await.unwrap().iter().map(|c| c.id).collect();
+    let list: Vec<i64> = characters::list(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
     assert_eq!(list, [DEFAULT_ID, rell.id]);
 }
 
@@ -710,7 +1015,10 @@ async fn search_finds_the_same_messages_as_sqlite() {
         (1, "cafe cafe cafe: the best cafe in town"),
         (1, "Naïve ÉCOLE Straße İstanbul"),
         (1, "日本語のテキスト and 中文 text"),
-        (1, "write to bob@example.com or visit https://example.org/path?q=1"),
+        (
+            1,
+            "write to bob@example.com or visit https://example.org/path?q=1",
+        ),
         (1, "version v1.2.3 is well-known; don't panic"),
         (2, "we walked, walking and walks: a walker"),
         (2, "the -minus sign and a+b and x^y"),
@@ -792,7 +1100,9 @@ async fn search_finds_the_same_messages_as_sqlite() {
     let mut pairs = std::collections::HashMap::new();
     for &(session, text) in CORPUS {
         sessions::ensure(&pool, session).await.unwrap();
-        crate::store::sessions::ensure(&lite, session).await.unwrap();
+        crate::store::sessions::ensure(&lite, session)
+            .await
+            .unwrap();
         let p = say(&pool, session, Role::User, text).await;
         let l = crate::store::messages::add(&lite, &NewMessage::new(session, Role::User, text))
             .await
@@ -826,8 +1136,15 @@ async fn search_finds_the_same_messages_as_sqlite() {
             }
             for hit in &got {
                 found_any += 1;
-                assert!(!hit.snippet.contains("<script>") && !hit.snippet.contains("<b>"), "{}", hit.snippet);
-                assert_eq!(hit.snippet, crate::store::search::snippet_html(&hit.snippet_parts));
+                assert!(
+                    !hit.snippet.contains("<script>") && !hit.snippet.contains("<b>"),
+                    "{}",
+                    hit.snippet
+                );
+                assert_eq!(
+                    hit.snippet,
+                    crate::store::search::snippet_html(&hit.snippet_parts)
+                );
                 let text: String = hit.snippet_parts.iter().map(|p| p.text.as_str()).collect();
                 assert!(!text.is_empty(), "{q:?}: empty snippet");
             }
@@ -849,10 +1166,20 @@ async fn search_finds_the_same_messages_as_sqlite() {
             differ.push(format!("recall {q:?}: SQLite {want:?}, PostgreSQL {got:?}"));
         }
     }
-    assert!(differ.is_empty(), "{} differences:\n{}", differ.len(), differ.join("\n"));
+    assert!(
+        differ.is_empty(),
+        "{} differences:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
     assert!(found_any > 50, "{found_any}");
     // A plain word in plain text is marked in the snippet.
-    for (q, word) in [("cafe", "caf"), ("walking", "walking"), ("mochi", "mochi"), ("bold", "bold")] {
+    for (q, word) in [
+        ("cafe", "caf"),
+        ("walking", "walking"),
+        ("mochi", "mochi"),
+        ("bold", "bold"),
+    ] {
         for hit in search::search(&pool, q, None, 100, 0).await.unwrap() {
             assert!(
                 hit.snippet_parts
@@ -869,10 +1196,22 @@ async fn search_finds_the_same_messages_as_sqlite() {
 fn query_terms_undo_fts_query() {
     use crate::store::search::fts_query;
     let terms = |q: &str| search::query_terms(&fts_query(q).unwrap());
-    assert_eq!(terms("hello world"), (vec!["hello".into(), "world".into()], vec![false, false]));
-    assert_eq!(terms(r#"say "hi"#), (vec!["say".into(), "\"hi".into()], vec![false, false]));
-    assert_eq!(terms("walk* a\"\"b"), (vec!["walk".into(), "a\"\"b".into()], vec![true, false]));
-    assert_eq!(terms("x** -minus"), (vec!["x".into(), "-minus".into()], vec![true, false]));
+    assert_eq!(
+        terms("hello world"),
+        (vec!["hello".into(), "world".into()], vec![false, false])
+    );
+    assert_eq!(
+        terms(r#"say "hi"#),
+        (vec!["say".into(), "\"hi".into()], vec![false, false])
+    );
+    assert_eq!(
+        terms("walk* a\"\"b"),
+        (vec!["walk".into(), "a\"\"b".into()], vec![true, false])
+    );
+    assert_eq!(
+        terms("x** -minus"),
+        (vec!["x".into(), "-minus".into()], vec![true, false])
+    );
     assert_eq!(
         search::recall_terms(&crate::store::search::recall_query("my cat Mochi").unwrap()),
         ["cat", "mochi"]
@@ -890,13 +1229,20 @@ fn part(text: &str, mark: bool) -> SnippetPart {
 fn headlines_become_snippet_parts() {
     let text = "<b>x</b> & the quick fox";
     assert_eq!(
-        search::headline_parts("&lt;b&gt;x&lt;/b&gt; &amp; the quick <mark>fox</mark>", text),
+        search::headline_parts(
+            "&lt;b&gt;x&lt;/b&gt; &amp; the quick <mark>fox</mark>",
+            text
+        ),
         vec![part("<b>x</b> & the quick ", false), part("fox", true)]
     );
     // An excerpt from the middle says so at both ends.
     assert_eq!(
         search::headline_parts("quick <mark>fox</mark> jumps", "the quick fox jumps over"),
-        vec![part("…quick ", false), part("fox", true), part(" jumps…", false)]
+        vec![
+            part("…quick ", false),
+            part("fox", true),
+            part(" jumps…", false)
+        ]
     );
     // Entities that are not ours stay as written; an unclosed mark runs to the end.
     assert_eq!(
@@ -904,4 +1250,92 @@ fn headlines_become_snippet_parts() {
         vec![part("&copy; &copy ", false), part("a", true)]
     );
     assert_eq!(search::headline_parts("", ""), vec![]);
+}
+
+/// Messages of random words (the scripts and punctuation of SQLite's own search property) go
+/// into both backends; a search by some of a message's words, or their starts with `*`, finds
+/// the same messages in each, among all stored so far. Each case is two inserts and two
+/// searches, so this runs one case in fifty of the others: 200 by default.
+#[test]
+fn random_messages_are_found_alike_in_both_backends() {
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = rt.block_on(pg());
+    let dir = tempfile::tempdir().unwrap();
+    let lite = rt
+        .block_on(crate::store::open(&dir.path().join("t.db")))
+        .unwrap();
+    rt.block_on(async {
+        sessions::ensure(&pool, 1).await.unwrap();
+        crate::store::sessions::ensure(&lite, 1).await.unwrap();
+    });
+    let word = prop_oneof![
+        3 => crate::testing::re("[a-zA-Z0-9À-ÖØ-öø-ÿĀ-žΑ-ΡΣ-ωА-яぁ-んァ-ン一-龥가-힣א-תء-ي]{1,8}"),
+        2 => prop::sample::select(vec![
+            "hello", "don't", "3.14", "1,000", "well-known", "\"quoted\"", "(paren)", "a*b",
+            "x^y", "col:on", "naïve", "ÉCOLE", "Straße", "İstanbul", "日本語", "cat🐱", "--",
+            "e.g.", "AND", "OR", "NOT", "NEAR", "a\"b\"c", "end*", "C++", "#tag", "@you",
+            "100%", "bob@example.com", "v1.2.3", "<b>x</b>", "&amp;", "-minus",
+        ])
+        .prop_map(str::to_string),
+    ];
+    let stored = std::cell::RefCell::new(std::collections::HashMap::new());
+    proptest!(crate::testing::config_divided(50), |(
+        words in prop::collection::vec(word, 1..10),
+        picks in prop::collection::vec((any::<Index>(), prop::option::of(any::<Index>())), 1..4),
+    )| {
+        let text = words.join(" ");
+        let (p, l) = rt.block_on(async {
+            let p = say(&pool, 1, Role::User, &text).await;
+            let l = crate::store::messages::add(&lite, &NewMessage::new(1, Role::User, &text))
+                .await
+                .unwrap()
+                .id;
+            (p, l)
+        });
+        prop_assert_eq!(p, l);
+        stored.borrow_mut().insert(p, text.clone());
+        let searchable: Vec<&String> =
+            words.iter().filter(|w| w.chars().any(char::is_alphanumeric)).collect();
+        if searchable.is_empty() {
+            return Ok(());
+        }
+        let mut query = Vec::new();
+        for (pick, prefix) in &picks {
+            let word = searchable[pick.index(searchable.len())];
+            let chars: Vec<char> = word.chars().collect();
+            query.push(match prefix {
+                Some(cut) => {
+                    let first = chars.iter().position(|c| c.is_alphanumeric()).unwrap_or(0);
+                    let cut = first + 1 + cut.index(chars.len() - first);
+                    format!("{}*", chars[..cut].iter().collect::<String>())
+                }
+                None => word.clone(),
+            });
+        }
+        let query = query.join(" ");
+        let (want, got) = rt.block_on(async {
+            (
+                crate::store::search::search(&lite, &query, None, 500, 0).await,
+                search::search(&pool, &query, None, 500, 0).await,
+            )
+        });
+        let (want, got) = (ids(&want.unwrap()), ids(&got.unwrap()));
+        prop_assert!(got.contains(&p), "{:?} did not find {:?}", query, text);
+        let stored = stored.borrow();
+        let only = |a: &BTreeSet<i64>, b: &BTreeSet<i64>| {
+            a.difference(b).map(|i| stored[i].clone()).collect::<Vec<_>>()
+        };
+        prop_assert!(
+            want == got,
+            "{:?}: only SQLite found {:?}, only PostgreSQL {:?}",
+            query,
+            only(&want, &got),
+            only(&got, &want)
+        );
+    });
 }
