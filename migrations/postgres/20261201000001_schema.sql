@@ -17,17 +17,33 @@ ALTER TEXT SEARCH CONFIGURATION waifu
     ALTER MAPPING FOR word, hword, hword_part, numword, numhword, hword_numpart WITH unaccent, simple;
 
 -- Text as the index sees it, so that both backends find the same messages:
--- 1. diacritics removed as FTS5's `remove_diacritics 2` removes them: what decomposes into a
---    letter and combining marks loses the marks (é -> e), and nothing else changes (ß, æ, ø and
---    ﬁ stay, where unaccent would write ss, ae, o and fi);
+-- 1. diacritics removed as FTS5's `remove_diacritics 2` removes them: a Latin letter that
+--    decomposes into a letter and combining marks loses the marks (é -> e, ệ -> e), and nothing
+--    else changes: ß, æ, ø and ﬁ stay (unaccent would write ss, ae, o and fi), and so do Greek
+--    and Cyrillic letters (й is not и, as in FTS5);
 -- 2. every run of characters that are not letters or digits becomes a space: FTS5 splits
 --    `bob@example.com`, `well-known` and `v1.2.3` into words, PostgreSQL's parser would keep
 --    them whole.
--- The `simple` configuration then lower-cases each word. Search terms go through the same steps.
+-- Then each word is lower-cased and taken as it is: PostgreSQL's parser would still split some
+-- (`7e6nz` into the number `7e6` and `nz`), and FTS5 does not.
 CREATE FUNCTION waifu_fold(t text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT regexp_replace(
-        normalize(regexp_replace(normalize(t, NFD), '[\u0300-\u036f]+', '', 'g'), NFC),
+        normalize(regexp_replace(normalize(t, NFD), '([A-Za-z\u00c0-\u024f])[\u0300-\u036f]+', '\1', 'g'), NFC),
         '[^[:alnum:]]+', ' ', 'g')
+$$;
+
+-- The words of a text, as the index holds them. (A word of 2 KB or more cannot be a lexeme; no
+-- one searches for it, so it is left out, as to_tsvector leaves it out.)
+CREATE FUNCTION waifu_words(t text) RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ARRAY(SELECT w FROM regexp_split_to_table(lower(waifu_fold(t)), ' ') AS w
+                 WHERE w <> '' AND octet_length(w) < 2047)
+$$;
+
+-- The index entry of a text: its words with their positions (for phrases), written as tsvector
+-- input, which no parser splits again. Words are letters and digits only, so quoting is plain.
+CREATE FUNCTION waifu_tsvector(t text) RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(string_agg(quote_literal(w) || ':' || least(n, 16383), ' '), '')::tsvector
+    FROM unnest(waifu_words(t)) WITH ORDINALITY AS x(w, n)
 $$;
 
 CREATE TABLE characters (
@@ -95,9 +111,9 @@ CREATE TABLE messages (
     input       text   NOT NULL DEFAULT 'text' CHECK (input IN ('text', 'voice')),
     -- A JSON array of the lorebook entries in the reply's prompt.
     lore        text   CHECK (lore IS NULL OR lore::jsonb IS NOT NULL),
-    -- The search index (see waifu_fold). Generated, so it follows every insert and edit and
+    -- The search index (see waifu_tsvector). Generated, so it follows every insert and edit and
     -- needs no trigger.
-    tsv         tsvector GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, waifu_fold(text))) STORED
+    tsv         tsvector GENERATED ALWAYS AS (waifu_tsvector(text)) STORED
 );
 CREATE INDEX messages_by_session ON messages (session_id, id);
 CREATE INDEX messages_search ON messages USING gin (tsv);
@@ -113,27 +129,28 @@ CREATE TRIGGER messages_session_activity AFTER INSERT ON messages
     FOR EACH ROW EXECUTE FUNCTION messages_session_activity();
 
 -- The search for what a person typed, from the terms the app split it into (the same terms
--- the SQLite store hands FTS5): each term is a phrase of its words, folded as the index is; a
--- prefix term's last word matches as a prefix. All terms must match, or any one with `any_of`.
--- Nothing here parses query syntax, so no input can make it fail. A term with no word left
--- matches nothing (NULL), as an FTS5 phrase of a token no message has. `cfg` is `simple` for
--- the index and `waifu` for snippets.
+-- the SQLite store hands FTS5): each term is a phrase of its words (waifu_words, as the index
+-- has them); a prefix term's last word matches as a prefix. All terms must match, or any one
+-- with `any_of`. No user text is parsed as query syntax, so no input can make it fail. A term
+-- with no word left matches nothing (NULL), as an FTS5 phrase of a token no message has.
+-- `cfg` NULL gives the index's lexemes; a configuration (`waifu`, for snippets) runs the words
+-- through it instead, to find them in text as ts_headline reads it.
 CREATE FUNCTION waifu_tsquery(terms text[], prefixes boolean[], any_of boolean, cfg regconfig)
 RETURNS tsquery LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
     q tsquery;
     t tsquery;
     words text[];
+    phrase text;
 BEGIN
     FOR i IN 1 .. coalesce(array_length(terms, 1), 0) LOOP
-        words := regexp_split_to_array(btrim(waifu_fold(terms[i])), ' ');
-        IF words = ARRAY[''] THEN
+        words := waifu_words(terms[i]);
+        IF coalesce(array_length(words, 1), 0) = 0 THEN
             t := NULL;
-        ELSIF coalesce(prefixes[i], false) THEN
-            t := to_tsquery(cfg,
-                    array_to_string(ARRAY(SELECT quote_literal(w) FROM unnest(words) w), ' <-> ') || ':*');
         ELSE
-            t := websearch_to_tsquery(cfg, '"' || array_to_string(words, ' ') || '"');
+            phrase := array_to_string(ARRAY(SELECT quote_literal(w) FROM unnest(words) w), ' <-> ')
+                || CASE WHEN coalesce(prefixes[i], false) THEN ':*' ELSE '' END;
+            t := CASE WHEN cfg IS NULL THEN phrase::tsquery ELSE to_tsquery(cfg, phrase) END;
         END IF;
         IF any_of THEN
             IF t IS NOT NULL THEN

@@ -82,7 +82,7 @@ pub async fn search(
     // word in a short message above the same word in a long one.
     let mut ranked: Vec<(i64, f64)> = sqlx::query_as(
         "SELECT c.id, -ts_rank_cd(c.tsv, q.q, 1)::float8 \
-         FROM (SELECT waifu_tsquery($1, $2, false, 'simple') AS q) q \
+         FROM (SELECT waifu_tsquery($1, $2, false, NULL) AS q) q \
          CROSS JOIN LATERAL ( \
              SELECT id, tsv FROM messages \
              WHERE tsv @@ q.q AND ($3::bigint IS NULL OR session_id = $3) \
@@ -255,7 +255,7 @@ pub async fn recall(
     Ok(sqlx::query_as(
         "SELECT m.id, m.session_id, m.role, m.text, m.ts \
          FROM (SELECT c.id, -ts_rank_cd(c.tsv, q.q, 1) AS score \
-               FROM (SELECT waifu_tsquery($1, $2, true, 'simple') AS q) q \
+               FROM (SELECT waifu_tsquery($1, $2, true, NULL) AS q) q \
                CROSS JOIN LATERAL (SELECT id, tsv FROM messages WHERE tsv @@ q.q \
                                    ORDER BY id DESC LIMIT $5) c) c \
          JOIN messages m ON m.id = c.id \
