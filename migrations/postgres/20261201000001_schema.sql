@@ -32,10 +32,12 @@ CREATE FUNCTION waifu_fold(t text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL 
         '[^[:alnum:]]+', ' ', 'g')
 $$;
 
--- The words of a text, as the index holds them. (A word of 2 KB or more cannot be a lexeme; no
--- one searches for it, so it is left out, as to_tsvector leaves it out.)
+-- The words of a text, as the index holds them, case folded as FTS5 folds them: lower case,
+-- and the Greek final sigma as σ (Unicode case folding; lower() keeps ς apart). (A word of 2 KB
+-- or more cannot be a lexeme; no one searches for it, so it is left out, as to_tsvector leaves
+-- it out.)
 CREATE FUNCTION waifu_words(t text) RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT ARRAY(SELECT w FROM regexp_split_to_table(lower(waifu_fold(t)), ' ') AS w
+    SELECT ARRAY(SELECT w FROM regexp_split_to_table(translate(lower(waifu_fold(t)), 'ς', 'σ'), ' ') AS w
                  WHERE w <> '' AND octet_length(w) < 2047)
 $$;
 

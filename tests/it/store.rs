@@ -1,52 +1,133 @@
-//! History store tests on a real SQLite file in WAL mode.
+//! The store's contract, on both backends: every test here runs once on a SQLite file in WAL mode
+//! and once on a fresh database of a throwaway PostgreSQL cluster (`store::postgres::cluster`),
+//! through the same `Store` calls the app makes. The few that look at one backend's own
+//! machinery (WAL, the FTS5 table, the tsvector column) say so.
 #![cfg(feature = "ssr")]
 
 use proptest::prelude::*;
-use sqlx::SqlitePool;
 use waifu_rt3d::{
     shared::history::Role,
     store::{
         self,
-        messages::{self, Cursor, NewMessage},
-        search, sessions, StoreError,
+        messages::{Cursor, NewMessage},
+        postgres::cluster,
+        search, Db, StoreError,
     },
 };
 
-async fn db() -> (SqlitePool, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let pool = store::open(&dir.path().join("app.db")).await.unwrap();
-    (pool, dir)
+/// A store under test, with a way to its own database for what the trait does not show.
+struct TestDb {
+    db: Db,
+    raw: Raw,
+    _dir: Option<tempfile::TempDir>,
 }
 
-async fn say(pool: &SqlitePool, session: i64, role: Role, text: &str) -> i64 {
-    messages::add(pool, &NewMessage::new(session, role, text))
+enum Raw {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl std::ops::Deref for TestDb {
+    type Target = Db;
+    fn deref(&self) -> &Db {
+        &self.db
+    }
+}
+
+async fn sqlite() -> TestDb {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = store::open(&dir.path().join("app.db")).await.unwrap();
+    TestDb {
+        db: store::sqlite(pool.clone()),
+        raw: Raw::Sqlite(pool),
+        _dir: Some(dir),
+    }
+}
+
+async fn postgres() -> TestDb {
+    let pool = cluster::fresh_pool()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    TestDb {
+        db: store::postgres_db(pool.clone()),
+        raw: Raw::Postgres(pool),
+        _dir: None,
+    }
+}
+
+/// Runs each named test (an `async fn(TestDb)`) on both backends, as `<name>::sqlite` and
+/// `<name>::postgres`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::sqlite().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::postgres().await).await
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    an_edited_message_is_found_by_its_new_words_only,
+    deleting_a_session_cascades_and_empties_the_index,
+    deleting_one_message_removes_it_from_the_index,
+    concurrent_writers_all_land,
+    sessions_list_newest_activity_first_with_counts,
+    messages_page_backwards_forwards_and_around,
+    search_ranks_filters_and_folds_diacritics,
+    a_word_in_more_messages_than_the_candidate_window_still_ranks_by_frequency,
+    hostile_search_text_is_text,
+    a_chat_turn_finds_its_speaker_in_one_read,
+);
+
+async fn say(db: &Db, session: i64, role: Role, text: &str) -> i64 {
+    db.add_message(&NewMessage::new(session, role, text))
         .await
         .unwrap()
         .id
 }
 
-async fn fts_rows(pool: &SqlitePool, word: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?")
-        .bind(word)
+/// Messages the search index itself holds for one plain word: the FTS5 table's rows, or the
+/// rows whose tsvector matches. (Search joins the messages, so it would not show stale entries.)
+async fn index_rows(t: &TestDb, word: &str) -> i64 {
+    match &t.raw {
+        Raw::Sqlite(pool) => {
+            sqlx::query_scalar("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?")
+                .bind(word)
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        }
+        Raw::Postgres(pool) => sqlx::query_scalar(
+            "SELECT count(*) FROM messages WHERE tsv @@ waifu_tsquery($1, '{f}', false, NULL)",
+        )
+        .bind(vec![word])
         .fetch_one(pool)
         .await
-        .unwrap()
+        .unwrap(),
+    }
 }
 
 #[tokio::test]
-async fn the_database_runs_in_wal_mode() {
-    let (pool, _dir) = db().await;
+async fn the_sqlite_database_runs_in_wal_mode() {
+    let t = sqlite().await;
+    let Raw::Sqlite(pool) = &t.raw else {
+        unreachable!()
+    };
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await
         .unwrap();
     assert_eq!(mode, "wal");
 }
 
-#[tokio::test]
-async fn an_edited_message_is_found_by_its_new_words_only() {
-    let (pool, _dir) = db().await;
-    let s = sessions::create(&pool, Some("Plans")).await.unwrap();
+async fn an_edited_message_is_found_by_its_new_words_only(pool: TestDb) {
+    let s = pool.create_session(Some("Plans")).await.unwrap();
     let id = say(
         &pool,
         s.id,
@@ -54,25 +135,17 @@ async fn an_edited_message_is_found_by_its_new_words_only() {
         "let us visit the aquarium on friday",
     )
     .await;
-    assert_eq!(
-        search::search(&pool, "aquarium", None, 10, 0)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert!(
-        messages::edit(&pool, s.id, id, "let us visit the planetarium on friday")
-            .await
-            .unwrap()
-    );
-    assert!(search::search(&pool, "aquarium", None, 10, 0)
+    assert_eq!(pool.search("aquarium", None, 10, 0).await.unwrap().len(), 1);
+    assert!(pool
+        .edit_message(s.id, id, "let us visit the planetarium on friday")
+        .await
+        .unwrap());
+    assert!(pool
+        .search("aquarium", None, 10, 0)
         .await
         .unwrap()
         .is_empty());
-    let hits = search::search(&pool, "planetarium", None, 10, 0)
-        .await
-        .unwrap();
+    let hits = pool.search("planetarium", None, 10, 0).await.unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].message_id, id);
     assert_eq!(hits[0].session_title, "Plans");
@@ -81,14 +154,12 @@ async fn an_edited_message_is_found_by_its_new_words_only() {
         "{}",
         hits[0].snippet
     );
-    assert_eq!(fts_rows(&pool, "aquarium").await, 0);
+    assert_eq!(index_rows(&pool, "aquarium").await, 0);
 }
 
-#[tokio::test]
-async fn deleting_a_session_cascades_and_empties_the_index() {
-    let (pool, _dir) = db().await;
-    let keep = sessions::create(&pool, Some("keep")).await.unwrap();
-    let gone = sessions::create(&pool, Some("gone")).await.unwrap();
+async fn deleting_a_session_cascades_and_empties_the_index(pool: TestDb) {
+    let keep = pool.create_session(Some("keep")).await.unwrap();
+    let gone = pool.create_session(Some("gone")).await.unwrap();
     say(&pool, keep.id, Role::User, "zebra crossing").await;
     for i in 0..5 {
         say(
@@ -99,47 +170,44 @@ async fn deleting_a_session_cascades_and_empties_the_index() {
         )
         .await;
     }
-    assert_eq!(fts_rows(&pool, "zebra").await, 6);
-    assert!(sessions::delete(&pool, gone.id).await.unwrap());
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE session_id = ?")
-        .bind(gone.id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(left, 0, "messages must cascade");
+    assert_eq!(index_rows(&pool, "zebra").await, 6);
+    assert!(pool.delete_session(gone.id).await.unwrap());
+    assert!(
+        pool.all_messages(gone.id).await.unwrap().is_empty(),
+        "messages must cascade"
+    );
     assert_eq!(
-        fts_rows(&pool, "zebra").await,
+        index_rows(&pool, "zebra").await,
         1,
         "cascaded rows must leave the index"
     );
-    let hits = search::search(&pool, "zebra", None, 10, 0).await.unwrap();
+    let hits = pool.search("zebra", None, 10, 0).await.unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].session_id, keep.id);
-    assert!(!sessions::delete(&pool, gone.id).await.unwrap());
+    assert!(!pool.delete_session(gone.id).await.unwrap());
 }
 
-#[tokio::test]
-async fn deleting_one_message_removes_it_from_the_index() {
-    let (pool, _dir) = db().await;
-    let s = sessions::create(&pool, None).await.unwrap();
+async fn deleting_one_message_removes_it_from_the_index(pool: TestDb) {
+    let s = pool.create_session(None).await.unwrap();
     let id = say(&pool, s.id, Role::User, "ephemeral words").await;
-    assert!(messages::delete(&pool, s.id, id).await.unwrap());
-    assert_eq!(fts_rows(&pool, "ephemeral").await, 0);
+    assert!(pool.delete_message(s.id, id).await.unwrap());
+    assert_eq!(index_rows(&pool, "ephemeral").await, 0);
 }
 
-#[tokio::test]
-async fn concurrent_writers_never_see_database_is_locked() {
-    let (pool, _dir) = db().await;
-    let s = sessions::create(&pool, None).await.unwrap();
+/// Eight writers at once: with SQLite none may see "database is locked"; with PostgreSQL every
+/// row lands as well.
+async fn concurrent_writers_all_land(pool: TestDb) {
+    let s = pool.create_session(None).await.unwrap();
     let mut tasks = Vec::new();
     for w in 0..8 {
-        let pool = pool.clone();
+        let db = pool.db.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..100 {
-                messages::add(
-                    &pool,
-                    &NewMessage::new(s.id, Role::User, &format!("writer {w} message {i}")),
-                )
+                db.add_message(&NewMessage::new(
+                    s.id,
+                    Role::User,
+                    &format!("writer {w} message {i}"),
+                ))
                 .await
                 .map_err(|e| e.to_string())?;
             }
@@ -149,44 +217,36 @@ async fn concurrent_writers_never_see_database_is_locked() {
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(n, 800);
-    assert_eq!(fts_rows(&pool, "writer").await, 800);
+    assert_eq!(pool.all_messages(s.id).await.unwrap().len(), 800);
+    assert_eq!(index_rows(&pool, "writer").await, 800);
 }
 
-#[tokio::test]
-async fn sessions_list_newest_activity_first_with_counts() {
-    let (pool, _dir) = db().await;
-    let a = sessions::create(&pool, Some("a")).await.unwrap();
-    let b = sessions::create(&pool, Some("b")).await.unwrap();
+async fn sessions_list_newest_activity_first_with_counts(pool: TestDb) {
+    let a = pool.create_session(Some("a")).await.unwrap();
+    let b = pool.create_session(Some("b")).await.unwrap();
     say(&pool, a.id, Role::User, "hello").await;
     say(&pool, a.id, Role::Assistant, "hi").await;
-    let list = sessions::list(&pool, 10, 0).await.unwrap();
+    let list = pool.list_sessions(10, 0).await.unwrap();
     assert_eq!(list.iter().map(|s| s.id).collect::<Vec<_>>(), [a.id, b.id]);
     assert_eq!(list[0].message_count, 2);
     assert!(list[0].last_ts >= list[1].last_ts);
-    assert!(sessions::rename(&pool, b.id, "  renamed  ").await.unwrap());
+    assert!(pool.rename_session(b.id, "  renamed  ").await.unwrap());
     assert_eq!(
-        sessions::get(&pool, b.id).await.unwrap().unwrap().title,
+        pool.get_session(b.id).await.unwrap().unwrap().title,
         "renamed"
     );
-    assert!(!sessions::rename(&pool, 9999, "x").await.unwrap());
+    assert!(!pool.rename_session(9999, "x").await.unwrap());
     // ensure() creates a missing session once.
-    let e = sessions::ensure(&pool, 42).await.unwrap();
+    let e = pool.ensure_session(42).await.unwrap();
     assert_eq!(e.id, 42);
     assert_eq!(
-        sessions::ensure(&pool, 42).await.unwrap().created_ts,
+        pool.ensure_session(42).await.unwrap().created_ts,
         e.created_ts
     );
 }
 
-#[tokio::test]
-async fn messages_page_backwards_forwards_and_around() {
-    let (pool, _dir) = db().await;
-    let s = sessions::create(&pool, None).await.unwrap();
+async fn messages_page_backwards_forwards_and_around(pool: TestDb) {
+    let s = pool.create_session(None).await.unwrap();
     let mut ids = Vec::new();
     for i in 0..25 {
         ids.push(say(&pool, s.id, Role::User, &format!("m{i}")).await);
@@ -197,13 +257,12 @@ async fn messages_page_backwards_forwards_and_around() {
             .map(|m| m.text.clone())
             .collect::<Vec<_>>()
     };
-    let latest = messages::page(&pool, s.id, Cursor::Latest, 10)
-        .await
-        .unwrap();
+    let latest = pool.message_page(s.id, Cursor::Latest, 10).await.unwrap();
     assert_eq!(text(&latest).first().unwrap(), "m15");
     assert_eq!(text(&latest).last().unwrap(), "m24");
     assert!(latest.has_more_before && !latest.has_more_after);
-    let older = messages::page(&pool, s.id, Cursor::Before(latest.messages[0].id), 10)
+    let older = pool
+        .message_page(s.id, Cursor::Before(latest.messages[0].id), 10)
         .await
         .unwrap();
     assert_eq!(
@@ -211,28 +270,29 @@ async fn messages_page_backwards_forwards_and_around() {
         (5..15).map(|i| format!("m{i}")).collect::<Vec<_>>()
     );
     assert!(older.has_more_before && older.has_more_after);
-    let oldest = messages::page(&pool, s.id, Cursor::Before(older.messages[0].id), 10)
+    let oldest = pool
+        .message_page(s.id, Cursor::Before(older.messages[0].id), 10)
         .await
         .unwrap();
     assert_eq!(oldest.messages.len(), 5);
     assert!(!oldest.has_more_before);
-    let around = messages::page(&pool, s.id, Cursor::Around(ids[3]), 6)
+    let around = pool
+        .message_page(s.id, Cursor::Around(ids[3]), 6)
         .await
         .unwrap();
     assert_eq!(text(&around), ["m1", "m2", "m3", "m4", "m5", "m6"]);
     assert!(around.has_more_before && around.has_more_after);
-    let after = messages::page(&pool, s.id, Cursor::After(ids[20]), 10)
+    let after = pool
+        .message_page(s.id, Cursor::After(ids[20]), 10)
         .await
         .unwrap();
     assert_eq!(text(&after), ["m21", "m22", "m23", "m24"]);
     assert!(after.has_more_before && !after.has_more_after);
 }
 
-#[tokio::test]
-async fn search_ranks_filters_and_folds_diacritics() {
-    let (pool, _dir) = db().await;
-    let a = sessions::create(&pool, Some("Café talk")).await.unwrap();
-    let b = sessions::create(&pool, Some("Other")).await.unwrap();
+async fn search_ranks_filters_and_folds_diacritics(pool: TestDb) {
+    let a = pool.create_session(Some("Café talk")).await.unwrap();
+    let b = pool.create_session(Some("Other")).await.unwrap();
     say(
         &pool,
         a.id,
@@ -247,7 +307,7 @@ async fn search_ranks_filters_and_folds_diacritics() {
         "cafe cafe cafe: the best cafe in town",
     )
     .await;
-    let hits = search::search(&pool, "cafe", None, 10, 0).await.unwrap();
+    let hits = pool.search("cafe", None, 10, 0).await.unwrap();
     assert_eq!(hits.len(), 2);
     assert_eq!(hits[0].session_id, b.id, "more matches rank first");
     assert!(hits[0].rank <= hits[1].rank);
@@ -256,40 +316,42 @@ async fn search_ranks_filters_and_folds_diacritics() {
         "{}",
         hits[1].snippet
     );
-    let only_a = search::search(&pool, "cafe", Some(a.id), 10, 0)
-        .await
-        .unwrap();
+    let only_a = pool.search("cafe", Some(a.id), 10, 0).await.unwrap();
     assert_eq!(only_a.len(), 1);
     assert_eq!(only_a[0].session_id, a.id);
     // Prefix search keeps working.
-    assert_eq!(
-        search::search(&pool, "stat*", None, 10, 0)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    // Snippets are escaped.
+    assert_eq!(pool.search("stat*", None, 10, 0).await.unwrap().len(), 1);
+    // Paging past the end, and a page of none.
+    assert!(pool.search("cafe", None, 10, 2).await.unwrap().is_empty());
+    assert!(pool.search("cafe", None, 0, 0).await.unwrap().is_empty());
+    // Snippets are escaped, and a message cannot forge a match. (Where the excerpt starts is the
+    // backend's choice: FTS5 and ts_headline pick different windows around the hit.)
     say(
         &pool,
         a.id,
         Role::User,
-        "<b>bold</b> & <script>x</script> unique-marker",
+        "<b>bold</b> & <script>x</script> <mark>fake</mark> unique-marker",
     )
     .await;
-    let hit = &search::search(&pool, "unique", None, 10, 0).await.unwrap()[0];
-    assert!(
-        hit.snippet
-            .contains("&lt;b&gt;bold&lt;/b&gt; &amp; &lt;script&gt;"),
-        "{}",
-        hit.snippet
-    );
+    let hit = &pool.search("unique", None, 10, 0).await.unwrap()[0];
+    for escaped in [
+        "&amp; &lt;script&gt;x&lt;/script&gt;",
+        "&lt;mark&gt;fake&lt;/mark&gt;",
+    ] {
+        assert!(hit.snippet.contains(escaped), "{}", hit.snippet);
+    }
+    let marked: Vec<&str> = hit
+        .snippet_parts
+        .iter()
+        .filter(|p| p.mark)
+        .map(|p| p.text.as_str())
+        .collect();
+    assert_eq!(marked, ["unique"]);
+    assert_eq!(hit.snippet, search::snippet_html(&hit.snippet_parts));
 }
 
-#[tokio::test]
-async fn a_word_in_more_messages_than_the_candidate_window_still_ranks_by_frequency() {
-    let (pool, _dir) = db().await;
-    let s = sessions::create(&pool, Some("busy")).await.unwrap();
+async fn a_word_in_more_messages_than_the_candidate_window_still_ranks_by_frequency(pool: TestDb) {
+    let s = pool.create_session(Some("busy")).await.unwrap();
     let filler: Vec<String> = (0..search::CANDIDATES + 200)
         .map(|i| format!("common word number {i} with padding text"))
         .collect();
@@ -297,7 +359,7 @@ async fn a_word_in_more_messages_than_the_candidate_window_still_ranks_by_freque
         .iter()
         .map(|t| NewMessage::new(s.id, Role::User, t))
         .collect();
-    messages::add_many(&pool, &batch).await.unwrap();
+    pool.add_messages(&batch).await.unwrap();
     let best = say(&pool, s.id, Role::User, "common common common").await;
     say(
         &pool,
@@ -306,7 +368,7 @@ async fn a_word_in_more_messages_than_the_candidate_window_still_ranks_by_freque
         "common again, the newest one, with some more padding words",
     )
     .await;
-    let hits = search::search(&pool, "common", None, 20, 0).await.unwrap();
+    let hits = pool.search("common", None, 20, 0).await.unwrap();
     assert_eq!(hits.len(), 20);
     assert_eq!(
         hits[0].message_id, best,
@@ -317,16 +379,14 @@ async fn a_word_in_more_messages_than_the_candidate_window_still_ranks_by_freque
         .iter()
         .all(|h| h.snippet.contains("<mark>common</mark>")));
     // The page after: no repeats.
-    let next = search::search(&pool, "common", None, 20, 20).await.unwrap();
+    let next = pool.search("common", None, 20, 20).await.unwrap();
     assert!(next
         .iter()
         .all(|h| hits.iter().all(|p| p.message_id != h.message_id)));
 }
 
-#[tokio::test]
-async fn hostile_search_text_is_text() {
-    let (pool, _dir) = db().await;
-    let s = sessions::create(&pool, None).await.unwrap();
+async fn hostile_search_text_is_text(pool: TestDb) {
+    let s = pool.create_session(None).await.unwrap();
     say(
         &pool,
         s.id,
@@ -346,23 +406,17 @@ async fn hostile_search_text_is_text() {
         "here^",
         "a\u{0}b here",
     ] {
-        let r = search::search(&pool, q, None, 10, 0).await;
+        let r = pool.search(q, None, 10, 0).await;
         assert!(!matches!(r, Err(StoreError::Db(_))), "{q:?}: {r:?}");
     }
-    assert_eq!(
-        search::search(&pool, "NEAR(", None, 10, 0)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(pool.search("NEAR(", None, 10, 0).await.unwrap().len(), 1);
     assert!(matches!(
-        search::search(&pool, "", None, 10, 0).await,
+        pool.search("", None, 10, 0).await,
         Err(StoreError::BadQuery(_))
     ));
     let long = "x".repeat(10_000);
     assert!(matches!(
-        search::search(&pool, &long, None, 10, 0).await,
+        pool.search(&long, None, 10, 0).await,
         Err(StoreError::BadQuery(_))
     ));
 }
@@ -375,11 +429,11 @@ proptest! {
     fn arbitrary_search_text_never_fails_in_the_database(q in any::<String>(), words in "[ a-zA-Z\"*()^:.+-]{0,40}") {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let (pool, _dir) = db().await;
-            let s = sessions::create(&pool, None).await.unwrap();
+            let pool = sqlite().await;
+            let s = pool.create_session(None).await.unwrap();
             say(&pool, s.id, Role::User, "some words to find, with punctuation: yes!").await;
             for input in [q.as_str(), words.as_str()] {
-                let r = search::search(&pool, input, None, 10, 0).await;
+                let r = pool.search(input, None, 10, 0).await;
                 prop_assert!(!matches!(r, Err(StoreError::Db(_))), "{:?}: {:?}", input, r);
             }
             Ok(())
@@ -387,42 +441,36 @@ proptest! {
     }
 }
 
-#[tokio::test]
-async fn a_chat_turn_finds_its_speaker_in_one_read() {
+async fn a_chat_turn_finds_its_speaker_in_one_read(pool: TestDb) {
     use waifu_rt3d::store::characters::{self, CharacterFields};
-    let (pool, _dir) = db().await;
     // No such session yet: the caller creates it.
-    assert!(characters::for_session(&pool, 5, None)
-        .await
-        .unwrap()
-        .is_none());
-    sessions::create_with_id(&pool, 5).await.unwrap();
-    let speaker = |requested| characters::for_session(&pool, 5, requested);
+    assert!(pool.character_for_session(5, None).await.unwrap().is_none());
+    pool.create_session_with_id(5).await.unwrap();
+    let speaker = |requested| pool.character_for_session(5, requested);
     let default = speaker(None).await.unwrap().unwrap().unwrap();
     assert_eq!(default.id, characters::DEFAULT_ID);
 
-    let mira = characters::create(
-        &pool,
-        &CharacterFields {
+    let mira = pool
+        .create_character(&CharacterFields {
             name: Some("Mira".into()),
             system_prompt: Some("You are Mira.".into()),
             personality_traits: Some(vec!["calm".into()]),
             ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+        })
+        .await
+        .unwrap();
     // Asked for by the turn, then as the session's own character.
     let asked = speaker(Some(mira.id)).await.unwrap().unwrap().unwrap();
     assert_eq!(
         (asked.name.as_str(), asked.personality_traits.as_slice()),
         ("Mira", &["calm".to_string()][..])
     );
-    sqlx::query("UPDATE sessions SET character_id = ? WHERE id = 5")
-        .bind(mira.id)
-        .execute(&pool)
+    // The session's own character, as a session opened for a character has it.
+    let own = pool
+        .create_session_for_character(None, mira.id, None)
         .await
         .unwrap();
+    let speaker = |requested| pool.character_for_session(own.id, requested);
     assert_eq!(
         speaker(None).await.unwrap().unwrap().unwrap().system_prompt,
         "You are Mira."
