@@ -1,37 +1,11 @@
-import type { Page } from "@playwright/test";
 import { expect, test } from "./fixtures";
 import * as path from "node:path";
-import { hydrated, snap } from "./helpers";
+import { canvasVariance, hydrated, snap } from "./helpers";
 
 // Software WebGL and a cold WASM make the first load slow; the steps below have their own waits.
 test.describe.configure({ timeout: 90_000 });
 
 const twin = path.resolve(__dirname, "..", "..", "assets", "avatars", "default-vrm0.vrm");
-
-/** Spread of the canvas's pixel values (0 for a blank canvas), computed in the page. */
-async function canvasVariance(page: Page, selector: string): Promise<number> {
-  return page.evaluate((sel) => {
-    const src = document.querySelector(sel) as HTMLCanvasElement | null;
-    if (!src || src.width === 0) return 0;
-    const c = document.createElement("canvas");
-    c.width = src.width;
-    c.height = src.height;
-    const ctx = c.getContext("2d")!;
-    ctx.fillStyle = "#000";
-    ctx.fillRect(0, 0, c.width, c.height);
-    ctx.drawImage(src, 0, 0);
-    const d = ctx.getImageData(0, 0, c.width, c.height).data;
-    let n = 0, sum = 0, sq = 0;
-    for (let i = 0; i < d.length; i += 16) {
-      const v = (d[i] + d[i + 1] + d[i + 2]) / 3;
-      sum += v;
-      sq += v * v;
-      n++;
-    }
-    const mean = sum / n;
-    return sq / n - mean * mean;
-  }, selector);
-}
 
 test("the default avatar reaches ready as VRM 1.0 and is drawn", async ({ page }) => {
   await page.goto("/viewer");

@@ -21,6 +21,9 @@
 #   WAIFU_BIN          the server binary (the release build, `make build`)
 #   WAIFU_INSTALL_DIR  where `make setup` put the built-in model and the voices (the checkout's data/)
 #   CLUSTER_READY_TIMEOUT  seconds the instances may take to answer their health check (120)
+#
+# Prints `cluster: instance <i> is process <pid>` for each instance (the server's own pid) as it
+# starts, and `cluster ready: http://127.0.0.1:<port>` once every instance answers through nginx.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -233,6 +236,8 @@ for ((i = 1; i <= INSTANCES; i++)); do
       "$BIN" --port "$p" --data-dir "$D/app$i" --install-dir "$INSTALL_DIR"
   ) > >(sed -u "s/^/[app$i] /") 2>&1 &
   started "app$i" $!
+  # For tests that stop one instance on purpose (end2end/tests/cluster.spec.ts kills one).
+  echo "cluster: instance $i is process $!"
 done
 
 # ------------------------------------------------------------------ nginx
