@@ -387,6 +387,15 @@ async fn a_word_in_more_messages_than_the_candidate_window_still_ranks_by_freque
 
 async fn hostile_search_text_is_text(pool: TestDb) {
     let s = pool.create_session(None).await.unwrap();
+    // A NUL (pasted binary) is stored, not refused: PostgreSQL keeps U+FFFD in its place.
+    let nul = say(&pool, s.id, Role::User, "pasted\0binary").await;
+    let stored = pool.get_message(nul).await.unwrap().unwrap().text;
+    assert!(
+        ["pasted\0binary", "pasted\u{FFFD}binary"].contains(&stored.as_str()),
+        "{stored:?}"
+    );
+    assert!(pool.edit_message(s.id, nul, "edited\0again").await.unwrap());
+    assert!(pool.rename_session(s.id, "title\0with nul").await.unwrap());
     say(
         &pool,
         s.id,

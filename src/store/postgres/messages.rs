@@ -1,6 +1,7 @@
 //! Messages in PostgreSQL (see `store::messages`). Adding one also moves its session's last
 //! activity (a trigger, as in SQLite).
 
+use super::no_nul;
 use crate::shared::history::{Message, MessagePage};
 use crate::store::{
     messages::{window_offset, Cursor, MessageRow, NewMessage, COLUMNS},
@@ -16,8 +17,8 @@ pub async fn add(pool: &PgPool, m: &NewMessage<'_>) -> Result<Message, StoreErro
     ))
     .bind(m.session_id)
     .bind(m.role.name())
-    .bind(m.text)
-    .bind(m.reasoning)
+    .bind(no_nul(m.text))
+    .bind(m.reasoning.map(no_nul))
     .bind(m.emotion)
     .bind(m.partial)
     .bind(m.timings)
@@ -37,8 +38,8 @@ pub async fn update_reply(pool: &PgPool, id: i64, m: &NewMessage<'_>) -> Result<
          timings = coalesce($5, timings), lore = coalesce($6, lore) \
          WHERE id = $7 AND session_id = $8",
     )
-    .bind(m.text)
-    .bind(m.reasoning)
+    .bind(no_nul(m.text))
+    .bind(m.reasoning.map(no_nul))
     .bind(m.emotion)
     .bind(m.partial)
     .bind(m.timings)
@@ -63,8 +64,8 @@ pub async fn add_many(pool: &PgPool, batch: &[NewMessage<'_>]) -> Result<u64, St
         insert.push_values(chunk, |mut row, m| {
             row.push_bind(m.session_id)
                 .push_bind(m.role.name())
-                .push_bind(m.text)
-                .push_bind(m.reasoning)
+                .push_bind(no_nul(m.text))
+                .push_bind(m.reasoning.map(no_nul))
                 .push_bind(m.emotion)
                 .push_bind(m.partial)
                 .push_bind(m.timings)
@@ -212,7 +213,7 @@ pub async fn edit(pool: &PgPool, session_id: i64, id: i64, text: &str) -> Result
     let done = sqlx::query(
         "UPDATE messages SET text = $1, edited_ts = $2 WHERE id = $3 AND session_id = $4",
     )
-    .bind(text)
+    .bind(no_nul(text))
     .bind(now_ts())
     .bind(id)
     .bind(session_id)

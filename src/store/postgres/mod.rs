@@ -15,5 +15,18 @@ pub(crate) mod settings;
 
 pub use db::{db_health, open};
 
+use std::borrow::Cow;
+
+/// Text as PostgreSQL can store it. Its `text` cannot hold U+0000, which SQLite stores; a NUL in
+/// a message or a title (never typed, only pasted from binary) becomes U+FFFD, the character a
+/// decoder shows for what it cannot read, instead of failing the write.
+pub(crate) fn no_nul(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
 #[cfg(test)]
 mod tests;

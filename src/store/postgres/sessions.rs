@@ -1,5 +1,6 @@
 //! Sessions in PostgreSQL (see `store::sessions`).
 
+use super::no_nul;
 use crate::shared::history::SessionSummary;
 use crate::store::{
     now_ts,
@@ -46,7 +47,7 @@ pub async fn create(pool: &PgPool, title: Option<&str>) -> Result<SessionSummary
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO sessions (title, created_ts, updated_ts) VALUES ($1, $2, $3) RETURNING id",
     )
-    .bind(title)
+    .bind(no_nul(title))
     .bind(now)
     .bind(now)
     .fetch_one(pool)
@@ -76,7 +77,7 @@ pub async fn create_for_character(
         "INSERT INTO sessions (title, character_id, created_ts, updated_ts) \
          VALUES ($1, $2, $3, $4) RETURNING id",
     )
-    .bind(title)
+    .bind(no_nul(title))
     .bind(character_id)
     .bind(now)
     .bind(now)
@@ -89,7 +90,7 @@ pub async fn create_for_character(
              VALUES ($1, 'assistant', $2, 'text', $3)",
         )
         .bind(id)
-        .bind(text)
+        .bind(no_nul(text))
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -139,7 +140,7 @@ pub async fn create_with_id(pool: &PgPool, id: i64) -> Result<(), StoreError> {
 /// Returns false when there is no such session.
 pub async fn rename(pool: &PgPool, id: i64, title: &str) -> Result<bool, StoreError> {
     let done = sqlx::query("UPDATE sessions SET title = $1 WHERE id = $2")
-        .bind(title.trim())
+        .bind(no_nul(title.trim()))
         .bind(id)
         .execute(pool)
         .await?;
