@@ -255,24 +255,22 @@ pub(crate) fn write_atomic(
     cfg: &AppConfig,
     ring: &KeyRing,
 ) -> Result<(), ConfigError> {
-    let text = document(cfg, ring).map_err(|e| match e {
-        ConfigError::Write { path: p, source } if p.as_os_str().is_empty() => ConfigError::Write {
-            path: path.to_path_buf(),
-            source,
-        },
-        other => other,
-    })?;
+    let text = document(cfg, ring, path)?;
     crate::private_file::replace(path, text.as_bytes()).map_err(|source| ConfigError::Write {
         path: path.to_path_buf(),
         source,
     })
 }
 
-/// The settings as stored: pretty JSON without the read-only fields, with keys sealed. (A
-/// failure to serialise names no path; the caller fills in where it was going.)
-pub(super) fn document(cfg: &AppConfig, ring: &KeyRing) -> Result<String, ConfigError> {
+/// The settings as stored: pretty JSON without the read-only fields, with keys sealed. A failure
+/// names `destination`, where the document was going.
+pub(super) fn document(
+    cfg: &AppConfig,
+    ring: &KeyRing,
+    destination: &Path,
+) -> Result<String, ConfigError> {
     let err = |e| ConfigError::Write {
-        path: PathBuf::new(),
+        path: destination.to_path_buf(),
         source: io::Error::other(e),
     };
     let mut doc = serde_json::to_value(cfg).map_err(err)?;

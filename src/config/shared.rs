@@ -20,12 +20,15 @@ use crate::store::{Db, StoreError};
 use serde_json::Value;
 use std::{
     io,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         atomic::{AtomicI64, Ordering},
         Arc, Weak,
     },
 };
+
+/// Where shared settings are written, as errors name it.
+const SETTINGS_ROW: &str = "the database's settings row";
 
 /// How often a save is retried when other instances keep saving first.
 const SAVE_ATTEMPTS: usize = 5;
@@ -38,7 +41,7 @@ pub(crate) struct Shared {
 
 fn store_error(e: StoreError) -> ConfigError {
     ConfigError::Write {
-        path: PathBuf::from("the database's settings row"),
+        path: PathBuf::from(SETTINGS_ROW),
         source: io::Error::other(e.to_string()),
     }
 }
@@ -68,7 +71,7 @@ impl ConfigStore {
                 row.revision
             }
             None => {
-                let doc = document(&self.get(), self.ring())?;
+                let doc = document(&self.get(), self.ring(), Path::new(SETTINGS_ROW))?;
                 match db.write_settings(&doc, None).await.map_err(store_error)? {
                     Some(revision) => revision,
                     // Another instance started at the same moment and wrote first: take its.
@@ -98,7 +101,7 @@ impl Shared {
     ) -> Result<Saved, ConfigError> {
         for _ in 0..SAVE_ATTEMPTS {
             let applied = apply(&store.get(), patch.clone(), who)?;
-            let doc = document(&applied.config, store.ring())?;
+            let doc = document(&applied.config, store.ring(), Path::new(SETTINGS_ROW))?;
             let expected = self.revision.load(Ordering::SeqCst);
             match self
                 .db
@@ -118,7 +121,7 @@ impl Shared {
             }
         }
         Err(ConfigError::Write {
-            path: PathBuf::from("the database's settings row"),
+            path: PathBuf::from(SETTINGS_ROW),
             source: io::Error::other("other instances kept saving at the same time; try again"),
         })
     }

@@ -241,7 +241,7 @@ impl AudioCache {
             .await
             .map_err(|e| failed("metadata", e))?;
         self.blobs
-            .put(&self.key(&name), audio.bytes.to_vec().into())
+            .put(&self.key(&name), audio.bytes.clone())
             .await
             .map_err(|e| failed("audio", e))?;
         self.account(added, max_bytes).await;
